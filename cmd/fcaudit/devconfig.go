@@ -1,0 +1,91 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// devConfigFile is where `serve --dev` keeps its generated credentials so
+// `fcaudit trigger` (and a restart) find them.
+const devConfigFile = "dev.json"
+
+// devConfig is the content of DATA_DIR/dev.json.
+type devConfig struct {
+	WebhookSecret string `json:"webhook_secret"`
+	APIToken      string `json:"api_token"`
+	URL           string `json:"url"`
+}
+
+func randomToken(prefix string, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // the OS has no entropy: nothing sane to do
+	}
+	return prefix + hex.EncodeToString(b)
+}
+
+// loadDevConfig reads DATA_DIR/dev.json (fs.ErrNotExist when absent).
+func loadDevConfig(dataDir string) (devConfig, error) {
+	var c devConfig
+	b, err := os.ReadFile(filepath.Join(dataDir, devConfigFile))
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("parse %s: %w", filepath.Join(dataDir, devConfigFile), err)
+	}
+	return c, nil
+}
+
+// ensureDevConfig reuses an existing dev.json (so restarts keep the same
+// secret and trigger keeps working) or creates one with fresh credentials,
+// mode 0600, written atomically.
+func ensureDevConfig(dataDir, url string) (devConfig, bool, error) {
+	c, err := loadDevConfig(dataDir)
+	if err == nil && c.WebhookSecret != "" && c.APIToken != "" {
+		if c.URL != url {
+			c.URL = url
+			return c, false, writeDevConfig(dataDir, c)
+		}
+		return c, false, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return c, false, err
+	}
+	c = devConfig{WebhookSecret: randomToken("whsec_dev_", 24), APIToken: randomToken("fca_dev_", 24), URL: url}
+	return c, true, writeDevConfig(dataDir, c)
+}
+
+func writeDevConfig(dataDir string, c devConfig) error {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dataDir, err)
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dataDir, devConfigFile)
+	tmp, err := os.CreateTemp(dataDir, ".dev-*.json")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
