@@ -1,0 +1,147 @@
+package ingest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/fcaudit/fcaudit/store"
+)
+
+// AccountEventPrefix is the type prefix of Financial Connections account
+// events; they are stored in the account's stream.
+const AccountEventPrefix = "financial_connections.account."
+
+// Envelope is the part of a Stripe event that fcaudit needs to file it. The
+// rest of the body is kept as raw bytes and never decoded here.
+type Envelope struct {
+	// ID is the event id ("evt_…"), Type its type, Object always "event".
+	ID, Type, Object string
+	// Created is the event's created time (Unix seconds, > 0).
+	Created int64
+	// Livemode and APIVersion come from the event as sent.
+	Livemode   bool
+	APIVersion string
+	// ConnectAccount is the top-level "account" of a Connect event, else "".
+	ConnectAccount string
+	// ObjectID and ObjectType are data.object.id ("" when the object has
+	// none) and data.object.object.
+	ObjectID, ObjectType string
+}
+
+// envelopeWire is what ParseEnvelope decodes: only these fields, so unknown
+// and newer fields cost nothing and never fail the decode.
+type envelopeWire struct {
+	ID         *string `json:"id"`
+	Object     string  `json:"object"`
+	Type       string  `json:"type"`
+	Created    *int64  `json:"created"`
+	Livemode   bool    `json:"livemode"`
+	APIVersion string  `json:"api_version"`
+	Account    string  `json:"account"`
+	Data       *struct {
+		Object *struct {
+			ID     string `json:"id"`
+			Object string `json:"object"`
+		} `json:"object"`
+	} `json:"data"`
+}
+
+// ParseEnvelope decodes the envelope of a Stripe event body. It is lenient to
+// unknown fields and accepts any api_version. It returns an error wrapping
+// ErrPayloadInvalid when body is not valid UTF-8, not a JSON object, or when
+// object is not "event", id is missing, empty or not a string, type is empty,
+// created is missing or not positive, data.object is missing or not an
+// object, or — for financial_connections.account.* events — data.object.id
+// is empty.
+//
+// Limits, documented rather than enforced because enforcing them would mean
+// a second, token-by-token pass over every body: encoding/json matches keys
+// case-insensitively and, for a key given twice, keeps the last value. Both
+// only matter for bodies Stripe did not write, and a body reaches
+// ParseEnvelope only after its signature was verified.
+func ParseEnvelope(body []byte) (Envelope, error) {
+	// encoding/json would silently replace invalid UTF-8 with U+FFFD; the
+	// stored body is the original bytes, so refuse what we would misread.
+	if !utf8.Valid(body) {
+		return Envelope{}, fmt.Errorf("%w: body is not valid UTF-8", ErrPayloadInvalid)
+	}
+	var w envelopeWire
+	if err := json.Unmarshal(body, &w); err != nil {
+		return Envelope{}, fmt.Errorf("%w: body is not a Stripe event: %s", ErrPayloadInvalid, jsonProblem(err))
+	}
+	switch {
+	case w.Object != "event":
+		return Envelope{}, fmt.Errorf("%w: object is %q, want \"event\"", ErrPayloadInvalid, w.Object)
+	case w.ID == nil || *w.ID == "":
+		return Envelope{}, fmt.Errorf("%w: event has no id", ErrPayloadInvalid)
+	case w.Type == "":
+		return Envelope{}, fmt.Errorf("%w: event has no type", ErrPayloadInvalid)
+	case w.Created == nil:
+		return Envelope{}, fmt.Errorf("%w: event has no created time", ErrPayloadInvalid)
+	case *w.Created <= 0:
+		// 0 means "unbounded" in store.Filter; a real event is never that old.
+		return Envelope{}, fmt.Errorf("%w: event created time %d is not positive", ErrPayloadInvalid, *w.Created)
+	case w.Data == nil || w.Data.Object == nil:
+		return Envelope{}, fmt.Errorf("%w: event has no data.object", ErrPayloadInvalid)
+	}
+	env := Envelope{
+		ID:             *w.ID,
+		Type:           w.Type,
+		Object:         w.Object,
+		Created:        *w.Created,
+		Livemode:       w.Livemode,
+		APIVersion:     w.APIVersion,
+		ConnectAccount: w.Account,
+		ObjectID:       w.Data.Object.ID,
+		ObjectType:     w.Data.Object.Object,
+	}
+	if strings.HasPrefix(env.Type, AccountEventPrefix) && env.ObjectID == "" {
+		return Envelope{}, fmt.Errorf("%w: %s event has no data.object.id", ErrPayloadInvalid, env.Type)
+	}
+	return env, nil
+}
+
+// jsonProblem describes a decode error without quoting the body.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return fmt.Sprintf("field %s is a JSON %s, not the expected type", te.Field, te.Value)
+		}
+		return fmt.Sprintf("body is a JSON %s, not an object", te.Value)
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
+	default:
+		return "invalid JSON"
+	}
+}
+
+// StreamFor returns the stream an event belongs in:
+//
+//   - financial_connections.account.* → "fcaccount-<data.object.id>"
+//     (store.AccountStream), whatever the id looks like;
+//   - any other type → "stripe-<data.object.object>-<data.object.id>", with
+//     every '.' of the object type replaced by '_' (customer.created →
+//     "stripe-customer-cus_123"; a financial_connections.session →
+//     "stripe-financial_connections_session-fcsess_…");
+//   - an object without an id → "stripe-<object type>-unidentified";
+//     an object without an object type uses "unknown".
+func StreamFor(env Envelope) string {
+	if strings.HasPrefix(env.Type, AccountEventPrefix) && env.ObjectID != "" {
+		return store.AccountStream(env.ObjectID)
+	}
+	objType := strings.ReplaceAll(env.ObjectType, ".", "_")
+	if objType == "" {
+		objType = "unknown"
+	}
+	id := env.ObjectID
+	if id == "" {
+		id = "unidentified"
+	}
+	return store.ObjectStreamPrefix + objType + "-" + id
+}
