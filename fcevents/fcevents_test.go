@@ -1,0 +1,206 @@
+package fcevents
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/fcaudit/fcaudit/ingest"
+)
+
+const created = 1705312800
+
+var idRE = regexp.MustCompile(`^evt_[0-9A-Za-z]{24}$`)
+
+func TestEventRoundTrips(t *testing.T) {
+	g := &Generator{Rand: rand.New(rand.NewPCG(1, 2))}
+	acctID := g.NewAccountID()
+	tests := []struct {
+		typ     string
+		status  stripe.FinancialConnectionsAccountStatus
+		check   func(t *testing.T, a *stripe.FinancialConnectionsAccount)
+		withReq bool
+	}{
+		{TypeCreated, "active", func(t *testing.T, a *stripe.FinancialConnectionsAccount) {
+			if a.Balance != nil || a.BalanceRefresh != nil || a.OwnershipRefresh != nil || a.TransactionRefresh != nil || a.Ownership != nil {
+				t.Errorf("created carries refresh data: %+v", a)
+			}
+		}, false},
+		{TypeRefreshedBalance, "active", func(t *testing.T, a *stripe.FinancialConnectionsAccount) {
+			if a.Balance == nil || a.Balance.Current["usd"] <= 0 || a.Balance.Cash == nil || a.BalanceRefresh == nil || a.BalanceRefresh.Status != "succeeded" {
+				t.Errorf("no balance/balance_refresh: %+v", a)
+			}
+		}, false},
+		{TypeRefreshedOwnership, "active", func(t *testing.T, a *stripe.FinancialConnectionsAccount) {
+			if a.Ownership == nil || !strings.HasPrefix(a.Ownership.ID, "fcaowns_") || a.OwnershipRefresh == nil || a.OwnershipRefresh.Status != "succeeded" {
+				t.Errorf("no ownership/ownership_refresh: %+v", a)
+			}
+		}, false},
+		{TypeRefreshedTransactions, "active", func(t *testing.T, a *stripe.FinancialConnectionsAccount) {
+			if a.TransactionRefresh == nil || a.TransactionRefresh.Status != "succeeded" || !strings.HasPrefix(a.TransactionRefresh.ID, "fctxnref_") ||
+				len(a.Subscriptions) != 1 || a.Subscriptions[0] != "transactions" {
+				t.Errorf("no transaction_refresh/subscriptions: %+v", a)
+			}
+		}, false},
+		{TypeDeactivated, "inactive", nil, false},
+		{TypeReactivated, "active", nil, false},
+		{TypeDisconnected, "disconnected", nil, true},
+	}
+	if len(tests) != len(Types()) {
+		t.Fatalf("Types() has %d types, test covers %d", len(Types()), len(tests))
+	}
+	for i, tt := range tests {
+		t.Run(tt.typ, func(t *testing.T) {
+			if Types()[i] != tt.typ {
+				t.Errorf("Types()[%d] = %s", i, Types()[i])
+			}
+			body := g.Event(tt.typ, acctID, created)
+			if !bytes.HasSuffix(body, []byte("}\n")) || !bytes.HasPrefix(body, []byte("{\n  \"id\": \"evt_")) {
+				t.Errorf("body not in Stripe's layout:\n%s", body)
+			}
+			var ev stripe.Event
+			if err := json.Unmarshal(body, &ev); err != nil {
+				t.Fatalf("unmarshal stripe.Event: %v", err)
+			}
+			if !idRE.MatchString(ev.ID) || ev.Object != "event" || string(ev.Type) != tt.typ || ev.Created != created ||
+				ev.APIVersion != stripe.APIVersion || ev.Livemode || ev.PendingWebhooks != 1 || ev.Data == nil {
+				t.Fatalf("event envelope wrong: %+v", ev)
+			}
+			if (ev.Request != nil && ev.Request.ID != "") != tt.withReq {
+				t.Errorf("request = %+v, want set: %v", ev.Request, tt.withReq)
+			}
+			var a stripe.FinancialConnectionsAccount
+			if err := json.Unmarshal(ev.Data.Raw, &a); err != nil {
+				t.Fatalf("unmarshal account: %v", err)
+			}
+			// v76 models every field generated without padding: strict decode.
+			dec := json.NewDecoder(bytes.NewReader(ev.Data.Raw))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&stripe.FinancialConnectionsAccount{}); err != nil {
+				t.Errorf("strict decode: %v", err)
+			}
+			if a.ID != acctID || a.Object != "financial_connections.account" || a.Status != tt.status ||
+				a.AccountHolder == nil || a.AccountHolder.Customer == nil || a.InstitutionName == "" || len(a.Last4) != 4 {
+				t.Errorf("account = %+v", a)
+			}
+			if tt.check != nil {
+				tt.check(t, &a)
+			}
+			if _, err := webhook.ConstructEventWithOptions(body, Sign(body, "whsec_x", time.Now()), "whsec_x", webhook.ConstructEventOptions{}); err != nil {
+				t.Errorf("stripe-go ConstructEvent: %v", err)
+			}
+		})
+	}
+}
+
+func TestSize(t *testing.T) {
+	for _, size := range []int{2048, 3 * 1024, 4096, 8192, 64 * 1024} {
+		g := &Generator{Rand: rand.New(rand.NewPCG(3, 4)), Size: size}
+		for _, typ := range Types() {
+			body := g.Event(typ, "", created)
+			if n := len(body); n > size || float64(n) < 0.9*float64(size) {
+				t.Errorf("Size %d, %s: body is %d bytes", size, typ, n)
+			}
+			ev, err := webhook.ConstructEventWithOptions(body, Sign(body, "whsec_x", time.Now()), "whsec_x", webhook.ConstructEventOptions{})
+			if err != nil {
+				t.Fatalf("Size %d, %s: %v", size, typ, err)
+			}
+			if env, err := ingest.ParseEnvelope(body); err != nil || env.Type != typ {
+				t.Fatalf("Size %d, %s: ParseEnvelope = %+v, %v", size, typ, env, err)
+			}
+			var a stripe.FinancialConnectionsAccount
+			if err := json.Unmarshal(ev.Data.Raw, &a); err != nil || a.ID == "" {
+				t.Fatalf("Size %d, %s: account %v", size, typ, err)
+			}
+		}
+	}
+	small := (&Generator{Size: 100}).Event(TypeCreated, "", created)
+	if len(small) < 1000 {
+		t.Errorf("a too small Size truncated the body to %d bytes", len(small))
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	gen := func() [][]byte {
+		g := &Generator{Rand: rand.New(rand.NewPCG(7, 7)), Size: 3000}
+		var out [][]byte
+		for _, typ := range Types() {
+			out = append(out, g.Event(typ, "", created))
+		}
+		return out
+	}
+	a, b := gen(), gen()
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			t.Fatalf("event %d differs between equally seeded generators", i)
+		}
+	}
+	if bytes.Equal(a[0], a[1]) {
+		t.Fatal("successive events are identical")
+	}
+	var g1, g2 Generator
+	if g1.NewAccountID() == g2.NewAccountID() {
+		t.Fatal("unseeded generators repeat account ids")
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	g := &Generator{Rand: rand.New(rand.NewPCG(9, 9))}
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				var ev stripe.Event
+				if err := json.Unmarshal(g.Event(TypeRefreshedBalance, "", created), &ev); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				seen[ev.ID] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != 400 {
+		t.Errorf("%d distinct ids, want 400", len(seen))
+	}
+}
+
+func TestIDs(t *testing.T) {
+	if id := NewAccountID(); !regexp.MustCompile(`^fca_[0-9A-Za-z]{24}$`).MatchString(id) {
+		t.Errorf("NewAccountID() = %q", id)
+	}
+	if id := (&Generator{}).NewEventID(); !idRE.MatchString(id) {
+		t.Errorf("NewEventID() = %q", id)
+	}
+}
+
+func TestSign(t *testing.T) {
+	body := (&Generator{}).Event(TypeCreated, "", created)
+	now := time.Now()
+	h := Sign(body, "whsec_abc", now)
+	if !regexp.MustCompile(`^t=\d+,v1=[0-9a-f]{64}$`).MatchString(h) {
+		t.Fatalf("Sign = %q", h)
+	}
+	if err := webhook.ValidatePayload(body, h, "whsec_abc"); err != nil {
+		t.Errorf("ValidatePayload: %v", err)
+	}
+	if err := webhook.ValidatePayload(body, h, "whsec_other"); err == nil {
+		t.Error("signature verifies with another secret")
+	}
+	want := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: "whsec_abc", Timestamp: now}).Header
+	if h != want {
+		t.Errorf("Sign = %q, stripe-go's test helper makes %q", h, want)
+	}
+}
