@@ -1,0 +1,14 @@
+// Package metrics holds fcaudit's Prometheus metrics: one registry of its own
+// (never the process-global default one, so tests and embedders get a clean
+// set) with the Go runtime and process collectors, the observation hooks the
+// other packages call (ingest outcomes, HTTP requests, group commits,
+// projection lag), and the /metrics handler.
+//
+// It imports the standard library, client_golang and ingest (for its Outcome
+// vocabulary). It never imports a store backend: cmd/fcaudit adapts a
+// backend's commit statistics to ObserveCommit.
+//
+// Every hook is safe for concurrent use and costs a few atomic operations;
+// none allocates on the hot path except for the first observation of a new
+// label combination.
+package metrics
