@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fcaudit/fcaudit/backfill"
+	"github.com/fcaudit/fcaudit/timearg"
+)
+
+type backfillOptions struct {
+	key     string
+	since   string
+	apiBase string
+	dryRun  bool
+	retries int
+}
+
+func newBackfillCommand(f *factory) *cobra.Command {
+	o := &backfillOptions{}
+	cmd := &cobra.Command{
+		Use:   "backfill",
+		Short: "Fetch missed Financial Connections events from Stripe's Events API",
+		Long: `backfill lists the financial_connections.account.* events Stripe's Events API
+still has (it keeps 30 days) and appends those the event log lacks, with
+source "backfill" — the repair for webhooks that were never delivered.
+
+It is idempotent with webhooks in both directions: an event id is stored once,
+whichever arrives first, so running it again appends nothing. It prints, per
+account, the events the log lacked, and the summary
+"fetched N, already stored M, appended K". --dry-run prints the same report
+and appends nothing.
+
+The key (a secret or restricted key that can read events) comes from
+--stripe-key or STRIPE_API_KEY; only its fingerprint is stored. backfill may
+run while 'fcaudit serve' is running on the same data directory; serve picks
+the appended events up.`,
+		Example: `  STRIPE_API_KEY=rk_live_… fcaudit backfill --dry-run
+  fcaudit backfill --stripe-key sk_test_… --since 72h
+  fcaudit backfill --stripe-key sk_test_123 --api-base http://127.0.0.1:12111   # stripe-mock`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBackfill(cmd.Context(), f, o)
+		},
+	}
+	fl := cmd.Flags()
+	// No environment default in the flag itself: --help would print the key.
+	fl.StringVar(&o.key, "stripe-key", "", "Stripe secret or restricted API key with read access to events (env STRIPE_API_KEY)")
+	fl.StringVar(&o.since, "since", "30d", "list events created since this time: a duration back from now (72h, 30d) or RFC 3339 / Unix seconds")
+	fl.StringVar(&o.apiBase, "api-base", "", "Stripe API base URL (default https://api.stripe.com; e.g. a stripe-mock address)")
+	fl.BoolVar(&o.dryRun, "dry-run", false, "report the missing events without appending them")
+	fl.IntVar(&o.retries, "max-retries", backfill.DefaultMaxNetworkRetries, "stripe-go retries per request on network errors, 5xx and retryable 429s (0 = none)")
+	return cmd
+}
+
+func runBackfill(ctx context.Context, f *factory, o *backfillOptions) error {
+	log, err := f.Logger()
+	if err != nil {
+		return err
+	}
+	if o.key == "" {
+		o.key = os.Getenv("STRIPE_API_KEY")
+	}
+	if o.key == "" {
+		return &usageError{errors.New("no Stripe API key: set --stripe-key or STRIPE_API_KEY")}
+	}
+	now := time.Now()
+	since, err := timearg.ParseSince(o.since, now)
+	if err != nil {
+		return flagError("since", err)
+	}
+	if since.After(now) {
+		return flagError("since", fmt.Errorf("%s is in the future", since.UTC().Format(time.RFC3339)))
+	}
+	if since.Before(now.Add(-backfill.RetentionPeriod - time.Minute)) {
+		log.Warn("Stripe's Events API keeps 30 days of events; older ones cannot be backfilled", "since", since.UTC().Format(time.RFC3339))
+	}
+	if o.retries < 0 {
+		return flagError("max-retries", fmt.Errorf("must not be negative, got %d", o.retries))
+	}
+	retries := o.retries
+	if retries == 0 {
+		retries = -1 // backfill.Options: negative means none, 0 the default
+	}
+
+	st, err := f.OpenStore(ctx, storeOptions{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	opts := backfill.Options{
+		APIKey:            o.key,
+		APIBase:           o.apiBase,
+		Since:             since,
+		DryRun:            o.dryRun,
+		MaxNetworkRetries: retries,
+		Logger:            log,
+	}
+	terminal := isTerminal(f.errOut)
+	if terminal {
+		opts.Progress = func(p backfill.Progress) {
+			if p.Phase == "appending" {
+				fmt.Fprintf(f.errOut, "\r\033[Kappending %d/%d", p.Appended, p.Missing)
+				return
+			}
+			fmt.Fprintf(f.errOut, "\r\033[Klisting: %d events in %d pages, %d missing", p.Fetched, p.Pages, p.Missing)
+		}
+	}
+	rep, err := backfill.Run(ctx, st, opts)
+	if terminal {
+		fmt.Fprint(f.errOut, "\r\033[K")
+	}
+	if err != nil {
+		if rep.Appended > 0 {
+			// What was appended is real and stays; show it before the error.
+			if werr := rep.WriteText(f.out); werr != nil {
+				log.Warn("write report", "err", werr)
+			}
+			return fmt.Errorf("backfill stopped after appending %d of %d missing events: %w", rep.Appended, len(rep.Gaps), err)
+		}
+		return fmt.Errorf("backfill: %w (nothing was appended)", err)
+	}
+	if err := rep.WriteText(f.out); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
