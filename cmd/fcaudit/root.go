@@ -109,6 +109,7 @@ verify, export and replay the history.`,
 
 	root.AddCommand(
 		newServeCommand(f),
+		newBackfillCommand(f),
 		newTriggerCommand(f),
 		newVersionCommand(f),
 	)
