@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runCmd runs one command line in-process and returns its exit status and output.
+func runCmd(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(ctx, args, strings.NewReader(""), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	code, out, _ := runCmd(t, context.Background(), "version")
+	if code != 0 || !strings.HasPrefix(out, "fcaudit ") || !strings.Contains(out, "2023-10-16") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	root := NewRootCommand(nil, io.Discard, io.Discard)
+	for _, c := range root.Commands() {
+		if c.Name() == "help" || c.Name() == "completion" {
+			continue
+		}
+		if c.Example == "" && !c.HasSubCommands() {
+			t.Errorf("%s --help has no example", c.Name())
+		}
+		code, out, _ := runCmd(t, context.Background(), c.Name(), "--help")
+		if code != 0 || !strings.Contains(out, "Usage:") {
+			t.Errorf("%s --help: %d %q", c.Name(), code, out)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("STRIPE_WEBHOOK_SECRET", "")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--data-dir", dir}, "no webhook secret: set --webhook-secret or STRIPE_WEBHOOK_SECRET"},
+		{[]string{"serve", "--data-dir", dir, "--webhook-secret", "whsec_x", "--tolerance", "0s"}, "--tolerance:"},
+		{[]string{"serve", "--data-dir", dir, "--dev", "--listen", "0.0.0.0:0"}, "--listen:"},
+		{[]string{"serve", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"trigger", "exploded", "--data-dir", dir}, `unknown event type "exploded"`},
+		{[]string{"trigger", "created", "--data-dir", dir}, "start 'fcaudit serve --dev' first"},
+		{[]string{"trigger", "created", "--account", "acct_1", "--url", "http://127.0.0.1:1", "--secret", "s"}, "--account:"},
+		{[]string{"serve", "--data-dir", dir, "--webhook-secret", "whsec_x", "--log-format", "xml"}, "--log-format:"},
+	}
+	for _, tt := range tests {
+		code, _, errOut := runCmd(t, context.Background(), tt.args...)
+		if code != exitUsage || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 mentioning %q", tt.args, code, errOut, tt.want)
+		}
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestServeDevAndTrigger runs `serve --dev` in-process on a free port, sends
+// an event with `trigger`, reads it back over /v1 with the dev token, and
+// shuts down through context cancellation (what SIGINT does).
+func TestServeDevAndTrigger(t *testing.T) {
+	dir := t.TempDir()
+	addr := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var serveErr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"serve", "--dev", "--data-dir", dir, "--listen", addr}, nil, io.Discard, &serveErr)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited %d: %s", code, serveErr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop after cancellation")
+		}
+	}()
+	waitReady(t, "http://"+addr+"/readyz")
+
+	info, err := os.Stat(filepath.Join(dir, devConfigFile))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("dev.json: %v, mode %v", err, info.Mode())
+	}
+	dc, err := loadDevConfig(dir)
+	if err != nil || !strings.HasPrefix(dc.WebhookSecret, "whsec_") || dc.APIToken == "" {
+		t.Fatalf("dev config %+v: %v", dc, err)
+	}
+
+	code, out, errOut := runCmd(t, context.Background(), "trigger", "created", "--data-dir", dir, "--account", "fca_trig1")
+	if code != 0 {
+		t.Fatalf("trigger: %d %s %s", code, out, errOut)
+	}
+	var ack struct {
+		ID     string `json:"id"`
+		Stream string `json:"stream"`
+	}
+	if err := json.Unmarshal([]byte(out), &ack); err != nil || ack.Stream != "fcaccount-fca_trig1" {
+		t.Fatalf("trigger output %q: %v", out, err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/v1/accounts/fca_trig1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+dc.APIToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), ack.ID) {
+		t.Fatalf("account events: %d %s", resp.StatusCode, body)
+	}
+}
+
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready within 20s", url)
+}
