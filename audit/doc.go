@@ -1,0 +1,21 @@
+// Package audit is fcaudit's evidence layer: it proves that the stored
+// history is what was received and that nobody changed it since.
+//
+//   - Verify streams the global log once, recomputing every body's SHA-256
+//     and every stream's hash chain (store.ChainHash), and reports the first
+//     broken event of each damaged stream; VerifyStream checks one stream
+//     (GET /v1/accounts/{id}/verify, see Routes).
+//   - Checkpoints (WriteCheckpoint, ReadCheckpoint, VerifyOptions.Against)
+//     let an auditor who kept an earlier checkpoint outside the system prove
+//     that every stream still holds exactly that prefix.
+//   - Export and WriteBundle write an account's history for auditors (NDJSON,
+//     CSV) and an evidence bundle with a chain proof and a manifest of SHA-256
+//     sums.
+//
+// audit only reads the log, through the narrow Reader interfaces below; it
+// never appends, updates or deletes. It imports store (vocabulary and the
+// chain definition), record (the event JSON), ingest (ParseEnvelope and
+// StreamFor, to re-derive an event's metadata from its body exactly as ingest
+// did), projections (the account_status fold, for status timelines) and api
+// (helpers for its one route); never a backend.
+package audit
