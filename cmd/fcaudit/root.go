@@ -110,6 +110,7 @@ verify, export and replay the history.`,
 	root.AddCommand(
 		newServeCommand(f),
 		newBackfillCommand(f),
+		newProjectionsCommand(f),
 		newTriggerCommand(f),
 		newVersionCommand(f),
 	)

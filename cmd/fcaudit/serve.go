@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/spf13/cobra"
 
 	"github.com/fcaudit/fcaudit/api"
@@ -114,9 +115,15 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		return err
 	}
 	defer st.Close()
+	proj, err := startProjections(f, st, log)
+	if err != nil {
+		return err
+	}
+	defer proj.Stop()
 
 	svc := ingest.NewService(verifier, st, ingest.ServiceOptions{Logger: log})
 	srv := api.NewServer(api.Config{
+		Routes:       []func(*mux.Router, api.Helpers){proj.Routes()},
 		Store:        st,
 		Ingest:       svc,
 		Tokens:       o.tokens,
@@ -137,6 +144,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	if err := srv.Close(drainCtx); err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
+	proj.Stop() // before the store closes
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("close event store: %w", err)
 	}

@@ -1,0 +1,21 @@
+// Package projections turns the event log into read models: folds over
+// recorded events, each with a checkpoint (the last global position applied)
+// kept in the same SQLite transaction as the read model's rows, so a crash
+// never applies an event twice or skips one.
+//
+// The one read model today is account_status: every Financial Connections
+// account's current status (AccountStatus). Its rules live in one place,
+// AccountStatus.Apply; the live projection, rebuilds and the API's as_of /
+// known_at time travel (FoldAccount over one stream) all use it.
+//
+// Read models live in their own SQLite file in the data directory
+// (FileName), separate from the event log, on both backends: each serve keeps
+// its own. A Runner follows the log through store.Store's Subscribe (catch
+// up, then live, including events other processes append), reports its lag
+// (Status), rebuilds a read model into a fresh table and swaps it in
+// atomically (Rebuild), and serves GET /v1/accounts and /v1/accounts/{id}
+// (Routes).
+//
+// projections imports store (vocabulary), api (route helpers, error
+// envelope) and timearg; never a store backend.
+package projections
