@@ -402,7 +402,7 @@ func TestIngest(t *testing.T) {
 				return store.Appended{}, fmt.Errorf("sqlite: disk I/O: %w", store.ErrUnavailable)
 			}, wantErr: store.ErrUnavailable, wantStream: "fcaccount-fca_1OeXkQ2eZvKYlo2CqT7hN3aB", wantOutcome: OutcomeStoreUnavailable},
 		{name: "other store error", body: fixture(t, "04_account.refreshed_transactions.json"),
-			append: func(string, store.Event) (store.Appended, error) { return store.Appended{}, store.ErrClosed },
+			append:  func(string, store.Event) (store.Appended, error) { return store.Appended{}, store.ErrClosed },
 			wantErr: store.ErrClosed, wantStream: "fcaccount-fca_1OeXkQ2eZvKYlo2CqT7hN3aB", wantOutcome: OutcomeError},
 		{name: "wrong secret", body: fixture(t, "01_account.created.json"), header: func(b []byte) string { return sign(b, secretX, signedAt) }, wantErr: ErrSignatureInvalid, wantOutcome: OutcomeSignatureInvalid},
 		{name: "missing header", body: fixture(t, "01_account.created.json"), header: func([]byte) string { return "" }, wantErr: ErrSignatureInvalid, wantOutcome: OutcomeSignatureInvalid},
