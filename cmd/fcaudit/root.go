@@ -112,6 +112,7 @@ verify, export and replay the history.`,
 		newBackfillCommand(f),
 		newProjectionsCommand(f),
 		newTriggerCommand(f),
+		newLoadgenCommand(f),
 		newVersionCommand(f),
 	)
 	for _, c := range root.Commands() {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/metrics"
+	"github.com/fcaudit/fcaudit/store/sqlite"
 )
 
 type serveOptions struct {
@@ -24,6 +26,7 @@ type serveOptions struct {
 	dev          bool
 	maxBodyBytes int64
 	drainTimeout time.Duration
+	pprof        string
 }
 
 func newServeCommand(f *factory) *cobra.Command {
@@ -59,6 +62,7 @@ them and saves them in DATA_DIR/dev.json for 'fcaudit trigger'.`,
 	fl.BoolVar(&o.dev, "dev", false, "development mode: generate a webhook secret and API token, save them in DATA_DIR/dev.json, listen on loopback only")
 	fl.Int64Var(&o.maxBodyBytes, "max-body-bytes", api.DefaultMaxBodyBytes, "largest accepted webhook body")
 	fl.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
+	fl.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); off by default")
 	return cmd
 }
 
@@ -110,7 +114,15 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		return flagError("webhook-secret", err)
 	}
 
-	st, err := f.OpenStore(ctx, storeOptions{})
+	if o.pprof != "" {
+		stopPprof, err := startPprof(o.pprof, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+	m := metrics.New()
+	st, err := f.OpenStore(ctx, storeOptions{onCommit: func(c sqlite.CommitStats) { m.ObserveCommit(c.Requests, c.Events, c.Duration, c.Err) }})
 	if err != nil {
 		return err
 	}
@@ -121,15 +133,26 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	}
 	defer proj.Stop()
 
-	svc := ingest.NewService(verifier, st, ingest.ServiceOptions{Logger: log})
+	m.RegisterLag(func() (out []metrics.LagSample) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		sts, _ := proj.Status(ctx) // on error the lag series are absent from this scrape
+		for _, s := range sts {
+			out = append(out, metrics.LagSample{Projection: s.Name, Events: uint64(s.EventsBehind), Seconds: s.SecondsBehind})
+		}
+		return out
+	})
+	svc := ingest.NewService(verifier, st, ingest.ServiceOptions{Logger: log, Observe: m.ObserveIngest})
 	srv := api.NewServer(api.Config{
-		Routes:       []func(*mux.Router, api.Helpers){proj.Routes()},
-		Store:        st,
-		Ingest:       svc,
-		Tokens:       o.tokens,
-		Ready:        st.Ping,
-		MaxBodyBytes: o.maxBodyBytes,
-		Logger:       log,
+		Routes:         []func(*mux.Router, api.Helpers){proj.Routes()},
+		Store:          st,
+		Ingest:         svc,
+		Tokens:         o.tokens,
+		Ready:          st.Ping,
+		MaxBodyBytes:   o.maxBodyBytes,
+		Logger:         log,
+		Metrics:        m.Handler(),
+		ObserveRequest: m.ObserveRequest,
 	})
 	if err := srv.Open(o.listen); err != nil {
 		return err
