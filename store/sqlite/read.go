@@ -91,8 +91,13 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", stream, s.readErr(ctx, err))
 	}
+	if len(evs) == 0 && from == 0 {
+		return nil, fmt.Errorf("read stream %s: %w", stream, store.ErrStreamNotFound)
+	}
 	if len(evs) == 0 {
 		// Distinguish "no such stream" from "nothing at or after from".
+		// (Another snapshot: if the stream appeared meanwhile, an empty
+		// result is still a true answer for the first one.)
 		var one int
 		err := s.rdb.QueryRowContext(ctx, `SELECT 1 FROM events WHERE stream = ? LIMIT 1`, stream).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {

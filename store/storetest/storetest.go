@@ -753,6 +753,9 @@ func testConcurrentExact(t *testing.T, b Backend) {
 					case err != nil:
 						errs <- err
 						return
+					case len(last) == 0:
+						errs <- fmt.Errorf("ReadStream(%s, 0, 0) returned no events and no error", stream)
+						return
 					default:
 						exp = store.Exact(last[len(last)-1].Revision)
 					}
