@@ -1,0 +1,481 @@
+package esdb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/fcaudit/fcaudit/store"
+	"github.com/google/uuid"
+)
+
+// head is a stream's last revision (-1 when empty) and chain value.
+type head struct {
+	rev   int64
+	chain [32]byte
+}
+
+// Append implements store.Store. See the package documentation for the
+// claim protocol and why the head is read before claiming.
+func (s *Store) Append(ctx context.Context, streamName string, expected store.ExpectedRevision, events ...store.Event) ([]store.Appended, error) {
+	op := "append " + streamName
+	if streamName == "" {
+		return nil, fmt.Errorf("%s: empty stream name: %w", op, store.ErrInvalidEvent)
+	}
+	if expected < store.AnyRevision {
+		return nil, fmt.Errorf("%s: expected revision %s: %w", op, expected, store.ErrInvalidEvent)
+	}
+	for i := range events {
+		e := &events[i]
+		if e.ID == "" || e.Type == "" || len(e.Data) == 0 || e.Source == "" {
+			return nil, fmt.Errorf("%s: event %d (%q) needs ID, Type, Data and Source: %w", op, i, e.ID, store.ErrInvalidEvent)
+		}
+	}
+	// Appends to one stream from this process queue here instead of
+	// conflicting on the server; other replicas are handled by the
+	// expected-revision retry below.
+	unlock, err := s.locks.lock(ctx, streamName)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	defer unlock()
+	if _, err := s.conn(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	res := make([]store.Appended, len(events))
+	// first[i] is the index of the first event in this call with events[i].ID.
+	first := make([]int, len(events))
+	seen := make(map[string]int, len(events))
+	var unique []int
+	for i := range events {
+		if j, ok := seen[events[i].ID]; ok {
+			first[i] = j
+			continue
+		}
+		seen[events[i].ID], first[i] = i, i
+		unique = append(unique, i)
+	}
+	done := make([]bool, len(events)) // result known (duplicate of a stored event)
+
+	h, err := s.readHead(ctx, streamName)
+	if err != nil {
+		return nil, err
+	}
+	mismatch := expected != store.AnyRevision && int64(expected) != h.rev
+	var toWrite []int
+	needScan := false
+	for _, i := range unique {
+		id := events[i].ID
+		if mismatch {
+			// Only look: claiming would leave claims behind for an append
+			// that is going to fail anyway.
+			found, _, err := s.lookup(ctx, id)
+			if err != nil && !errors.Is(err, store.ErrEventNotFound) {
+				return nil, fmt.Errorf("%s: %w", op, err)
+			}
+			if found != nil {
+				res[i], done[i] = dupOf(found), true
+			}
+			continue
+		}
+		won, claimed, err := s.claim(ctx, id, streamName)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if won {
+			toWrite = append(toWrite, i)
+			continue
+		}
+		found, err := s.findInStream(ctx, claimed, id)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		switch {
+		case found != nil:
+			res[i], done[i] = dupOf(found), true
+		case claimed == streamName:
+			// A pending claim for this stream: complete it, after a full
+			// scan (below) proves the stream does not hold the id.
+			toWrite = append(toWrite, i)
+			needScan = true
+		default:
+			return nil, fmt.Errorf("%s: event %s is claimed by stream %s but not stored there yet; retry later: %w",
+				op, id, claimed, store.ErrUnavailable)
+		}
+	}
+	if mismatch {
+		for _, i := range unique {
+			if !done[i] {
+				return nil, &store.WrongRevisionError{Stream: streamName, Expected: expected, Actual: h.rev}
+			}
+		}
+		return fillDups(events, res, first), nil
+	}
+	if needScan {
+		all, err := s.readFrom(ctx, streamName, 0)
+		if err != nil {
+			return nil, err
+		}
+		if toWrite, err = s.dropStored(events, toWrite, all, res, done); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if n := len(all); n > 0 {
+			h.rev = int64(all[n-1].EventNumber)
+			if h.chain, err = chainOf(all[n-1]); err != nil {
+				return nil, fmt.Errorf("%s: %w", op, err)
+			}
+		}
+		if expected != store.AnyRevision && int64(expected) != h.rev && len(toWrite) > 0 {
+			return nil, &store.WrongRevisionError{Stream: streamName, Expected: expected, Actual: h.rev}
+		}
+	}
+	for attempt := 1; len(toWrite) > 0; attempt++ {
+		err := s.appendAt(ctx, streamName, h, events, toWrite, res)
+		if err == nil {
+			break
+		}
+		if !isCode(err, esdb.ErrorCodeWrongExpectedVersion) {
+			return nil, err
+		}
+		// Someone else appended since h: look at exactly those events.
+		delta, rerr := s.readFrom(ctx, streamName, uint64(h.rev+1))
+		if rerr != nil {
+			return nil, rerr
+		}
+		if toWrite, err = s.dropStored(events, toWrite, delta, res, done); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if n := len(delta); n > 0 {
+			h.rev = int64(delta[n-1].EventNumber)
+			if h.chain, err = chainOf(delta[n-1]); err != nil {
+				return nil, fmt.Errorf("%s: %w", op, err)
+			}
+		}
+		if len(toWrite) == 0 {
+			break
+		}
+		if expected != store.AnyRevision {
+			return nil, &store.WrongRevisionError{Stream: streamName, Expected: expected, Actual: h.rev}
+		}
+		if attempt >= s.opts.MaxAppendAttempts {
+			return nil, fmt.Errorf("%s: still conflicting after %d attempts: %w", op, attempt, store.ErrUnavailable)
+		}
+		s.log.Debug("eventstoredb: append conflict, retrying", "stream", streamName, "attempt", attempt)
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	return fillDups(events, res, first), nil
+}
+
+// streamLocks serialises this process's appends per stream.
+type streamLocks struct {
+	mu sync.Mutex
+	m  map[string]*streamLock
+}
+
+type streamLock struct {
+	ch   chan struct{}
+	refs int
+}
+
+func (l *streamLocks) lock(ctx context.Context, name string) (func(), error) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = make(map[string]*streamLock)
+	}
+	sl := l.m[name]
+	if sl == nil {
+		sl = &streamLock{ch: make(chan struct{}, 1)}
+		l.m[name] = sl
+	}
+	sl.refs++
+	l.mu.Unlock()
+	release := func() {
+		l.mu.Lock()
+		if sl.refs--; sl.refs == 0 {
+			delete(l.m, name)
+		}
+		l.mu.Unlock()
+	}
+	select {
+	case sl.ch <- struct{}{}:
+		return func() { <-sl.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+}
+
+func dupOf(r *store.RecordedEvent) store.Appended {
+	return store.Appended{ID: r.ID, Stream: r.Stream, Revision: r.Revision, Position: r.Position, Duplicate: true}
+}
+
+// fillDups reports repeats within one call as duplicates of their first
+// occurrence.
+func fillDups(events []store.Event, res []store.Appended, first []int) []store.Appended {
+	for i := range events {
+		if j := first[i]; j != i {
+			res[i] = res[j]
+			res[i].Duplicate = true
+		}
+	}
+	return res
+}
+
+// dropStored removes from toWrite the events whose EventStoreDB id occurs in
+// recs, recording them as duplicates.
+func (s *Store) dropStored(events []store.Event, toWrite []int, recs []*esdb.RecordedEvent, res []store.Appended, done []bool) ([]int, error) {
+	byID := make(map[uuid.UUID]*esdb.RecordedEvent, len(recs))
+	for _, r := range recs {
+		byID[r.EventID] = r
+	}
+	kept := toWrite[:0]
+	for _, i := range toWrite {
+		r, ok := byID[EventID(events[i].ID)]
+		if !ok {
+			kept = append(kept, i)
+			continue
+		}
+		res[i] = store.Appended{ID: events[i].ID, Stream: r.StreamID, Revision: r.EventNumber,
+			Position: s.position(r.Position), Duplicate: true}
+		done[i] = true
+	}
+	return kept, nil
+}
+
+// appendAt appends events[toWrite] after h with expected revision h.rev and
+// fills their results. Errors are translated; a wrong expected version keeps
+// its *esdb.Error in the chain for isCode.
+func (s *Store) appendAt(ctx context.Context, streamName string, h head, events []store.Event, toWrite []int, res []store.Appended) error {
+	data := make([]esdb.EventData, len(toWrite))
+	chain := h.chain
+	for k, i := range toWrite {
+		e := &events[i]
+		body := bodyHash(e.Data)
+		chain = store.ChainHash(chain, body, e.ID, e.ReceivedAt)
+		d, err := encode(e, body, chain)
+		if err != nil {
+			return err
+		}
+		data[k] = d
+	}
+	var exp esdb.ExpectedRevision = esdb.NoStream{}
+	if h.rev >= 0 {
+		exp = esdb.Revision(uint64(h.rev))
+	}
+	err := s.call(ctx, "append "+streamName, func(ctx context.Context, c *esdb.Client) error {
+		_, err := c.AppendToStream(ctx, streamName, esdb.AppendToStreamOptions{ExpectedRevision: exp}, data...)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	// The append reply carries one position for the whole batch; read the
+	// new events back for each event's own position.
+	firstRev := uint64(h.rev + 1)
+	recs, err := s.readRange(ctx, streamName, firstRev, uint64(len(toWrite)))
+	if err != nil {
+		return err
+	}
+	if len(recs) != len(toWrite) {
+		return fmt.Errorf("append %s: read back %d of %d events", streamName, len(recs), len(toWrite))
+	}
+	for k, i := range toWrite {
+		r := recs[k]
+		if r.EventID != data[k].EventID {
+			return fmt.Errorf("append %s: revision %d holds %s, want %s", streamName, r.EventNumber, r.EventID, data[k].EventID)
+		}
+		res[i] = store.Appended{ID: events[i].ID, Stream: streamName, Revision: r.EventNumber, Position: s.position(r.Position)}
+	}
+	return nil
+}
+
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(min(attempt, 8)) * 5 * time.Millisecond
+	d += time.Duration(rand.Int64N(int64(d) + 1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// readHead reads a stream's last event.
+func (s *Store) readHead(ctx context.Context, streamName string) (head, error) {
+	h := head{rev: -1, chain: store.ChainSeed(streamName)}
+	var last *esdb.RecordedEvent
+	err := s.call(ctx, "read head of "+streamName, func(ctx context.Context, c *esdb.Client) error {
+		rs, err := c.ReadStream(ctx, streamName, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		ev, err := rs.Recv()
+		if errors.Is(err, io.EOF) || isCode(err, esdb.ErrorCodeResourceNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		last = ev.OriginalEvent()
+		return nil
+	})
+	if err != nil {
+		return h, err
+	}
+	if last == nil {
+		return h, nil
+	}
+	h.rev = int64(last.EventNumber)
+	h.chain, err = chainOf(last)
+	return h, err
+}
+
+// claim writes the claim of id for streamName with expected no_stream.
+// won is false when the id was already claimed; claimed then names the
+// stream of the existing claim. Claim event ids are random: a fixed id would
+// let two racing claimers both get the server's idempotent success.
+func (s *Store) claim(ctx context.Context, id, streamName string) (won bool, claimed string, err error) {
+	body, _ := json.Marshal(claimData{Stream: streamName})
+	err = s.call(ctx, "claim "+id, func(ctx context.Context, c *esdb.Client) error {
+		_, err := c.AppendToStream(ctx, ClaimStream(id), esdb.AppendToStreamOptions{ExpectedRevision: esdb.NoStream{}},
+			esdb.EventData{EventID: uuid.New(), EventType: ClaimEventType, ContentType: esdb.ContentTypeJson, Data: body})
+		return err
+	})
+	if err == nil {
+		return true, streamName, nil
+	}
+	if !isCode(err, esdb.ErrorCodeWrongExpectedVersion) {
+		return false, "", err
+	}
+	claimed, err = s.readClaim(ctx, id)
+	if err == nil && claimed == "" {
+		err = fmt.Errorf("claim %s: claim stream exists but holds no claim", id)
+	}
+	return false, claimed, err
+}
+
+// readClaim returns the stream an id is claimed for ("" when unclaimed).
+// The first claim event is authoritative: it won the no_stream append.
+func (s *Store) readClaim(ctx context.Context, id string) (string, error) {
+	var claimed string
+	err := s.call(ctx, "read claim "+id, func(ctx context.Context, c *esdb.Client) error {
+		rs, err := c.ReadStream(ctx, ClaimStream(id), esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Start{}}, 1)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		ev, err := rs.Recv()
+		if errors.Is(err, io.EOF) || isCode(err, esdb.ErrorCodeResourceNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var d claimData
+		if err := json.Unmarshal(ev.OriginalEvent().Data, &d); err != nil {
+			return fmt.Errorf("decode claim of %s: %w", id, err)
+		}
+		claimed = d.Stream
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return claimed, nil
+}
+
+// lookup finds a stored event by Stripe id: the claim names the stream, a
+// scan of that (short) stream finds the event. ErrEventNotFound when
+// unclaimed or claimed but never stored (a pending claim).
+func (s *Store) lookup(ctx context.Context, id string) (*store.RecordedEvent, string, error) {
+	claimed, err := s.readClaim(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	if claimed == "" {
+		return nil, "", store.ErrEventNotFound
+	}
+	r, err := s.findInStream(ctx, claimed, id)
+	if err != nil {
+		return nil, claimed, err
+	}
+	if r == nil {
+		return nil, claimed, store.ErrEventNotFound
+	}
+	return r, claimed, nil
+}
+
+// findInStream scans streamName for the event of Stripe id (nil when absent).
+func (s *Store) findInStream(ctx context.Context, streamName, id string) (*store.RecordedEvent, error) {
+	recs, err := s.readFrom(ctx, streamName, 0)
+	if err != nil {
+		return nil, err
+	}
+	want := EventID(id)
+	for _, r := range recs {
+		if r.EventID == want {
+			out, err := s.decode(r, true)
+			if err != nil {
+				return nil, err
+			}
+			return &out, nil
+		}
+	}
+	return nil, nil
+}
+
+// readFrom reads every event of a stream from revision from on (none when
+// the stream does not exist).
+func (s *Store) readFrom(ctx context.Context, streamName string, from uint64) ([]*esdb.RecordedEvent, error) {
+	var out []*esdb.RecordedEvent
+	for {
+		page, err := s.readRange(ctx, streamName, from, uint64(s.opts.ReadBatch))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) < s.opts.ReadBatch {
+			return out, nil
+		}
+		from = page[len(page)-1].EventNumber + 1
+	}
+}
+
+// readRange reads up to count events of a stream from revision from,
+// forwards; a missing stream reads as empty.
+func (s *Store) readRange(ctx context.Context, streamName string, from, count uint64) ([]*esdb.RecordedEvent, error) {
+	var out []*esdb.RecordedEvent
+	err := s.call(ctx, "read "+streamName, func(ctx context.Context, c *esdb.Client) error {
+		out = out[:0]
+		rs, err := c.ReadStream(ctx, streamName, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(from)}, count)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for {
+			ev, err := rs.Recv()
+			if errors.Is(err, io.EOF) || isCode(err, esdb.ErrorCodeResourceNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, ev.OriginalEvent())
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,312 @@
+package esdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/fcaudit/fcaudit/store"
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// EventIDNamespace is the namespace of the name-based (v5) UUIDs that become
+// EventStoreDB event ids: uuid.NewSHA1(EventIDNamespace, []byte(stripeID)).
+// It must never change: EventStoreDB's own idempotency and fcaudit's
+// deduplication agree only while it stays the same.
+var EventIDNamespace = uuid.MustParse("48f5acd9-371d-54a1-99a7-d54ce54ecc87")
+
+// ClaimStreamPrefix starts the per-Stripe-id claim streams (see the package
+// documentation). It differs from store.SystemStreamPrefix ("fcaudit-") so
+// that the $all filter excludes claims.
+const ClaimStreamPrefix = "fcaudit_id-"
+
+// ClaimEventType is the EventStoreDB type of claim events.
+const ClaimEventType = "fcaudit.claim"
+
+// Errors for conditions fcaudit never creates itself but must report
+// clearly. They wrap nothing in store: callers see them as failures.
+var (
+	// ErrStreamDeleted: a stream was deleted or tombstoned behind fcaudit's
+	// back (see the ACL recommendation in docs/eventstoredb.md).
+	ErrStreamDeleted = errors.New("eventstoredb: stream deleted")
+	// ErrAccessDenied: the connection's user lacks the ACL for the call.
+	ErrAccessDenied = errors.New("eventstoredb: access denied")
+)
+
+// EventID returns the EventStoreDB event id of a Stripe event id.
+func EventID(stripeID string) uuid.UUID {
+	return uuid.NewSHA1(EventIDNamespace, []byte(stripeID))
+}
+
+// ClaimStream returns the claim stream of a Stripe event id.
+func ClaimStream(stripeID string) string { return ClaimStreamPrefix + stripeID }
+
+// Options configure a Store. The zero value is usable.
+type Options struct {
+	// Logger receives warnings (reconnects, retries); nil discards.
+	Logger *slog.Logger
+	// Timeout bounds each non-streaming operation (default 10 s). A call
+	// that hits it fails with store.ErrUnavailable.
+	Timeout time.Duration
+	// MaxAppendAttempts bounds the re-read-and-retry loop of an
+	// AnyRevision append under contention from other replicas (default 50).
+	MaxAppendAttempts int
+	// ReadBatch is the default ReadAll limit and the maximum batch handed
+	// to a Subscribe handler (default 500).
+	ReadBatch int
+}
+
+// Store is a store.Store on EventStoreDB. It is safe for concurrent use.
+type Store struct {
+	cfg  *esdb.Configuration
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	client *esdb.Client
+	closed bool
+	done   chan struct{}
+
+	warnOnce sync.Once
+	locks    streamLocks
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open parses connString (esdb://…, esdb+discover://…) and creates the
+// client. It does not contact the server: the v4 client connects on first
+// use, and Ping tells whether the node is reachable.
+func Open(ctx context.Context, connString string, opts Options) (*Store, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open eventstoredb: %w", err)
+	}
+	cfg, err := esdb.ParseConnectionString(connString)
+	if err != nil {
+		return nil, fmt.Errorf("open eventstoredb: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.MaxAppendAttempts <= 0 {
+		opts.MaxAppendAttempts = 50
+	}
+	if opts.ReadBatch <= 0 {
+		opts.ReadBatch = 500
+	}
+	// The client logs every retry through the standard logger by default;
+	// route it to the caller's logger at debug level instead.
+	logger := opts.Logger
+	cfg.Logger = func(level esdb.LogLevel, format string, args ...any) {
+		lv := slog.LevelDebug
+		if level == esdb.LogError {
+			lv = slog.LevelInfo
+		}
+		logger.Log(context.Background(), lv, "eventstoredb client: "+fmt.Sprintf(format, args...))
+	}
+	client, err := esdb.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open eventstoredb: %w", err)
+	}
+	return &Store{cfg: cfg, opts: opts, log: opts.Logger, client: client, done: make(chan struct{})}, nil
+}
+
+// Close closes the client; later calls fail with store.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	return s.client.Close()
+}
+
+// conn returns the current client.
+func (s *Store) conn() (*esdb.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, store.ErrClosed
+	}
+	return s.client, nil
+}
+
+// noteError replaces c when err says it is closed for good: the v4 client
+// closes itself after a failed discovery (node unreachable for ~1 s) and
+// never reconnects. The dead client is not Closed: its state machine has
+// exited, and closing its request channel could panic a goroutine still
+// sending on it; it holds no working connection.
+func (s *Store) noteError(c *esdb.Client, err error) bool {
+	var e *esdb.Error
+	if !errors.As(err, &e) || e.Code() != esdb.ErrorCodeConnectionClosed {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.client != c {
+		return true // another call replaced it already
+	}
+	nc, nerr := esdb.NewClient(s.cfg)
+	if nerr != nil {
+		s.log.Error("eventstoredb: recreate client", "err", nerr)
+		return false
+	}
+	s.log.Warn("eventstoredb: client closed after failed discovery; created a new one", "err", err)
+	s.client = nc
+	return true
+}
+
+// call runs fn with the current client under the operation timeout. fn runs
+// in its own goroutine because the v4 client can block without honouring
+// ctx while it (re)discovers a node; the caller gets ctx's error instead.
+//
+// A call that finds the client closed for good (the first one after a failed
+// rediscovery) replaces it and runs once more on the new client, so the
+// first call after the node returns already succeeds.
+func (s *Store) call(ctx context.Context, op string, fn func(ctx context.Context, c *esdb.Client) error) error {
+	cctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	var err error
+	for try := 0; try < 2; try++ {
+		var c *esdb.Client
+		if c, err = s.conn(); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- fn(cctx, c) }()
+		select {
+		case err = <-errc:
+		case <-cctx.Done():
+			err = cctx.Err()
+		}
+		if err == nil || !s.noteError(c, err) {
+			break
+		}
+	}
+	if err != nil {
+		return s.translate(ctx, op, err)
+	}
+	return nil
+}
+
+// translate maps a client error to store's vocabulary. Not-found and
+// wrong-expected-version are handled by the callers, which know what was
+// missing.
+func (s *Store) translate(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", op, ctx.Err())
+	}
+	if errors.Is(err, store.ErrClosed) || errors.Is(err, store.ErrUnavailable) ||
+		errors.Is(err, store.ErrStreamNotFound) || errors.Is(err, store.ErrEventNotFound) ||
+		errors.Is(err, store.ErrWrongExpectedRevision) || errors.Is(err, store.ErrInvalidEvent) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if isTransient(err) {
+		return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
+	}
+	var e *esdb.Error
+	if errors.As(err, &e) {
+		switch e.Code() {
+		case esdb.ErrorCodeStreamDeleted:
+			return fmt.Errorf("%s: %w: %w", op, ErrStreamDeleted, err)
+		case esdb.ErrorCodeAccessDenied, esdb.ErrorCodeUnauthenticated:
+			return fmt.Errorf("%s: %w: %w", op, ErrAccessDenied, err)
+		}
+	}
+	switch status.Code(err) {
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return fmt.Errorf("%s: %w: %w", op, ErrAccessDenied, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// isTransient reports whether err means "the node cannot be reached or did
+// not answer in time": the caller may retry later.
+func isTransient(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var e *esdb.Error
+	if errors.As(err, &e) {
+		switch e.Code() {
+		case esdb.ErrorUnavailable, esdb.ErrorCodeDeadlineExceeded, esdb.ErrorCodeConnectionClosed,
+			esdb.ErrorCodeNotLeader, esdb.ErrorAborted:
+			return true
+		}
+	}
+	if st, ok := status.FromError(err); ok {
+		switch st.Code() {
+		case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+func isCode(err error, code esdb.ErrorCode) bool {
+	var e *esdb.Error
+	return errors.As(err, &e) && e.Code() == code
+}
+
+// Ping reads one event backwards from $all: cheap, and it needs a working
+// connection to a node that serves reads.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.call(ctx, "ping eventstoredb", func(ctx context.Context, c *esdb.Client) error {
+		_, err := lastAll(ctx, c)
+		return err
+	})
+}
+
+// lastAll returns the last event of $all (nil when empty), system events
+// included.
+func lastAll(ctx context.Context, c *esdb.Client) (*esdb.RecordedEvent, error) {
+	rs, err := c.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	ev, err := rs.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ev.OriginalEvent(), nil
+}
+
+// position maps an EventStoreDB position to fcaudit's: commit + 1, so that
+// no event has position 0 ("before the first event").
+func (s *Store) position(p esdb.Position) store.Position {
+	if p.Commit != p.Prepare {
+		s.warnOnce.Do(func() {
+			s.log.Warn("eventstoredb: commit and prepare positions differ; fcaudit positions use the commit position",
+				"commit", p.Commit, "prepare", p.Prepare)
+		})
+	}
+	return store.Position(p.Commit + 1)
+}
+
+// allFrom is the exclusive $all start after fcaudit position p.
+func allFrom(p store.Position) esdb.AllPosition {
+	if p == 0 {
+		return esdb.Start{}
+	}
+	return esdb.Position{Commit: uint64(p) - 1, Prepare: uint64(p) - 1}
+}
