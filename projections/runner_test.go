@@ -1,0 +1,321 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/store/sqlite"
+)
+
+func TestRunnerFollowsLiveAndOtherProcesses(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	r := openRunner(t, dir, st, Options{})
+	startRunner(t, r)
+
+	evs := fixtureEvents(t)
+	for _, e := range evs[:3] {
+		if _, err := st.Append(context.Background(), e.Stream, store.AnyRevision, e.Event); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A non-account event after them must not count as lag.
+	if _, err := st.Append(context.Background(), "stripe-customer-cus_1", store.AnyRevision,
+		store.Event{ID: "evt_cus", Type: "customer.created", Data: []byte(`{}`), Created: 1, Source: store.SourceWebhook}); err != nil {
+		t.Fatal(err)
+	}
+	s := waitCaughtUp(t, r)
+	if s.Checkpoint != 3 || s.Head != 4 || s.EventsApplied != 3 || s.Rows != 1 {
+		t.Errorf("status after 3 events: %+v", s)
+	}
+	a, err := r.Account(context.Background(), fixtureAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.EventsCount != 3 || a.Status != "active" || a.OwnershipRefresh == nil {
+		t.Errorf("account after 3 events: %+v", a)
+	}
+
+	// Another process (a second writable handle on the same file, as
+	// backfill would be) appends the rest: the sqlite backend polls for it.
+	other, err := sqlite.Open(filepath.Join(dir, sqlite.FileName), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for _, e := range evs[3:] {
+		if _, err := other.Append(context.Background(), e.Stream, store.AnyRevision, e.Event); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the other process's events applied", func() bool {
+		a, err := r.Account(context.Background(), fixtureAccount)
+		return err == nil && a.EventsCount == 7
+	})
+	a, _ = r.Account(context.Background(), fixtureAccount)
+	want, _ := FoldAccount(evs)
+	want.SnapshotPosition = a.SnapshotPosition // positions differ from the fixture numbering
+	if !reflect.DeepEqual(a, want) {
+		t.Errorf("live projection differs from FoldAccount:\n got %+v\nwant %+v", a, want)
+	}
+	if _, err := r.Account(context.Background(), "fca_missing"); !errors.Is(err, ErrAccountNotFound) {
+		t.Errorf("missing account: %v", err)
+	}
+}
+
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after 30s waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestStatusLag(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := openRunner(t, dir, st, Options{Now: func() time.Time { return now }})
+	evs := fixtureEvents(t)
+	for i, e := range evs {
+		e.ReceivedAt = now.Add(time.Duration(i-10) * time.Second) // oldest waited 10s
+		if _, err := st.Append(context.Background(), e.Stream, store.AnyRevision, e.Event); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sts, err := r.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := sts[0]; s.EventsBehind != 7 || s.SecondsBehind != 10 || s.Checkpoint != 0 || s.Head != 7 {
+		t.Errorf("before running: %+v; want 7 behind, 10 s", s)
+	}
+	startRunner(t, r)
+	if s := waitCaughtUp(t, r); s.SecondsBehind != 0 || s.Checkpoint != 7 {
+		t.Errorf("caught up: %+v", s)
+	}
+
+	// A read-only runner (projections status while serve runs) sees it too.
+	ro := openRunner(t, dir, st, Options{ReadOnly: true})
+	sts, err = ro.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sts[0].Checkpoint != 7 || sts[0].Rows != 1 {
+		t.Errorf("read-only status: %+v", sts[0])
+	}
+	if err := ro.Run(context.Background()); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Run on read-only: %v", err)
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), FileName), st, Options{ReadOnly: true}); !errors.Is(err, ErrNoReadModels) {
+		t.Errorf("read-only open of a missing file: %v", err)
+	}
+}
+
+// checkExact asserts every account's row equals the fold of its stream, so
+// each event was applied exactly once.
+func checkExact(t *testing.T, r *Runner, st store.Store, h *history) {
+	t.Helper()
+	got := allAccounts(t, r)
+	want := expectedFromLog(t, st, h.accounts)
+	var total int64
+	for _, a := range got {
+		total += a.EventsCount
+	}
+	if total != int64(h.total) {
+		t.Errorf("sum of events_count = %d, want %d (each event exactly once)", total, h.total)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("account %s:\n got %+v\nwant %+v", want[i].ID, got[i], want[i])
+		}
+	}
+}
+
+func TestRunnerRestartExactlyOnce(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	h := genHistory(t, 1, 4000, 400)
+	appendHistory(t, st, h)
+
+	r := openRunner(t, dir, st, Options{})
+	stop := startRunner(t, r)
+	waitFor(t, "some progress", func() bool {
+		sts, err := r.Status(context.Background())
+		return err == nil && sts[0].Checkpoint > 0
+	})
+	stop()
+	sts, _ := r.Status(context.Background())
+	t.Logf("stopped at checkpoint %d of %d", sts[0].Checkpoint, sts[0].Head)
+	r.Close()
+
+	r2 := openRunner(t, dir, st, Options{})
+	startRunner(t, r2)
+	waitCaughtUp(t, r2)
+	checkExact(t, r2, st, h)
+}
+
+// TestRunnerCrashExactlyOnce kills a child process (this test binary)
+// with SIGKILL while it applies batches, then restarts the runner.
+func TestRunnerCrashExactlyOnce(t *testing.T) {
+	if dir := os.Getenv("FCAUDIT_PROJECTIONS_CRASH_CHILD"); dir != "" {
+		crashChild(dir)
+		return
+	}
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	h := genHistory(t, 2, 6000, 500)
+	appendHistory(t, st, h)
+	ro := openRunner(t, dir, st, Options{}) // creates the file; also used to watch progress
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRunnerCrashExactlyOnce$")
+	cmd.Env = append(os.Environ(), "FCAUDIT_PROJECTIONS_CRASH_CHILD="+dir)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the child to apply a few batches", func() bool {
+		sts, err := ro.Status(context.Background())
+		return err == nil && sts[0].Checkpoint >= 2000
+	})
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	sts, _ := ro.Status(context.Background())
+	if sts[0].Checkpoint >= sts[0].Head {
+		t.Fatalf("child finished before it was killed (checkpoint %d, head %d): the test proves nothing", sts[0].Checkpoint, sts[0].Head)
+	}
+	t.Logf("killed at checkpoint %d of %d", sts[0].Checkpoint, sts[0].Head)
+
+	startRunner(t, ro)
+	waitCaughtUp(t, ro)
+	checkExact(t, ro, st, h)
+}
+
+// crashChild runs the projections slowly (each batch holds its
+// transaction open for a while before COMMIT) until it is killed.
+func crashChild(dir string) {
+	st, err := sqlite.Open(filepath.Join(dir, sqlite.FileName), sqlite.Options{ReadOnly: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(3)
+	}
+	delay, _ := strconv.Atoi(os.Getenv("FCAUDIT_PROJECTIONS_CRASH_DELAY_MS"))
+	if delay == 0 {
+		delay = 40
+	}
+	r, err := Open(filepath.Join(dir, FileName), st, Options{beforeCommit: func() {
+		time.Sleep(time.Duration(delay) * time.Millisecond)
+	}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(3)
+	}
+	_ = r.Run(context.Background())
+	os.Exit(4) // never reached: the parent kills us
+}
+
+func TestRebuildEqualsLive(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	h := genHistory(t, 3, 5000, 500)
+	appendHistory(t, st, h)
+
+	r := openRunner(t, dir, st, Options{})
+	startRunner(t, r)
+	waitCaughtUp(t, r)
+	checkExact(t, r, st, h)
+
+	// Rebuild while the runner runs (in this process; a CLI rebuild would
+	// use another handle on the same file), with more events arriving.
+	more := genHistory(t, 4, 1000, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		appendHistory(t, st, more)
+	}()
+	var calls int
+	if err := r.Rebuild(context.Background(), AccountStatusName, store.Filter{}, func(int) { calls++ }); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if calls == 0 {
+		t.Error("progress never called")
+	}
+	sts, err := r.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sts[0].Generation != 2 || sts[0].Table == tableName(AccountStatusName, 1) || sts[0].Rebuilding != "" {
+		t.Errorf("after rebuild: %+v; want generation 2 in a new table", sts[0])
+	}
+	waitCaughtUp(t, r)
+	all := &history{accounts: append(append([]string(nil), h.accounts...), more.accounts...), total: h.total + more.total}
+	checkExact(t, r, st, all)
+
+	// And a rebuild on a quiet log gives exactly the live rows.
+	if err := r.Rebuild(context.Background(), AccountStatusName, store.Filter{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := allAccounts(t, r)
+	checkExact(t, r, st, all)
+	if len(rebuilt) != len(all.accounts) {
+		t.Errorf("rebuilt %d rows, want %d", len(rebuilt), len(all.accounts))
+	}
+	var tables int
+	if err := r.rdb.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'account_status_%'`).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	if tables != 1 {
+		t.Errorf("%d account_status tables left, want 1 (old ones dropped)", tables)
+	}
+}
+
+func TestRebuildFilteredAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	h := genHistory(t, 5, 300, 30)
+	appendHistory(t, st, h)
+	r := openRunner(t, dir, st, Options{})
+
+	one := h.accounts[7]
+	if err := r.Rebuild(context.Background(), AccountStatusName, store.Filter{Streams: []string{store.AccountStream(one)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := allAccounts(t, r)
+	if len(got) != 1 || got[0].ID != one || got[0].EventsCount != int64(len(h.perAccount[one])) {
+		t.Errorf("filtered rebuild: %d rows %+v", len(got), got)
+	}
+	if err := r.Rebuild(context.Background(), "nope", store.Filter{}, nil); !errors.Is(err, ErrUnknownProjection) {
+		t.Errorf("unknown name: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Rebuild(ctx, AccountStatusName, store.Filter{}, nil); err == nil {
+		t.Error("cancelled rebuild: want error")
+	}
+	if got2 := allAccounts(t, r); !reflect.DeepEqual(got2, got) {
+		t.Error("a failed rebuild changed the live table")
+	}
+	sts, _ := r.Status(context.Background())
+	if sts[0].Rebuilding != "" {
+		t.Errorf("failed rebuild left its table registered: %+v", sts[0])
+	}
+}
