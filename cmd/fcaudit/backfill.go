@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"time"
 
@@ -79,6 +80,11 @@ func runBackfill(ctx context.Context, f *factory, o *backfillOptions) error {
 	}
 	if since.Before(now.Add(-backfill.RetentionPeriod - time.Minute)) {
 		log.Warn("Stripe's Events API keeps 30 days of events; older ones cannot be backfilled", "since", since.UTC().Format(time.RFC3339))
+	}
+	if o.apiBase != "" {
+		if u, err := url.Parse(o.apiBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return flagError("api-base", fmt.Errorf("%q is not an http(s) URL", o.apiBase))
+		}
 	}
 	if o.retries < 0 {
 		return flagError("max-retries", fmt.Errorf("must not be negative, got %d", o.retries))
