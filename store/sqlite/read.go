@@ -210,12 +210,15 @@ func filterSQL(f store.Filter) (string, []any) {
 		args []any
 	)
 	if f.StreamPrefix != "" {
-		// A range on stream can use the (stream, revision) index; the
-		// upper bound is the prefix with its last byte incremented.
-		b.WriteString(" AND stream >= ?")
+		// A byte range (upper bound: the prefix with its last byte
+		// incremented). The unary + keeps SQLite off the (stream, revision)
+		// index: a prefix usually matches most of the log, and walking
+		// that index would sort every matching row by position for each
+		// page (a temp B-tree), where the rowid walk stops at LIMIT.
+		b.WriteString(" AND +stream >= ?")
 		args = append(args, f.StreamPrefix)
 		if hi, ok := prefixUpper(f.StreamPrefix); ok {
-			b.WriteString(" AND stream < ?")
+			b.WriteString(" AND +stream < ?")
 			args = append(args, hi)
 		}
 	}
