@@ -224,6 +224,28 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 	return p, nil
 }
 
+// Resign signs every event again with the current time, in parallel.
+// Call it between runs of a long benchmark so that no sender has to
+// re-sign (and spend CPU beside the server) during a measurement.
+func (p *Plan) Resign() {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	now := time.Now()
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(p.fresh) {
+					return
+				}
+				d := &p.fresh[i]
+				d.sig, d.signedAt = fcevents.Sign(d.body, p.cfg.Secret, now), now
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // Requests returns the number of requests a Run sends.
 func (p *Plan) Requests() int { return len(p.dup) }
 

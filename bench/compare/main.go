@@ -1,0 +1,390 @@
+// Command compare is the whole-service benchmark behind `make bench`: it
+// starts the verify-only and hand-written reference handlers
+// (bench/refserver) and `fcaudit serve`, each on a free loopback port with a
+// fresh data directory, sends every one of them exactly the same prepared
+// load (package loadgen, the engine of `fcaudit loadgen`), and prints
+// throughput ratios measured side by side in the same run.
+//
+// Rounds interleave the targets (the order rotates each round) and ratios
+// are taken within a round, then the median over rounds is reported: on a
+// small, shared machine that cancels most of the noise that comparing runs
+// taken minutes apart would not.
+//
+// Everything listens on 127.0.0.1 and stops by itself. Usage:
+//
+//	go build -o bin/fcaudit ./cmd/fcaudit && go build -o bin/refserver ./bench/refserver
+//	go run ./bench/compare -fcaudit bin/fcaudit -refserver bin/refserver -n 30000 -c 64 -rounds 3
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fcaudit/fcaudit/loadgen"
+)
+
+// Targets of the issue, for this 2-core machine.
+const (
+	targetVsVerify      = 0.8
+	targetVsHandwritten = 3.0
+	targetP99           = 100 * time.Millisecond
+)
+
+type target struct {
+	name string
+	// start returns the command serving the webhook at addr with data in dir.
+	start func(addr, dir string) *exec.Cmd
+}
+
+type sample struct {
+	Round  int            `json:"round"`
+	Target string         `json:"target"`
+	Result loadgen.Result `json:"result"`
+	// PeakRSS is the server's VmHWM at the end of the run (Linux only).
+	PeakRSS int64 `json:"peak_rss_bytes,omitempty"`
+}
+
+func main() {
+	var (
+		fcaudit   = flag.String("fcaudit", "bin/fcaudit", "fcaudit binary")
+		refserver = flag.String("refserver", "bin/refserver", "reference handler binary (bench/refserver)")
+		n         = flag.Int("n", 30000, "requests per run")
+		c         = flag.Int("c", 64, "concurrent senders")
+		rounds    = flag.Int("rounds", 3, "rounds (each runs every target once)")
+		size      = flag.Int("size", loadgen.DefaultSize, "body size in bytes")
+		accounts  = flag.Int("accounts", 10000, "distinct FC accounts")
+		only      = flag.String("only", "", "comma-separated subset of targets: verify-only,hand-written,fcaudit")
+		jsonOut   = flag.Bool("json", false, "print every sample and the summary as JSON")
+		strict    = flag.Bool("strict", false, "exit 1 when a performance target is missed (errors always fail)")
+	)
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code, err := run(ctx, options{fcaudit: *fcaudit, refserver: *refserver, n: *n, c: *c, rounds: *rounds,
+		size: *size, accounts: *accounts, only: *only, json: *jsonOut, strict: *strict}, os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+	}
+	os.Exit(code)
+}
+
+type options struct {
+	fcaudit, refserver string
+	n, c, rounds       int
+	size, accounts     int
+	only               string
+	json, strict       bool
+}
+
+func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	secret := "whsec_bench_" + hex.EncodeToString(b[:])
+
+	all := []target{
+		{"verify-only", func(addr, _ string) *exec.Cmd {
+			return exec.Command(o.refserver, "-mode", "verify", "-listen", addr, "-secret", secret)
+		}},
+		{"hand-written", func(addr, dir string) *exec.Cmd {
+			return exec.Command(o.refserver, "-mode", "handwritten", "-listen", addr, "-secret", secret, "-db", filepath.Join(dir, "ref.db"))
+		}},
+		{"fcaudit", func(addr, dir string) *exec.Cmd {
+			return exec.Command(o.fcaudit, "serve", "--data-dir", dir, "--listen", addr,
+				"--webhook-secret", secret, "--api-token", "bench", "--log-level", "warn")
+		}},
+	}
+	targets := all
+	if o.only != "" {
+		targets = nil
+		for _, t := range all {
+			if slices.Contains(strings.Split(o.only, ","), t.name) {
+				targets = append(targets, t)
+			}
+		}
+		if len(targets) == 0 {
+			return 2, fmt.Errorf("-only %q names no target", o.only)
+		}
+	}
+
+	fmt.Fprintf(errOut, "preparing %d signed events of ≈%d bytes over %d accounts…\n", o.n, o.size, o.accounts)
+	plan, err := loadgen.Prepare(ctx, loadgen.Config{Secret: secret, Requests: o.n, Concurrency: o.c, Accounts: o.accounts, Size: o.size})
+	if err != nil {
+		return 1, err
+	}
+	var samples []sample
+	for r := range o.rounds {
+		for i := range targets {
+			t := targets[(i+r)%len(targets)]
+			plan.Resign() // outside the clock: no sender signs during a run
+			s, err := runOne(ctx, t, plan, errOut)
+			if err != nil {
+				return 1, fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
+			}
+			s.Round = r + 1
+			fmt.Fprintf(errOut, "round %d %-12s %7.0f req/s  p50 %-8s p99 %-8s errors %d\n", r+1, t.name,
+				s.Result.Throughput, s.Result.Latency.P50.Round(10*time.Microsecond), s.Result.Latency.P99.Round(10*time.Microsecond), s.Result.ErrorCount)
+			samples = append(samples, s)
+		}
+	}
+	sum := summarize(samples, o.rounds)
+	if o.json {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			Samples []sample `json:"samples"`
+			Summary summary  `json:"summary"`
+		}{samples, sum}); err != nil {
+			return 1, err
+		}
+	} else {
+		writeSummary(out, sum, o)
+	}
+	switch {
+	case sum.Errors > 0:
+		return 1, fmt.Errorf("%d requests failed", sum.Errors)
+	case o.strict && !sum.allMet():
+		return 1, errors.New("a performance target was missed")
+	}
+	return 0, nil
+}
+
+// runOne starts t on a free port with a fresh directory, runs the plan
+// against it and stops it.
+func runOne(ctx context.Context, t target, plan *loadgen.Plan, errOut io.Writer) (sample, error) {
+	dir, err := os.MkdirTemp("", "fcaudit-bench-")
+	if err != nil {
+		return sample{}, err
+	}
+	defer os.RemoveAll(dir)
+	addr, err := freeAddr()
+	if err != nil {
+		return sample{}, err
+	}
+	cmd := t.start(addr, dir)
+	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		return sample{}, err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return sample{}, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	base := "http://" + addr
+	if err := waitHealthy(ctx, base+"/healthz", exited); err != nil {
+		logs, _ := os.ReadFile(logf.Name())
+		return sample{}, fmt.Errorf("%w; server output:\n%s", err, logs)
+	}
+	res, err := plan.Run(ctx, base+"/webhooks/stripe", nil)
+	if err != nil {
+		return sample{}, err
+	}
+	s := sample{Target: t.name, Result: res, PeakRSS: peakRSS(cmd.Process.Pid)}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+		fmt.Fprintf(errOut, "%s did not stop within 30s of SIGTERM; killed\n", t.name)
+	}
+	stopped = true
+	return s, nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// waitHealthy polls url until it answers 200, the process exits, or 15 s.
+func waitHealthy(ctx context.Context, url string, exited <-chan error) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("server exited before becoming healthy: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not healthy after 15s", url)
+		}
+	}
+}
+
+// peakRSS reads VmHWM of pid (0 where /proc is unavailable).
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+type targetSummary struct {
+	Name string `json:"name"`
+	// MedianThroughput over rounds (req/s); WorstP99 the largest p99.
+	MedianThroughput float64       `json:"median_throughput"`
+	MedianP50        time.Duration `json:"median_p50_ns"`
+	WorstP99         time.Duration `json:"worst_p99_ns"`
+	Errors           int           `json:"errors"`
+	PeakRSS          int64         `json:"peak_rss_bytes"`
+}
+
+type summary struct {
+	Targets []targetSummary `json:"targets"`
+	// Ratios of fcaudit's throughput, computed within each round, median
+	// over rounds (0 when a target was not run).
+	VsVerify      float64       `json:"fcaudit_vs_verify_only"`
+	VsHandwritten float64       `json:"fcaudit_vs_hand_written"`
+	VsVerifyAll   []float64     `json:"fcaudit_vs_verify_only_per_round"`
+	VsHandAll     []float64     `json:"fcaudit_vs_hand_written_per_round"`
+	FcauditP99    time.Duration `json:"fcaudit_worst_p99_ns"`
+	Errors        int           `json:"errors"`
+}
+
+func (s summary) allMet() bool {
+	return s.VsVerify >= targetVsVerify && s.VsHandwritten >= targetVsHandwritten && s.FcauditP99 < targetP99 && s.Errors == 0
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	if len(xs)%2 == 1 {
+		return xs[len(xs)/2]
+	}
+	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
+}
+
+func summarize(samples []sample, rounds int) summary {
+	var s summary
+	byTarget := map[string][]sample{}
+	for _, x := range samples {
+		byTarget[x.Target] = append(byTarget[x.Target], x)
+		s.Errors += x.Result.ErrorCount
+	}
+	for _, name := range []string{"verify-only", "hand-written", "fcaudit"} {
+		xs, ok := byTarget[name]
+		if !ok {
+			continue
+		}
+		ts := targetSummary{Name: name}
+		var tp, p50 []float64
+		for _, x := range xs {
+			tp = append(tp, x.Result.Throughput)
+			p50 = append(p50, float64(x.Result.Latency.P50))
+			ts.WorstP99 = max(ts.WorstP99, x.Result.Latency.P99)
+			ts.Errors += x.Result.ErrorCount
+			ts.PeakRSS = max(ts.PeakRSS, x.PeakRSS)
+		}
+		ts.MedianThroughput, ts.MedianP50 = median(tp), time.Duration(median(p50))
+		s.Targets = append(s.Targets, ts)
+		if name == "fcaudit" {
+			s.FcauditP99 = ts.WorstP99
+		}
+	}
+	for r := 1; r <= rounds; r++ {
+		get := func(name string) float64 {
+			for _, x := range byTarget[name] {
+				if x.Round == r {
+					return x.Result.Throughput
+				}
+			}
+			return 0
+		}
+		f, v, h := get("fcaudit"), get("verify-only"), get("hand-written")
+		if f > 0 && v > 0 {
+			s.VsVerifyAll = append(s.VsVerifyAll, f/v)
+		}
+		if f > 0 && h > 0 {
+			s.VsHandAll = append(s.VsHandAll, f/h)
+		}
+	}
+	s.VsVerify, s.VsHandwritten = median(s.VsVerifyAll), median(s.VsHandAll)
+	return s
+}
+
+func writeSummary(w io.Writer, s summary, o options) {
+	fmt.Fprintf(w, "\nwhole service: %d requests × %d rounds per target, %d senders, ≈%d-byte bodies, loopback\n\n", o.n, o.rounds, o.c, o.size)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\tmedian req/s\tmedian p50\tworst p99\terrors\tpeak RSS")
+	for _, t := range s.Targets {
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%d MiB\n", t.Name, t.MedianThroughput,
+			t.MedianP50.Round(10*time.Microsecond), t.WorstP99.Round(10*time.Microsecond), t.Errors, t.PeakRSS>>20)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w)
+	mark := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	ratios := func(xs []float64) string {
+		parts := make([]string, len(xs))
+		for i, x := range xs {
+			parts[i] = fmt.Sprintf("%.2f", x)
+		}
+		return strings.Join(parts, " ")
+	}
+	if len(s.VsVerifyAll) > 0 {
+		fmt.Fprintf(w, "fcaudit / verify-only   %.2f×  (rounds: %s)  target ≥ %.1f×: %s\n", s.VsVerify, ratios(s.VsVerifyAll), targetVsVerify, mark(s.VsVerify >= targetVsVerify))
+	}
+	if len(s.VsHandAll) > 0 {
+		fmt.Fprintf(w, "fcaudit / hand-written  %.2f×  (rounds: %s)  target ≥ %.1f×: %s\n", s.VsHandwritten, ratios(s.VsHandAll), targetVsHandwritten, mark(s.VsHandwritten >= targetVsHandwritten))
+	}
+	if slices.ContainsFunc(s.Targets, func(t targetSummary) bool { return t.Name == "fcaudit" }) {
+		fmt.Fprintf(w, "fcaudit p99 (worst)     %s  target < %s: %s\n", s.FcauditP99.Round(10*time.Microsecond), targetP99, mark(s.FcauditP99 < targetP99))
+	}
+	fmt.Fprintf(w, "errors                  %d  target 0: %s\n", s.Errors, mark(s.Errors == 0))
+}
