@@ -158,6 +158,9 @@ func Deliver(ctx context.Context, r Reader, sel Selection, s Sender, opts Option
 		start:   start,
 	}
 	e.cond = sync.NewCond(&e.mu)
+	if cp != nil {
+		e.res.AlreadyDone = cp.LowCount // read past, not again
+	}
 	if opts.Checkpoint != "" {
 		e.cpTemplate = Checkpoint{Version: checkpointVersion, Key: key, Target: opts.TargetLabel, RunID: opts.RunID}
 		// Fail early on an unwritable path, before anything is sent.

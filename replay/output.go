@@ -3,6 +3,7 @@ package replay
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -101,22 +102,35 @@ func WritePlan(ctx context.Context, r Reader, sel Selection, w io.Writer, opts O
 	return n, nil
 }
 
-// Rebuilder rebuilds a read model from events (the projection target). The
-// projections package provides it; replay only feeds it.
+// Rebuilder rebuilds a read model (the projection target);
+// projections.Runner implements it. Rebuild folds the events of the log that
+// match filter, from the start of the log, into a fresh copy of read model
+// name and swaps it in; progress (may be nil) gets the number applied so far.
 type Rebuilder interface {
-	// Rebuild replaces the read model name with one built from the events
-	// that next returns in store order (nil at the end) and returns how
-	// many it applied. Errors name the model; ctx cancels it.
-	Rebuild(ctx context.Context, name string, next func(context.Context) (*store.RecordedEvent, error)) (int, error)
+	Rebuild(ctx context.Context, name string, filter store.Filter, progress func(n int)) error
 }
 
-// RebuildProjection feeds the selection to rb as the source of read model
-// name.
-func RebuildProjection(ctx context.Context, r Reader, sel Selection, rb Rebuilder, name string) (int, error) {
-	c := newCursor(r, sel, sel.FromPosition, 0, false)
-	n, err := rb.Rebuild(ctx, name, c.next)
+// RebuildProjection rebuilds read model name from the selection and returns
+// how many events it applied. A read model is a fold over history, so it is
+// always rebuilt from the start of the log: FromPosition and Limit are
+// refused (ErrNotForProjection).
+func RebuildProjection(ctx context.Context, rb Rebuilder, sel Selection, name string, progress func(n int)) (int, error) {
+	if sel.FromPosition != 0 || sel.Limit != 0 {
+		return 0, ErrNotForProjection
+	}
+	n := 0
+	err := rb.Rebuild(ctx, name, sel.Filter(), func(applied int) {
+		n = applied
+		if progress != nil {
+			progress(applied)
+		}
+	})
 	if err != nil {
 		return n, fmt.Errorf("rebuild projection %s: %w", name, err)
 	}
 	return n, nil
 }
+
+// ErrNotForProjection: a selection bound by position or count cannot
+// rebuild a read model.
+var ErrNotForProjection = errors.New("a projection is rebuilt from the start of the log: --from-position and --limit do not apply")

@@ -15,6 +15,7 @@ import (
 	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/metrics"
+	"github.com/fcaudit/fcaudit/replay"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
 
@@ -144,7 +145,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	})
 	svc := ingest.NewService(verifier, st, ingest.ServiceOptions{Logger: log, Observe: m.ObserveIngest})
 	srv := api.NewServer(api.Config{
-		Routes:         []func(*mux.Router, api.Helpers){proj.Routes()},
+		Routes:         []func(*mux.Router, api.Helpers){proj.Routes(), replay.Routes(st)},
 		Store:          st,
 		Ingest:         svc,
 		Tokens:         o.tokens,

@@ -1,0 +1,357 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fcaudit/fcaudit/projections"
+	"github.com/fcaudit/fcaudit/replay"
+	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/timearg"
+)
+
+// exitInterrupted is replay's status after Ctrl-C (128 + SIGINT).
+const exitInterrupted = 130
+
+type replayOptions struct {
+	accounts     []string
+	types        []string
+	since, until string
+	fromPosition uint64
+	limit        int
+
+	to, projection string
+	signingSecret  string
+	concurrency    int
+	rate           float64
+	maxRetries     int
+	timeout        time.Duration
+	dryRun         bool
+	checkpoint     string
+}
+
+func newReplayCommand(f *factory) *cobra.Command {
+	o := &replayOptions{}
+	cmd := &cobra.Command{
+		Use:   "replay",
+		Short: "Re-deliver, re-apply or export stored events",
+		Long: `replay reads the event log in store order, selects events and sends them to a
+target:
+
+  --to URL          POST each event's original body, byte for byte, with a fresh
+                    Stripe-Signature made with --signing-secret, plus the headers
+                    Fcaudit-Replay: true and Fcaudit-Replay-Id: <run id>
+  --to -            NDJSON of the stored records on stdout (as GET /v1/events/{id})
+  --projection NAME rebuild that read model from the selected events
+
+Events of one account are delivered one at a time in store order; different
+accounts in parallel (--concurrency). 5xx, 429 and network errors are retried
+with exponential backoff and jitter (Retry-After is honoured); other 4xx fail
+at once. When an event fails, the later events of its account are skipped.
+--checkpoint FILE makes a run resumable: a rerun with the same file never
+resends an event that succeeded and retries everything that did not.
+
+It works while serve runs on the same data. The summary line goes to stderr;
+exit status 1 when any event failed, 2 for a bad command line, 130 when
+interrupted. Every run (not --dry-run) is recorded in the audit log of
+replays (GET /v1/replays).`,
+		Example: `  # what would be sent?
+  fcaudit replay --account fca_1OeX… --since 2026-11-01T00:00:00Z --to http://localhost:3000/webhooks --dry-run
+  # re-deliver balance refreshes of November, resumable
+  fcaudit replay --type 'financial_connections.account.refreshed_*' --since 2026-11-01T00:00:00Z \
+      --until 2026-12-01T00:00:00Z --to https://example.com/stripe/webhooks \
+      --signing-secret whsec_… --rate 50 --checkpoint nov.checkpoint
+  # export as NDJSON
+  fcaudit replay --account fca_1OeX… --to - > history.ndjson
+  # rebuild the account_status read model
+  fcaudit replay --projection account_status`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runReplay(cmd.Context(), f, cmd, o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&o.accounts, "account", nil, "select events of this FC account (fca_…); repeatable")
+	fl.StringArrayVar(&o.types, "type", nil, "select events of this type; '*' matches any run of characters (e.g. 'financial_connections.account.refreshed_*'); repeatable")
+	fl.StringVar(&o.since, "since", "", "select events whose Stripe created time is at or after T (RFC 3339 or Unix seconds)")
+	fl.StringVar(&o.until, "until", "", "select events whose Stripe created time is at or before T (RFC 3339 or Unix seconds)")
+	fl.Uint64Var(&o.fromPosition, "from-position", 0, "select events after this global log position")
+	fl.IntVar(&o.limit, "limit", 0, "select at most N events (0 = all)")
+	fl.StringVar(&o.to, "to", "", "target: an http(s) URL to re-deliver to, or '-' for NDJSON on stdout")
+	fl.StringVar(&o.projection, "projection", "", "target: rebuild this read model from the selection (e.g. account_status)")
+	fl.StringVar(&o.signingSecret, "signing-secret", os.Getenv("FCAUDIT_REPLAY_SIGNING_SECRET"), "the receiver's Stripe signing secret (whsec_…); required with --to URL (env FCAUDIT_REPLAY_SIGNING_SECRET)")
+	fl.IntVar(&o.concurrency, "concurrency", replay.DefaultConcurrency, "requests in flight (events of one account are always sent one at a time)")
+	fl.Float64Var(&o.rate, "rate", 0, "at most N requests per second, retries included (0 = unlimited)")
+	fl.IntVar(&o.maxRetries, "max-retries", replay.DefaultMaxRetries, "retries of an event after a 5xx, 429 or network error (0 = none)")
+	fl.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of one request")
+	fl.BoolVar(&o.dryRun, "dry-run", false, "print the plan (position, id, type, account per line) and send nothing")
+	fl.StringVar(&o.checkpoint, "checkpoint", "", "progress file: resume from it if it exists, keep it up to date (--to URL only)")
+	return cmd
+}
+
+// replayRun is a validated command line.
+type replayRun struct {
+	sel    replay.Selection
+	target replay.Target
+	url    string // unredacted, --to URL only
+}
+
+func parseReplay(cmd *cobra.Command, o *replayOptions) (*replayRun, error) {
+	rr := &replayRun{sel: replay.Selection{
+		Accounts: o.accounts, Types: o.types, FromPosition: store.Position(o.fromPosition), Limit: o.limit,
+	}}
+	for _, a := range o.accounts {
+		if strings.TrimSpace(a) == "" {
+			return nil, flagError("account", errors.New("empty account id"))
+		}
+	}
+	for _, t := range o.types {
+		if strings.TrimSpace(t) == "" {
+			return nil, flagError("type", errors.New("empty type"))
+		}
+	}
+	var err error
+	if o.since != "" {
+		if rr.sel.Since, err = timearg.Parse(o.since); err != nil {
+			return nil, flagError("since", err)
+		}
+	}
+	if o.until != "" {
+		if rr.sel.Until, err = timearg.Parse(o.until); err != nil {
+			return nil, flagError("until", err)
+		}
+	}
+	if !rr.sel.Since.IsZero() && !rr.sel.Until.IsZero() && rr.sel.Since.After(rr.sel.Until) {
+		return nil, flagError("since", fmt.Errorf("%s is after --until %s", o.since, o.until))
+	}
+	if o.limit < 0 {
+		return nil, flagError("limit", fmt.Errorf("must not be negative, got %d", o.limit))
+	}
+
+	switch {
+	case o.to == "" && o.projection == "":
+		return nil, flagError("to", errors.New("a target is required: --to URL, --to - (NDJSON on stdout) or --projection NAME"))
+	case o.to != "" && o.projection != "":
+		return nil, flagError("projection", errors.New("cannot be combined with --to: pick one target"))
+	case o.projection != "":
+		if !validProjection(o.projection) {
+			return nil, flagError("projection", fmt.Errorf("unknown read model %q (known: %s)", o.projection, strings.Join(projections.Names(), ", ")))
+		}
+		if o.fromPosition != 0 || o.limit != 0 {
+			return nil, flagError("projection", replay.ErrNotForProjection)
+		}
+		rr.target = replay.Target{Kind: "projection", Projection: o.projection}
+	case o.to == "-":
+		rr.target = replay.Target{Kind: "ndjson"}
+	default:
+		u, err := url.Parse(o.to)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, flagError("to", fmt.Errorf("%q: want an http:// or https:// URL, or '-' for stdout", replay.RedactURL(o.to)))
+		}
+		if o.signingSecret == "" && !o.dryRun {
+			return nil, flagError("signing-secret", errors.New("required with --to URL (or set FCAUDIT_REPLAY_SIGNING_SECRET): the receiver's Stripe signing secret"))
+		}
+		rr.url = o.to
+		rr.target = replay.Target{Kind: "http", URL: replay.RedactURL(o.to)}
+	}
+
+	if rr.target.Kind == "http" {
+		if o.concurrency < 1 || o.concurrency > 1024 {
+			return nil, flagError("concurrency", fmt.Errorf("must be from 1 to 1024, got %d", o.concurrency))
+		}
+		if o.rate < 0 || math.IsNaN(o.rate) || math.IsInf(o.rate, 0) {
+			return nil, flagError("rate", fmt.Errorf("must be a non-negative number of events per second, got %v", o.rate))
+		}
+		if o.maxRetries < 0 {
+			return nil, flagError("max-retries", fmt.Errorf("must not be negative, got %d", o.maxRetries))
+		}
+		if o.timeout <= 0 {
+			return nil, flagError("timeout", fmt.Errorf("must be positive, got %s", o.timeout))
+		}
+	} else {
+		// Delivery settings mean nothing for the other targets: say so
+		// rather than ignore them.
+		for _, name := range []string{"signing-secret", "concurrency", "rate", "max-retries", "timeout", "checkpoint"} {
+			if cmd.Flags().Changed(name) {
+				return nil, flagError(name, errors.New("only applies to --to URL"))
+			}
+		}
+	}
+	return rr, nil
+}
+
+func runReplay(ctx context.Context, f *factory, cmd *cobra.Command, o *replayOptions) error {
+	rr, err := parseReplay(cmd, o)
+	if err != nil {
+		return err
+	}
+	log, err := f.Logger()
+	if err != nil {
+		return err
+	}
+	if o.dryRun {
+		st, err := f.OpenStore(ctx, storeOptions{readOnly: true})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		n, err := replay.WritePlan(ctx, st, rr.sel, f.out, replay.Options{Checkpoint: o.checkpoint, TargetKey: rr.target.String()})
+		if errors.Is(err, replay.ErrCheckpointMismatch) {
+			return flagError("checkpoint", err)
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(f.errOut, "dry run: %d events would be sent to %s; nothing sent\n", n, rr.target)
+		return nil
+	}
+
+	// Not read-only: the run appends its own audit record.
+	st, err := f.OpenStore(ctx, storeOptions{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	host, _ := os.Hostname()
+	rec := replay.RunRecord{
+		ID: replay.NewRunID(), User: replay.CurrentUser(), Host: host,
+		StartedAt: time.Now().UTC(), Selection: rr.sel, Target: rr.target,
+	}
+	var res replay.Result
+	var runErr error
+	tty := isTerminal(f.errOut)
+	switch rr.target.Kind {
+	case "http":
+		rec.Settings = replay.RunSettings{Concurrency: o.concurrency, Rate: o.rate, MaxRetries: o.maxRetries,
+			Timeout: o.timeout.String(), Checkpoint: o.checkpoint}
+		maxRetries := o.maxRetries
+		if maxRetries == 0 {
+			maxRetries = -1 // replay.Options: 0 means the default
+		}
+		opts := replay.Options{
+			Concurrency: o.concurrency, Rate: o.rate, MaxRetries: maxRetries,
+			Checkpoint: o.checkpoint, TargetKey: rr.target.URL, TargetLabel: rr.target.URL,
+			RunID: rec.ID, Logger: log,
+		}
+		var bar *replay.ProgressBar
+		if tty {
+			head, err := st.Head(ctx)
+			if err == nil {
+				bar = replay.NewProgressBar(f.errOut, rr.sel.FromPosition, head, rr.sel.Limit)
+				opts.Progress = bar.Update
+			}
+		}
+		sender := &replay.HTTPSender{URL: rr.url, Secret: o.signingSecret, RunID: rec.ID,
+			Client: replay.NewHTTPClient(o.concurrency), Timeout: o.timeout}
+		res, runErr = replay.Deliver(ctx, st, rr.sel, sender, opts)
+		if bar != nil {
+			bar.Finish()
+		}
+		if errors.Is(runErr, replay.ErrCheckpointMismatch) {
+			return flagError("checkpoint", runErr) // nothing was sent: not a run
+		}
+	case "ndjson":
+		res.Replayed, runErr = replay.WriteNDJSON(ctx, st, rr.sel, f.out)
+		if runErr != nil && ctx.Err() != nil {
+			res.Interrupted, runErr = true, nil
+		}
+	case "projection":
+		res.Replayed, runErr = rebuildForReplay(ctx, f, st, rr, tty)
+		if runErr != nil && ctx.Err() != nil {
+			res.Interrupted, runErr = true, nil
+		}
+	}
+	rec.FinishedAt = time.Now().UTC()
+	elapsed := rec.FinishedAt.Sub(rec.StartedAt)
+	rec.Counts = res
+	rec.SetFailures(res)
+	var exit *exitError
+	switch {
+	case runErr != nil:
+		rec.Status, rec.ExitCode, rec.Error = replay.StatusError, exitFailure, runErr.Error()
+	case res.Interrupted:
+		msg := fmt.Sprintf("interrupted: %d events not sent", res.NotAttempted)
+		if o.checkpoint != "" {
+			msg += "; rerun the same command to resume from --checkpoint " + o.checkpoint
+		}
+		rec.Status, rec.ExitCode = replay.StatusInterrupted, exitInterrupted
+		exit = &exitError{code: exitInterrupted, msg: msg}
+	case res.Failed > 0:
+		rec.Status, rec.ExitCode = replay.StatusFailed, exitFailure
+		exit = &exitError{code: exitFailure, msg: fmt.Sprintf("%d events failed, %d skipped", res.Failed, res.Skipped)}
+	default:
+		rec.Status = replay.StatusSucceeded
+	}
+
+	fmt.Fprintf(f.errOut, "replayed %d events, %d failed, %d skipped in %s\n", res.Replayed, res.Failed, res.Skipped,
+		elapsed.Round(time.Millisecond))
+	if res.AlreadyDone > 0 {
+		fmt.Fprintf(f.errOut, "%d events were already delivered by an earlier run (--checkpoint %s)\n", res.AlreadyDone, o.checkpoint)
+	}
+	for _, fl := range res.Failures {
+		acct := store.AccountOf(fl.Stream)
+		if acct == "" {
+			acct = fl.Stream
+		}
+		fmt.Fprintf(f.errOut, "failed: %s (position %d, %s, %d attempts): %s\n", fl.ID, fl.Position, acct, fl.Attempts, fl.Error)
+	}
+	if len(res.SkippedIDs) > 0 {
+		const show = 20
+		ids := res.SkippedIDs[:min(show, len(res.SkippedIDs))]
+		more := ""
+		if len(res.SkippedIDs) > show {
+			more = fmt.Sprintf(" and %d more", len(res.SkippedIDs)-show)
+		}
+		fmt.Fprintf(f.errOut, "skipped (an earlier event of their account failed): %s%s\n", strings.Join(ids, ", "), more)
+	}
+
+	// Record the run even when ctx was cancelled: auditors need to see
+	// interrupted runs too.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := replay.AppendRun(actx, st, rec); err != nil {
+		if runErr == nil && exit == nil {
+			return fmt.Errorf("replay %s succeeded but its audit record was not written: %w", rec.ID, err)
+		}
+		fmt.Fprintf(f.errOut, "fcaudit: audit record of %s not written: %v\n", rec.ID, err)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if exit != nil {
+		return exit
+	}
+	return nil
+}
+
+// rebuildForReplay rebuilds the read model in --data-dir from the selection.
+func rebuildForReplay(ctx context.Context, f *factory, st store.Store, rr *replayRun, tty bool) (int, error) {
+	log, err := f.Logger()
+	if err != nil {
+		return 0, err
+	}
+	r, err := projections.Open(filepath.Join(f.dataDir, projections.FileName), st, projections.Options{Logger: log})
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	progress := func(n int) {
+		if tty {
+			fmt.Fprintf(f.errOut, "\r\033[Krebuilding %s: %d events", rr.target.Projection, n)
+		}
+	}
+	n, err := replay.RebuildProjection(ctx, r, rr.sel, rr.target.Projection, progress)
+	if tty {
+		fmt.Fprint(f.errOut, "\r\033[K")
+	}
+	return n, err
+}
