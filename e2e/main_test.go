@@ -433,3 +433,5 @@ func storedIDs(t testing.TB, dataDir string) map[string]acked {
 		after = evs[len(evs)-1].Position
 	}
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
