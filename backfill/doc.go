@@ -40,6 +40,8 @@
 // # Imports
 //
 // backfill imports the standard library, store (vocabulary), ingest
-// (envelope, stream naming, fingerprints) and stripe-go's event client. It
-// never imports a store backend; the caller hands it a Log.
+// (envelope, stream naming, fingerprints) and stripe-go's event client; the
+// Reconciler (serve --reconcile-every) adds api (for its /v1 route), gorilla
+// mux and the Prometheus client. It never imports a store backend; the
+// caller hands it a Log.
 package backfill

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"time"
@@ -136,4 +137,35 @@ func runBackfill(ctx context.Context, f *factory, o *backfillOptions) error {
 		return fmt.Errorf("write report: %w", err)
 	}
 	return nil
+}
+
+// minReconcileEvery keeps serve --reconcile-every from hammering the Events
+// API (each run lists up to 30 days).
+const minReconcileEvery = time.Minute
+
+// startReconciler wires serve --reconcile-every: the key comes from
+// STRIPE_API_KEY, the API base from STRIPE_API_BASE (default Stripe's). It
+// runs the first reconciliation at once in the background; wait blocks until
+// the loop has stopped after ctx is cancelled (call it before closing st).
+func startReconciler(ctx context.Context, st backfill.Log, every time.Duration, log *slog.Logger) (rec *backfill.Reconciler, wait func(), err error) {
+	if every < minReconcileEvery {
+		return nil, nil, flagError("reconcile-every", fmt.Errorf("must be at least %s, got %s", minReconcileEvery, every))
+	}
+	key := os.Getenv("STRIPE_API_KEY")
+	if key == "" {
+		return nil, nil, &usageError{errors.New("--reconcile-every needs a Stripe API key in STRIPE_API_KEY")}
+	}
+	base := os.Getenv("STRIPE_API_BASE")
+	if base != "" {
+		if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, nil, &usageError{fmt.Errorf("STRIPE_API_BASE: %q is not an http(s) URL", base)}
+		}
+	}
+	rec = backfill.NewReconciler(st, backfill.Options{APIKey: key, APIBase: base, Logger: log.With("component", "reconcile")}, every, 0)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = rec.Run(ctx) // returns ctx.Err() at shutdown
+	}()
+	return rec, func() { <-done }, nil
 }

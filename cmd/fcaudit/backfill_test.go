@@ -182,3 +182,105 @@ func TestBackfillWhileServing(t *testing.T) {
 	}
 	t.Fatalf("serve's account status never counted the 4 backfilled events; last answer: %s", last)
 }
+
+// TestServeReconcileEvery: serve --reconcile-every runs a backfill at once
+// and reports it at GET /v1/reconciliation and in /metrics.
+func TestServeReconcileEvery(t *testing.T) {
+	const account = "fca_cmdreconcile1"
+	srv, ids := fakeEvents(t, account, 3)
+	t.Setenv("STRIPE_API_KEY", backfillKey)
+	t.Setenv("STRIPE_API_BASE", srv.URL)
+	dir := t.TempDir()
+	addr := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var serveErr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"serve", "--dev", "--data-dir", dir, "--listen", addr, "--reconcile-every", "6h"}, nil, io.Discard, &serveErr)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited %d: %s", code, serveErr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop after cancellation")
+		}
+	}()
+	waitReady(t, "http://"+addr+"/readyz")
+	dc, err := loadDevConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string, auth bool) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		if auth {
+			req.Header.Set("Authorization", "Bearer "+dc.APIToken)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/v1/reconciliation", false); code != http.StatusUnauthorized {
+		t.Errorf("/v1/reconciliation without a token: %d, want 401", code)
+	}
+	var st struct {
+		Object   string `json:"object"`
+		Interval string `json:"interval"`
+		LastRun  *struct {
+			OK       bool `json:"ok"`
+			Fetched  int  `json:"fetched"`
+			Appended int  `json:"appended"`
+			Gaps     []struct {
+				ID       string `json:"id"`
+				Account  string `json:"account"`
+				Appended bool   `json:"appended"`
+			} `json:"gaps"`
+		} `json:"last_run"`
+	}
+	var last string
+	deadline := time.Now().Add(20 * time.Second)
+	for st.LastRun == nil && time.Now().Before(deadline) {
+		var code int
+		code, last = get("/v1/reconciliation", true)
+		if code != 200 || json.Unmarshal([]byte(last), &st) != nil {
+			t.Fatalf("/v1/reconciliation: %d %s", code, last)
+		}
+		if st.LastRun == nil {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if st.LastRun == nil || !st.LastRun.OK || st.LastRun.Fetched != 3 || st.LastRun.Appended != 3 ||
+		len(st.LastRun.Gaps) != 3 || st.Object != "reconciliation" || st.Interval != "6h0m0s" {
+		t.Fatalf("reconciliation status: %s", last)
+	}
+	for i, g := range st.LastRun.Gaps {
+		if g.ID != ids[i] || g.Account != account || !g.Appended {
+			t.Errorf("gap %d = %+v, want %s appended", i, g, ids[i])
+		}
+	}
+	_, metricsText := get("/metrics", false)
+	for _, want := range []string{`fcaudit_reconciliation_last_run_events{result="appended"} 3`, "fcaudit_reconciliation_last_run_success 1"} {
+		if !strings.Contains(metricsText, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func TestServeReconcileEveryNeedsKey(t *testing.T) {
+	t.Setenv("STRIPE_API_KEY", "")
+	code, _, errOut := runCmd(t, context.Background(), "serve", "--dev", "--data-dir", t.TempDir(), "--listen", freePort(t), "--reconcile-every", "6h")
+	if code != exitUsage || !strings.Contains(errOut, "STRIPE_API_KEY") {
+		t.Errorf("exit %d, stderr %q; want 2 naming STRIPE_API_KEY", code, errOut)
+	}
+	code, _, errOut = runCmd(t, context.Background(), "serve", "--dev", "--data-dir", t.TempDir(), "--listen", freePort(t), "--reconcile-every", "1s")
+	if code != exitUsage || !strings.Contains(errOut, "--reconcile-every:") {
+		t.Errorf("exit %d, stderr %q; want 2 naming --reconcile-every", code, errOut)
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/metrics"
-	"github.com/fcaudit/fcaudit/replay"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
 
@@ -28,6 +27,8 @@ type serveOptions struct {
 	maxBodyBytes int64
 	drainTimeout time.Duration
 	pprof        string
+	// reconcileEvery > 0 runs the backfill reconciliation in the background.
+	reconcileEvery time.Duration
 }
 
 func newServeCommand(f *factory) *cobra.Command {
@@ -64,6 +65,7 @@ them and saves them in DATA_DIR/dev.json for 'fcaudit trigger'.`,
 	fl.Int64Var(&o.maxBodyBytes, "max-body-bytes", api.DefaultMaxBodyBytes, "largest accepted webhook body")
 	fl.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
 	fl.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); off by default")
+	fl.DurationVar(&o.reconcileEvery, "reconcile-every", 0, "run 'fcaudit backfill' against Stripe's Events API this often (e.g. 6h; key from STRIPE_API_KEY); 0 = off")
 	return cmd
 }
 
@@ -143,9 +145,19 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		}
 		return out
 	})
+	var extraRoutes []func(*mux.Router, api.Helpers)
+	if o.reconcileEvery != 0 {
+		rec, wait, err := startReconciler(ctx, st, o.reconcileEvery, log)
+		if err != nil {
+			return err
+		}
+		defer wait() // the loop ends with ctx; a run cut short keeps what it appended
+		m.Registry().MustRegister(rec.Collector())
+		extraRoutes = append(extraRoutes, rec.Routes())
+	}
 	svc := ingest.NewService(verifier, st, ingest.ServiceOptions{Logger: log, Observe: m.ObserveIngest})
 	srv := api.NewServer(api.Config{
-		Routes:         []func(*mux.Router, api.Helpers){proj.Routes(), replay.Routes(st)},
+		Routes:         append([]func(*mux.Router, api.Helpers){proj.Routes()}, extraRoutes...),
 		Store:          st,
 		Ingest:         svc,
 		Tokens:         o.tokens,
