@@ -249,7 +249,7 @@ type Store interface {
 	//
 	// Errors: ErrWrongExpectedRevision (use errors.As with
 	// *WrongRevisionError for details), ErrInvalidEvent for an event without
-	// ID, Type or Data, ErrUnavailable when the log cannot take the write
+	// ID, Type, Data or Source, ErrUnavailable when the log cannot take the write
 	// (nothing was appended; the caller may retry). Once Append returns nil
 	// the events are durable.
 	Append(ctx context.Context, stream string, expected ExpectedRevision, events ...Event) ([]Appended, error)
