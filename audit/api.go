@@ -1,0 +1,59 @@
+package audit
+
+import (
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+
+	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/store"
+)
+
+// AccountVerification is the answer of GET /v1/accounts/{id}/verify.
+type AccountVerification struct {
+	Account string `json:"account"`
+	Stream  string `json:"stream"`
+	Events  int64  `json:"events"`
+	Intact  bool   `json:"intact"`
+	// FirstBroken is null when the stream is intact.
+	FirstBroken  *BrokenEvent `json:"first_broken"`
+	LastRevision uint64       `json:"last_revision"`
+	// ChainHash is the stored chain value of the last revision.
+	ChainHash string `json:"chain_hash"`
+}
+
+// BrokenEvent names a stream's first broken event in API answers.
+type BrokenEvent struct {
+	ID       string  `json:"id"`
+	Revision uint64  `json:"revision"`
+	Problem  Problem `json:"problem"`
+	Reason   string  `json:"reason"`
+}
+
+// Routes returns the audit routes for api.Config.Routes:
+// GET /v1/accounts/{id}/verify, the account stream's chain check.
+func Routes(r StreamReader) func(*mux.Router, api.Helpers) {
+	return func(m *mux.Router, h api.Helpers) {
+		m.HandleFunc("/accounts/{id}/verify", func(w http.ResponseWriter, req *http.Request) {
+			id := mux.Vars(req)["id"]
+			rep, err := VerifyStream(req.Context(), r, store.AccountStream(id), VerifyOptions{})
+			if errors.Is(err, store.ErrStreamNotFound) {
+				h.Error(w, req, api.NotFound("no events for account "+strconv.Quote(id)))
+				return
+			}
+			if err != nil {
+				h.Error(w, req, err)
+				return
+			}
+			out := AccountVerification{Account: id, Stream: rep.Stream, Events: rep.Events, Intact: rep.FirstBroken == nil,
+				LastRevision: rep.LastRevision, ChainHash: hex.EncodeToString(rep.ChainHash[:])}
+			if b := rep.FirstBroken; b != nil {
+				out.FirstBroken = &BrokenEvent{ID: b.ID, Revision: b.Revision, Problem: b.Problem, Reason: b.Reason}
+			}
+			h.JSON(w, out)
+		}).Methods(http.MethodGet)
+	}
+}
