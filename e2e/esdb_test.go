@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/fcevents"
+	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/store/esdb"
+	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"
+)
+
+// TestEventStoreDBDown wires the webhook endpoint and the query API over the
+// EventStoreDB adapter, as serve does with --eventstore, against the
+// in-memory gRPC server (no real EventStoreDB runs here). While the node is
+// down, webhooks get 503 store_unavailable and /readyz 503; when it is back,
+// the same process recovers and everything acknowledged is stored.
+//
+// It runs in process: serve's --eventstore wiring (cmd/fcaudit
+// openEventStore) was not in place when this was written.
+func TestEventStoreDBDown(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		down, up func(*esdbtest.Server)
+	}{
+		{"unavailable", func(s *esdbtest.Server) { s.SetUnavailable(true) }, func(s *esdbtest.Server) { s.SetUnavailable(false) }},
+		{"stopped", (*esdbtest.Server).Stop, (*esdbtest.Server).Restart},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			node := esdbtest.Start(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			st, err := esdb.Open(ctx, node.ConnString(), esdb.Options{Timeout: 3 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			v, err := ingest.NewVerifier([]string{testSecret}, 5*time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs := httptest.NewServer(api.NewServer(api.Config{
+				Store:  st,
+				Ingest: ingest.NewService(v, st, ingest.ServiceOptions{}),
+				Tokens: []string{testToken},
+				Ready:  st.Ping,
+			}).Handler())
+			t.Cleanup(hs.Close)
+			c := newClient(2)
+
+			ids := map[string]acked{}
+			var refused []string
+			account := gen.NewAccountID()
+			post := func(want int) {
+				t.Helper()
+				ev := newEvent(fcevents.TypeRefreshedBalance, account)
+				code, a, err := postWebhook(ctx, c, hs.URL, ev.body, testSecret)
+				if err != nil {
+					t.Fatalf("post: %v", err)
+				}
+				if code != want || (want == http.StatusServiceUnavailable && a.errType() != "store_unavailable") {
+					t.Fatalf("webhook: %d %+v, want %d", code, a, want)
+				}
+				if code == http.StatusOK {
+					ids[ev.id] = acked{stream: a.Stream, position: a.Position}
+				} else {
+					refused = append(refused, ev.id)
+				}
+			}
+			for range 5 {
+				post(http.StatusOK)
+			}
+			waitStatus(t, c, hs.URL+"/readyz", http.StatusOK, 30*time.Second)
+
+			tc.down(node)
+			for range 3 {
+				post(http.StatusServiceUnavailable)
+			}
+			waitStatus(t, c, hs.URL+"/readyz", http.StatusServiceUnavailable, 30*time.Second)
+
+			tc.up(node)
+			waitStatus(t, c, hs.URL+"/readyz", http.StatusOK, 30*time.Second)
+			for range 5 {
+				post(http.StatusOK)
+			}
+			checkStored(t, hs.URL, ids)
+			// What was refused with 503 was not stored (Stripe will retry it).
+			for _, id := range refused {
+				if code, body, err := get(ctx, c, hs.URL+"/v1/events/"+id, testToken); err != nil || code != http.StatusNotFound {
+					t.Errorf("event %s answered 503 is retrievable: %d %.200s %v", id, code, body, err)
+				}
+			}
+		})
+	}
+}
