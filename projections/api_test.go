@@ -145,8 +145,6 @@ func TestAPIGetAndTimeTravel(t *testing.T) {
 	}
 }
 
-
-
 func TestAPIList(t *testing.T) {
 	ts, _ := apiFixture(t)
 	ids := func(l api.List[AccountStatus]) []string {
