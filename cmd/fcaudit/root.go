@@ -114,6 +114,8 @@ verify, export and replay the history.`,
 		newReplayCommand(f),
 		newTriggerCommand(f),
 		newLoadgenCommand(f),
+		newVerifyCommand(f),
+		newExportCommand(f),
 		newVersionCommand(f),
 	)
 	for _, c := range root.Commands() {

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fcaudit/fcaudit/audit"
+	"github.com/fcaudit/fcaudit/store"
+)
+
+type verifyOptions struct {
+	writeCheckpoint string
+	against         string
+	skipMetadata    bool
+	pageSize        int
+	now             func() time.Time
+}
+
+func newVerifyCommand(f *factory) *cobra.Command {
+	o := &verifyOptions{now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Prove the stored history is unaltered (hash chains, body hashes, checkpoints)",
+		Long: `verify reads the whole event log once, in store order, and for every stream
+recomputes each body's SHA-256 and the hash chain
+
+  chain_hash[n] = SHA-256(chain_hash[n-1] || body_sha256[n] || id || 0x00 || received_at)
+
+(seeded with SHA-256 of the stream name). It also checks that revisions have no
+gaps and follow store order, and that the metadata columns the chain does not
+cover (type, created, livemode, api_version, connect_account, stream, source)
+agree with the body.
+
+Exit status 0 when everything is intact; 1 when anything was altered, removed or
+reordered, naming the first broken event (stream, revision, id) of each damaged
+stream on stdout; 2 for a bad command line. It works while serve runs: it covers
+the log up to its head when verify started.
+
+--write-checkpoint FILE saves every stream's last revision and chain hash plus a
+digest over all of them (only when the log is intact). Keep that file (or at
+least its digest) outside fcaudit; later, --against FILE proves every stream
+still holds exactly that prefix (events appended since are fine).`,
+		Example: `  fcaudit verify
+  fcaudit verify --write-checkpoint /mnt/worm/fcaudit-2026-11-30.checkpoint.json
+  fcaudit verify --against /mnt/worm/fcaudit-2026-11-30.checkpoint.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runVerify(cmd.Context(), f, o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.writeCheckpoint, "write-checkpoint", "", "after an intact verification, write a checkpoint of every stream to `FILE` (atomically)")
+	fl.StringVar(&o.against, "against", "", "also prove that every stream still holds the prefix recorded in checkpoint `FILE`")
+	fl.BoolVar(&o.skipMetadata, "skip-metadata", false, "check hashes and chains only, not the metadata columns against the bodies (faster)")
+	fl.IntVar(&o.pageSize, "page-size", 5000, "events per read; each read is a short snapshot, so serve is not held up")
+	return cmd
+}
+
+func runVerify(ctx context.Context, f *factory, o *verifyOptions) error {
+	if o.pageSize <= 0 || o.pageSize > 10000 {
+		return flagError("page-size", fmt.Errorf("must be from 1 to 10000, got %d", o.pageSize))
+	}
+	if o.writeCheckpoint != "" && o.writeCheckpoint == o.against {
+		return flagError("write-checkpoint", errors.New("must differ from --against (the old checkpoint is the evidence)"))
+	}
+	opts := audit.VerifyOptions{PageSize: o.pageSize, SkipMetadata: o.skipMetadata}
+	if o.against != "" {
+		cp, err := audit.ReadCheckpoint(o.against)
+		if errors.Is(err, audit.ErrCheckpointTampered) {
+			return &exitError{code: exitFailure, msg: fmt.Sprintf("verify: %v", err)}
+		}
+		if err != nil {
+			return flagError("against", err)
+		}
+		opts.Against = cp
+		fmt.Fprintf(f.errOut, "checkpoint %s: %d streams, head position %d, taken %s, digest %s\n",
+			o.against, len(cp.Streams), cp.HeadPosition, cp.CreatedAt, cp.Digest)
+	}
+	st, err := f.OpenStore(ctx, storeOptions{readOnly: true})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	start := time.Now()
+	var bar *progressBar
+	if isTerminal(f.errOut) {
+		bar = &progressBar{w: f.errOut, label: "verify"}
+		opts.Progress = func(p audit.Progress) { bar.update(p.Position, p.Head, p.Events) }
+	}
+	rep, err := audit.Verify(ctx, st, opts)
+	bar.done()
+	if err != nil {
+		return err
+	}
+	for _, b := range rep.Damaged {
+		fmt.Fprintf(f.out, "DAMAGED %s\n", b)
+	}
+	summary := fmt.Sprintf("verified %d events in %d streams up to position %d in %s",
+		rep.Events, rep.Streams, rep.Head, time.Since(start).Round(time.Millisecond))
+	if o.against != "" {
+		summary += fmt.Sprintf("; %d of %d checkpoint streams hold their checkpointed prefix", rep.CheckpointStreams, len(opts.Against.Streams))
+	}
+	if !rep.Intact() {
+		fmt.Fprintln(f.out, summary)
+		return &exitError{code: exitFailure, msg: fmt.Sprintf("verify: %d of %d streams damaged (first broken event of each above)", len(rep.Damaged), max(rep.Streams, len(rep.Damaged)))}
+	}
+	fmt.Fprintln(f.out, "OK "+summary)
+	if o.writeCheckpoint != "" {
+		cp := audit.NewCheckpoint(rep, o.now())
+		if err := audit.WriteCheckpoint(o.writeCheckpoint, cp); err != nil {
+			return err
+		}
+		fmt.Fprintf(f.out, "checkpoint written to %s: %d streams, head position %d, digest %s\n",
+			o.writeCheckpoint, len(cp.Streams), cp.HeadPosition, cp.Digest)
+	}
+	return nil
+}
+
+// progressBar draws a one-line progress bar on a terminal; a nil bar draws
+// nothing. Updates are throttled so a fast scan is not slowed by the terminal.
+type progressBar struct {
+	w     io.Writer
+	label string
+	last  time.Time
+	drawn bool
+}
+
+func (b *progressBar) update(pos, head store.Position, events int64) {
+	if b == nil || (time.Since(b.last) < 200*time.Millisecond && pos < head) {
+		return
+	}
+	b.last = time.Now()
+	frac := 1.0
+	if head > 0 {
+		frac = float64(pos) / float64(head)
+	}
+	const width = 30
+	n := int(frac * width)
+	bar := make([]byte, width)
+	for i := range bar {
+		bar[i] = ' '
+		if i < n {
+			bar[i] = '='
+		}
+	}
+	fmt.Fprintf(b.w, "\r%s [%s] %3.0f%% %d events", b.label, bar, frac*100, events)
+	b.drawn = true
+}
+
+func (b *progressBar) done() {
+	if b != nil && b.drawn {
+		fmt.Fprint(b.w, "\r\033[K")
+	}
+}
