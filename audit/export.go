@@ -41,7 +41,7 @@ type History struct {
 	// Selected holds the indexes in Events that the options select.
 	Selected []int
 	// Check is the chain check of the whole stream.
-	Check *StreamReport
+	Check   *StreamReport
 	Options ExportOptions
 }
 
