@@ -18,6 +18,18 @@ test:
 run: build
 	./$(BIN) serve --dev --data-dir ./fcaudit-data
 
+## bench: short Go benchmarks of every package, then the whole-service run:
+## loadgen (64 senders) against the verify-only and hand-written reference
+## handlers and fcaudit serve, interleaved over rounds, printed as ratios.
+## See docs/performance.md. Loopback only; everything stops by itself.
+BENCHTIME    ?= 300ms
+BENCH_N      ?= 30000
+BENCH_ROUNDS ?= 3
+bench: build
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+	$(GO) build -o bin/refserver ./bench/refserver
+	$(GO) run ./bench/compare -fcaudit $(BIN) -refserver bin/refserver -n $(BENCH_N) -rounds $(BENCH_ROUNDS) -c 64
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
