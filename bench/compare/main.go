@@ -71,7 +71,8 @@ func main() {
 		rounds    = flag.Int("rounds", 3, "rounds (each runs every target once)")
 		size      = flag.Int("size", loadgen.DefaultSize, "body size in bytes")
 		accounts  = flag.Int("accounts", 10000, "distinct FC accounts")
-		only      = flag.String("only", "", "comma-separated subset of targets: verify-only,hand-written,fcaudit")
+		only      = flag.String("only", "", "comma-separated subset of targets: verify-only,hand-written,fcaudit,fcaudit-alt")
+		alt       = flag.String("alt", "", "a second fcaudit binary (a candidate change), run as target fcaudit-alt and compared with fcaudit")
 		jsonOut   = flag.Bool("json", false, "print every sample and the summary as JSON")
 		strict    = flag.Bool("strict", false, "exit 1 when a performance target is missed (errors always fail)")
 	)
@@ -79,7 +80,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code, err := run(ctx, options{fcaudit: *fcaudit, refserver: *refserver, n: *n, c: *c, rounds: *rounds,
-		size: *size, accounts: *accounts, only: *only, json: *jsonOut, strict: *strict}, os.Stdout, os.Stderr)
+		size: *size, accounts: *accounts, only: *only, alt: *alt, json: *jsonOut, strict: *strict}, os.Stdout, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
 	}
@@ -88,6 +89,7 @@ func main() {
 
 type options struct {
 	fcaudit, refserver string
+	alt                string
 	n, c, rounds       int
 	size, accounts     int
 	only               string
@@ -99,6 +101,12 @@ func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
 	_, _ = rand.Read(b[:])
 	secret := "whsec_bench_" + hex.EncodeToString(b[:])
 
+	serve := func(bin string) func(addr, dir string) *exec.Cmd {
+		return func(addr, dir string) *exec.Cmd {
+			return exec.Command(bin, "serve", "--data-dir", dir, "--listen", addr,
+				"--webhook-secret", secret, "--api-token", "bench", "--log-level", "warn")
+		}
+	}
 	all := []target{
 		{"verify-only", func(addr, _ string) *exec.Cmd {
 			return exec.Command(o.refserver, "-mode", "verify", "-listen", addr, "-secret", secret)
@@ -106,10 +114,10 @@ func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
 		{"hand-written", func(addr, dir string) *exec.Cmd {
 			return exec.Command(o.refserver, "-mode", "handwritten", "-listen", addr, "-secret", secret, "-db", filepath.Join(dir, "ref.db"))
 		}},
-		{"fcaudit", func(addr, dir string) *exec.Cmd {
-			return exec.Command(o.fcaudit, "serve", "--data-dir", dir, "--listen", addr,
-				"--webhook-secret", secret, "--api-token", "bench", "--log-level", "warn")
-		}},
+		{"fcaudit", serve(o.fcaudit)},
+	}
+	if o.alt != "" {
+		all = append(all, target{"fcaudit-alt", serve(o.alt)})
 	}
 	targets := all
 	if o.only != "" {
@@ -282,12 +290,14 @@ type summary struct {
 	Targets []targetSummary `json:"targets"`
 	// Ratios of fcaudit's throughput, computed within each round, median
 	// over rounds (0 when a target was not run).
-	VsVerify      float64       `json:"fcaudit_vs_verify_only"`
-	VsHandwritten float64       `json:"fcaudit_vs_hand_written"`
-	VsVerifyAll   []float64     `json:"fcaudit_vs_verify_only_per_round"`
-	VsHandAll     []float64     `json:"fcaudit_vs_hand_written_per_round"`
-	FcauditP99    time.Duration `json:"fcaudit_worst_p99_ns"`
-	Errors        int           `json:"errors"`
+	VsVerify        float64       `json:"fcaudit_vs_verify_only"`
+	VsHandwritten   float64       `json:"fcaudit_vs_hand_written"`
+	VsVerifyAll     []float64     `json:"fcaudit_vs_verify_only_per_round"`
+	VsHandAll       []float64     `json:"fcaudit_vs_hand_written_per_round"`
+	AltVsFcaudit    float64       `json:"alt_vs_fcaudit,omitempty"`
+	AltVsFcauditAll []float64     `json:"alt_vs_fcaudit_per_round,omitempty"`
+	FcauditP99      time.Duration `json:"fcaudit_worst_p99_ns"`
+	Errors          int           `json:"errors"`
 }
 
 func (s summary) allMet() bool {
@@ -313,7 +323,7 @@ func summarize(samples []sample, rounds int) summary {
 		byTarget[x.Target] = append(byTarget[x.Target], x)
 		s.Errors += x.Result.ErrorCount
 	}
-	for _, name := range []string{"verify-only", "hand-written", "fcaudit"} {
+	for _, name := range []string{"verify-only", "hand-written", "fcaudit", "fcaudit-alt"} {
 		xs, ok := byTarget[name]
 		if !ok {
 			continue
@@ -342,7 +352,10 @@ func summarize(samples []sample, rounds int) summary {
 			}
 			return 0
 		}
-		f, v, h := get("fcaudit"), get("verify-only"), get("hand-written")
+		f, v, h, a := get("fcaudit"), get("verify-only"), get("hand-written"), get("fcaudit-alt")
+		if f > 0 && a > 0 {
+			s.AltVsFcauditAll = append(s.AltVsFcauditAll, a/f)
+		}
 		if f > 0 && v > 0 {
 			s.VsVerifyAll = append(s.VsVerifyAll, f/v)
 		}
@@ -351,6 +364,7 @@ func summarize(samples []sample, rounds int) summary {
 		}
 	}
 	s.VsVerify, s.VsHandwritten = median(s.VsVerifyAll), median(s.VsHandAll)
+	s.AltVsFcaudit = median(s.AltVsFcauditAll)
 	return s
 }
 
@@ -382,6 +396,9 @@ func writeSummary(w io.Writer, s summary, o options) {
 	}
 	if len(s.VsHandAll) > 0 {
 		fmt.Fprintf(w, "fcaudit / hand-written  %.2f×  (rounds: %s)  target ≥ %.1f×: %s\n", s.VsHandwritten, ratios(s.VsHandAll), targetVsHandwritten, mark(s.VsHandwritten >= targetVsHandwritten))
+	}
+	if len(s.AltVsFcauditAll) > 0 {
+		fmt.Fprintf(w, "fcaudit-alt / fcaudit   %.2f×  (rounds: %s)\n", s.AltVsFcaudit, ratios(s.AltVsFcauditAll))
 	}
 	if slices.ContainsFunc(s.Targets, func(t targetSummary) bool { return t.Name == "fcaudit" }) {
 		fmt.Fprintf(w, "fcaudit p99 (worst)     %s  target < %s: %s\n", s.FcauditP99.Round(10*time.Microsecond), targetP99, mark(s.FcauditP99 < targetP99))
