@@ -157,7 +157,8 @@ func Deliver(ctx context.Context, r Reader, sel Selection, s Sender, opts Option
 		window:  opts.Concurrency * 64,
 		start:   start,
 	}
-	e.cond = sync.NewCond(&e.mu)
+	e.work = sync.NewCond(&e.mu)
+	e.space = sync.NewCond(&e.mu)
 	if cp != nil {
 		e.res.AlreadyDone = cp.LowCount // read past, not again
 	}
@@ -193,7 +194,8 @@ type engine struct {
 	start   time.Time
 
 	mu        sync.Mutex
-	cond      *sync.Cond
+	work      *sync.Cond // workers wait for a ready stream or the end
+	space     *sync.Cond // the producer waits for room in the window
 	queues    map[string]*streamQueue
 	ready     []*streamQueue
 	buffered  int
@@ -226,7 +228,8 @@ func (e *engine) run(ctx context.Context, r Reader) error {
 	stopWake := context.AfterFunc(ctx, func() {
 		e.mu.Lock()
 		e.stopped = true
-		e.cond.Broadcast()
+		e.work.Broadcast()
+		e.space.Broadcast()
 		e.mu.Unlock()
 	})
 	defer stopWake()
@@ -238,7 +241,7 @@ func (e *engine) run(ctx context.Context, r Reader) error {
 	err := e.produce(ctx, r)
 	e.mu.Lock()
 	e.closed = true
-	e.cond.Broadcast()
+	e.work.Broadcast()
 	e.mu.Unlock()
 	wg.Wait()
 	return err
@@ -275,7 +278,7 @@ func (e *engine) produce(ctx context.Context, r Reader) error {
 			continue
 		}
 		for e.buffered >= e.window && !e.stopped {
-			e.cond.Wait()
+			e.space.Wait()
 		}
 		if e.stopped {
 			e.mu.Unlock()
@@ -290,7 +293,7 @@ func (e *engine) produce(ctx context.Context, r Reader) error {
 		e.buffered++
 		if !q.busy && len(q.items) == 1 {
 			e.ready = append(e.ready, q)
-			e.cond.Signal()
+			e.work.Signal()
 		}
 		e.mu.Unlock()
 	}
@@ -303,7 +306,7 @@ func (e *engine) worker(ctx context.Context) {
 		// A stream held by another worker keeps buffered > 0, so workers
 		// wait for it: it may have more events queued behind.
 		for len(e.ready) == 0 && !(e.closed && e.buffered == 0) {
-			e.cond.Wait()
+			e.work.Wait()
 		}
 		if len(e.ready) == 0 {
 			return
@@ -352,12 +355,19 @@ func (e *engine) worker(ctx context.Context) {
 		}
 		e.res.Retries += retries
 		e.finished++
+		// Wake one sleeper per reason rather than all of them: with many
+		// workers on few cores a broadcast per event costs more than the
+		// event.
 		if len(q.items) > 0 {
 			e.ready = append(e.ready, q)
+			e.work.Signal()
 		} else {
 			delete(e.queues, q.stream)
 		}
-		e.cond.Broadcast()
+		e.space.Signal()
+		if e.closed && e.buffered == 0 {
+			e.work.Broadcast() // the end: let every worker return
+		}
 		if e.opts.Progress != nil {
 			e.opts.Progress(Progress{Done: e.finished, Position: e.lastPos, Elapsed: e.opts.Clock.Now().Sub(e.start)})
 		}

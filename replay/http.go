@@ -118,13 +118,13 @@ func (s *HTTPSender) Send(ctx context.Context, ev *store.RecordedEvent) error {
 		return &SendError{Retryable: retryableNetErr(err), Err: err}
 	}
 	defer resp.Body.Close()
-	// Read (a bounded part of) the body so the connection can be reused and
-	// a failure can quote it.
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		// Drain (a bounded part of) the body so the connection is reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil
 	}
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	e := &SendError{Status: resp.StatusCode, Err: fmt.Errorf("%s", responseSummary(resp, snippet))}
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
 		e.Retryable = true

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -105,6 +107,17 @@ type replayRun struct {
 	url    string // unredacted, --to URL only
 }
 
+// targetKey ties a checkpoint to the exact target. For a URL it is a hash
+// of the whole URL: two URLs that differ only in a (redacted) query value
+// are different receivers, and the checkpoint file must not hold secrets.
+func (rr *replayRun) targetKey() string {
+	if rr.url != "" {
+		sum := sha256.Sum256([]byte(rr.url))
+		return "url-sha256:" + hex.EncodeToString(sum[:])
+	}
+	return rr.target.String()
+}
+
 func parseReplay(cmd *cobra.Command, o *replayOptions) (*replayRun, error) {
 	rr := &replayRun{sel: replay.Selection{
 		Accounts: o.accounts, Types: o.types, FromPosition: store.Position(o.fromPosition), Limit: o.limit,
@@ -204,7 +217,7 @@ func runReplay(ctx context.Context, f *factory, cmd *cobra.Command, o *replayOpt
 			return err
 		}
 		defer st.Close()
-		n, err := replay.WritePlan(ctx, st, rr.sel, f.out, replay.Options{Checkpoint: o.checkpoint, TargetKey: rr.target.String()})
+		n, err := replay.WritePlan(ctx, st, rr.sel, f.out, replay.Options{Checkpoint: o.checkpoint, TargetKey: rr.targetKey()})
 		if errors.Is(err, replay.ErrCheckpointMismatch) {
 			return flagError("checkpoint", err)
 		} else if err != nil {
@@ -239,7 +252,7 @@ func runReplay(ctx context.Context, f *factory, cmd *cobra.Command, o *replayOpt
 		}
 		opts := replay.Options{
 			Concurrency: o.concurrency, Rate: o.rate, MaxRetries: maxRetries,
-			Checkpoint: o.checkpoint, TargetKey: rr.target.URL, TargetLabel: rr.target.URL,
+			Checkpoint: o.checkpoint, TargetKey: rr.targetKey(), TargetLabel: rr.target.URL,
 			RunID: rec.ID, Logger: log,
 		}
 		var bar *replay.ProgressBar

@@ -341,6 +341,17 @@ func TestReplayCommandInterruptAndResume(t *testing.T) {
 		t.Fatalf("first run: exit %d, want %d; stderr:\n%s", code, exitInterrupted, errOut)
 	}
 	first, _, _ := summary(t, errOut)
+	// The plan of the resumed run is exactly what is left.
+	code, out, errOut := runCmd(t, context.Background(), append(args, "--dry-run")...)
+	if code != 0 || strings.Count(out, "\n") != len(stored)-first {
+		t.Fatalf("dry run with the checkpoint: exit %d, %d lines, want %d\n%s", code, strings.Count(out, "\n"), len(stored)-first, errOut)
+	}
+	// The checkpoint belongs to this target only.
+	other := append(append([]string(nil), args...), "--dry-run")
+	other[4] = rc.srv.URL + "/other"
+	if code, _, errOut := runCmd(t, context.Background(), other...); code != exitUsage || !strings.Contains(errOut, "--checkpoint: ") {
+		t.Fatalf("checkpoint of another target: exit %d\n%s", code, errOut)
+	}
 	code, _, errOut = runCmd(t, context.Background(), args...)
 	if code != 0 {
 		t.Fatalf("resumed run: exit %d\n%s", code, errOut)
@@ -452,5 +463,31 @@ func TestReplayWhileServing(t *testing.T) {
 	}
 	if len(list.Data) != 1 || list.Data[0].Counts.Replayed != len(got) || list.Data[0].Target.URL != rc.srv.URL {
 		t.Fatalf("GET /v1/replays: %+v", list.Data)
+	}
+}
+
+func TestReplayCommandProjection(t *testing.T) {
+	dir := t.TempDir()
+	stored := replaySeed(t, dir, 5, 3)
+	code, out, errOut := runCmd(t, context.Background(), "replay", "--data-dir", dir, "--projection", "account_status",
+		"--account", "fca_cmdreplay001", "--account", "fca_cmdreplay004")
+	if code != 0 || out != "" {
+		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	}
+	want := 0
+	for _, ev := range stored {
+		if a := ev.Account(); a == "fca_cmdreplay001" || a == "fca_cmdreplay004" {
+			want++
+		}
+	}
+	if n, _, _ := summary(t, errOut); n != want {
+		t.Fatalf("rebuilt from %d events, want %d\n%s", n, want, errOut)
+	}
+	code, out, errOut = runCmd(t, context.Background(), "projections", "status", "--json", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, `"rows": 2`) {
+		t.Fatalf("projections status after the rebuild: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if runs := replayRuns(t, dir); len(runs) != 1 || runs[0].Target.Projection != "account_status" {
+		t.Fatalf("run records %+v", runs)
 	}
 }
