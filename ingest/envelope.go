@@ -14,6 +14,11 @@ import (
 // events; they are stored in the account's stream.
 const AccountEventPrefix = "financial_connections.account."
 
+// MaxIDLength bounds the event id and data.object.id. Stripe guarantees the
+// ids it generates never exceed 255 characters; a longer one did not come
+// from Stripe, and could not be looked up through GET /v1/events/{id}.
+const MaxIDLength = 255
+
 // Envelope is the part of a Stripe event that fcaudit needs to file it. The
 // rest of the body is kept as raw bytes and never decoded here.
 type Envelope struct {
@@ -52,7 +57,8 @@ type envelopeWire struct {
 // ParseEnvelope decodes the envelope of a Stripe event body. It is lenient to
 // unknown fields and accepts any api_version. It returns an error wrapping
 // ErrPayloadInvalid when body is not valid UTF-8, not a JSON object, or when
-// object is not "event", id is missing, empty or not a string, type is empty,
+// object is not "event", id is missing, empty, not a string or longer than
+// MaxIDLength (as is data.object.id), type is empty,
 // created is missing or not positive, data.object is missing or not an
 // object, or — for financial_connections.account.* events — data.object.id
 // is empty.
@@ -77,6 +83,8 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("%w: object is %q, want \"event\"", ErrPayloadInvalid, w.Object)
 	case w.ID == nil || *w.ID == "":
 		return Envelope{}, fmt.Errorf("%w: event has no id", ErrPayloadInvalid)
+	case len(*w.ID) > MaxIDLength:
+		return Envelope{}, fmt.Errorf("%w: event id is %d bytes long, more than %d", ErrPayloadInvalid, len(*w.ID), MaxIDLength)
 	case w.Type == "":
 		return Envelope{}, fmt.Errorf("%w: event has no type", ErrPayloadInvalid)
 	case w.Created == nil:
@@ -86,6 +94,8 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("%w: event created time %d is not positive", ErrPayloadInvalid, *w.Created)
 	case w.Data == nil || w.Data.Object == nil:
 		return Envelope{}, fmt.Errorf("%w: event has no data.object", ErrPayloadInvalid)
+	case len(w.Data.Object.ID) > MaxIDLength:
+		return Envelope{}, fmt.Errorf("%w: data.object.id is %d bytes long, more than %d", ErrPayloadInvalid, len(w.Data.Object.ID), MaxIDLength)
 	}
 	env := Envelope{
 		ID:             *w.ID,
