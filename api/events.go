@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/record"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/timearg"
@@ -27,6 +29,9 @@ type webhookResponse struct {
 	Duplicate bool           `json:"duplicate"`
 }
 
+// errSignatureRepeated answers 400 signature_invalid.
+var errSignatureRepeated = fmt.Errorf("%w: Stripe-Signature header repeated", ingest.ErrSignatureInvalid)
+
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
@@ -37,6 +42,13 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, errUnsupportedContent)
 			return
 		}
+	}
+	// Stripe sends exactly one Stripe-Signature header. With several, which
+	// one is checked would depend on the proxy or library in front, so a
+	// request could pass here and fail elsewhere (or the reverse): refuse.
+	if len(r.Header.Values("Stripe-Signature")) > 1 {
+		s.writeError(w, r, errSignatureRepeated)
+		return
 	}
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
