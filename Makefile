@@ -30,6 +30,15 @@ bench: build
 	$(GO) build -o bin/refserver ./bench/refserver
 	$(GO) run ./bench/compare -fcaudit $(BIN) -refserver bin/refserver -n $(BENCH_N) -rounds $(BENCH_ROUNDS) -c 64
 
+## soak: the end-to-end crash test (SIGKILL during concurrent ingest, restart,
+## every acknowledged event present, chains intact) SOAK_ROUNDS times, then the
+## rest of the reliability suite once. `make test` runs 3 rounds. See
+## docs/reliability.md.
+SOAK_ROUNDS ?= 20
+soak:
+	FCAUDIT_SOAK_ROUNDS=$(SOAK_ROUNDS) $(GO) test -race -count=1 -timeout 30m -v -run 'TestCrashSafety' ./e2e
+	$(GO) test -race -count=1 -timeout 20m ./e2e ./api
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
