@@ -218,9 +218,13 @@ func TestWebhookErrors(t *testing.T) {
 	if head, _ := e.store.Head(context.Background()); head != 0 {
 		t.Fatalf("rejected deliveries stored %d events", head)
 	}
-	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/webhooks/stripe", nil)
-	if code, m := e.do(req); code != 405 || errType(m) != api.TypeMethodNotAllowed {
-		t.Fatalf("GET /webhooks/stripe: %d %v", code, m)
+	for _, mp := range []string{"GET /webhooks/stripe", "POST /v1/events", "DELETE /v1/events/evt_1", "PUT /v1/accounts/fca_1/events"} {
+		method, path, _ := strings.Cut(mp, " ")
+		req, _ := http.NewRequest(method, e.srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if code, m := e.do(req); code != 405 || errType(m) != api.TypeMethodNotAllowed {
+			t.Errorf("%s: %d %v, want 405", mp, code, m)
+		}
 	}
 }
 

@@ -88,6 +88,14 @@ func NewServer(cfg Config) *Server {
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// gorilla/mux v1.8.1 loses a method mismatch when another route of a
+		// subrouter matches part of the path, answering 404 where 405 is
+		// right (e.g. DELETE /v1/events/{id}). Ask the router directly.
+		if allowed := s.allowedMethods(req); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			s.writeError(w, req, errMethodNotAllowed)
+			return
+		}
 		s.writeError(w, req, &notFoundError{msg: "no such route: " + req.URL.Path})
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -118,6 +126,23 @@ func (s *Server) routes() *mux.Router {
 	v1.NotFoundHandler = r.NotFoundHandler
 	v1.MethodNotAllowedHandler = r.MethodNotAllowedHandler
 	return r
+}
+
+// allowedMethods lists the methods some route would accept for req's path.
+func (s *Server) allowedMethods(req *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == req.Method {
+			continue
+		}
+		probe := req.Clone(req.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Handler returns the root handler (for httptest and embedding).

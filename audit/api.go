@@ -2,7 +2,6 @@ package audit
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -35,15 +34,8 @@ type BrokenEvent struct {
 }
 
 // Routes returns the audit routes for api.Config.Routes:
-// GET /v1/accounts/{id}/verify, the account stream's chain check, and a
-// guard that answers every PUT, PATCH and DELETE under /v1 with 405 and the
-// error envelope: nothing in fcaudit updates or deletes an event.
-//
-// The guard is needed, not decorative: gorilla/mux v1.8.1 forgets a method
-// mismatch when a later route of the same subrouter matches part of the
-// request (the /v1 prefix), so DELETE /v1/events/{id} would answer 404 rather
-// than 405. Register Routes after the other /v1 routes that accept writes
-// (none do today).
+// GET /v1/accounts/{id}/verify, the account stream's chain check. (No route
+// of fcaudit updates or deletes an event; write methods get 405 from api.)
 func Routes(r StreamReader) func(*mux.Router, api.Helpers) {
 	return func(m *mux.Router, h api.Helpers) {
 		m.HandleFunc("/accounts/{id}/verify", func(w http.ResponseWriter, req *http.Request) {
@@ -64,18 +56,5 @@ func Routes(r StreamReader) func(*mux.Router, api.Helpers) {
 			}
 			h.JSON(w, out)
 		}).Methods(http.MethodGet)
-		// Last, so that routes above still answer 405 for their own paths.
-		m.MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool {
-			return req.Method == http.MethodPut || req.Method == http.MethodPatch || req.Method == http.MethodDelete
-		}).HandlerFunc(refuseWrite)
 	}
-}
-
-// refuseWrite answers a write method with 405 and the error envelope.
-func refuseWrite(w http.ResponseWriter, req *http.Request) {
-	w.Header().Set("Allow", "GET, HEAD")
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusMethodNotAllowed)
-	_ = json.NewEncoder(w).Encode(map[string]map[string]string{"error": {"type": api.TypeMethodNotAllowed,
-		"message": req.Method + " is not allowed: fcaudit never updates or deletes stored events"}})
 }
