@@ -14,42 +14,41 @@ import (
 	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"
 )
 
-// TestEventStoreDBDown wires the webhook endpoint and the query API over the
-// EventStoreDB adapter, as serve does with --eventstore, against the
-// in-memory gRPC server (no real EventStoreDB runs here). While the node is
+// TestEventStoreDBDown runs the webhook endpoint and the query API over the
+// EventStoreDB adapter against the in-memory gRPC server (no real EventStoreDB runs here). While the node is
 // down, webhooks get 503 store_unavailable and /readyz 503; when it is back,
 // the same process recovers and everything acknowledged is stored.
 //
-// It runs in process: serve's --eventstore wiring (cmd/fcaudit
-// openEventStore) was not in place when this was written.
+// It runs both the real binary (serve --eventstore) and the same wiring in
+// process.
 func TestEventStoreDBDown(t *testing.T) {
-	for _, tc := range []struct {
+	type fault struct {
 		name     string
 		down, up func(*esdbtest.Server)
-	}{
-		{"unavailable", func(s *esdbtest.Server) { s.SetUnavailable(true) }, func(s *esdbtest.Server) { s.SetUnavailable(false) }},
-		{"stopped", (*esdbtest.Server).Stop, (*esdbtest.Server).Restart},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	}
+	type runner struct {
+		name  string
+		serve func(*testing.T, *esdbtest.Server) string // the base URL
+	}
+	type testCase struct {
+		fault
+		runner
+	}
+	var cases []testCase
+	for _, r := range []runner{{"binary", serveESDB}, {"in-process", inProcessESDB}} {
+		for _, f := range []fault{
+			{"unavailable", func(s *esdbtest.Server) { s.SetUnavailable(true) }, func(s *esdbtest.Server) { s.SetUnavailable(false) }},
+			{"stopped", (*esdbtest.Server).Stop, (*esdbtest.Server).Restart},
+		} {
+			cases = append(cases, testCase{f, r})
+		}
+	}
+	for _, tc := range cases {
+		t.Run(tc.runner.name+"/"+tc.fault.name, func(t *testing.T) {
 			node := esdbtest.Start(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			st, err := esdb.Open(ctx, node.ConnString(), esdb.Options{Timeout: 3 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = st.Close() })
-			v, err := ingest.NewVerifier([]string{testSecret}, 5*time.Minute)
-			if err != nil {
-				t.Fatal(err)
-			}
-			hs := httptest.NewServer(api.NewServer(api.Config{
-				Store:  st,
-				Ingest: ingest.NewService(v, st, ingest.ServiceOptions{}),
-				Tokens: []string{testToken},
-				Ready:  st.Ping,
-			}).Handler())
-			t.Cleanup(hs.Close)
+			baseURL := tc.serve(t, node)
 			c := newClient(2)
 
 			ids := map[string]acked{}
@@ -58,7 +57,7 @@ func TestEventStoreDBDown(t *testing.T) {
 			post := func(want int) {
 				t.Helper()
 				ev := newEvent(fcevents.TypeRefreshedBalance, account)
-				code, a, err := postWebhook(ctx, c, hs.URL, ev.body, testSecret)
+				code, a, err := postWebhook(ctx, c, baseURL, ev.body, testSecret)
 				if err != nil {
 					t.Fatalf("post: %v", err)
 				}
@@ -74,26 +73,55 @@ func TestEventStoreDBDown(t *testing.T) {
 			for range 5 {
 				post(http.StatusOK)
 			}
-			waitStatus(t, c, hs.URL+"/readyz", http.StatusOK, 30*time.Second)
+			waitStatus(t, c, baseURL+"/readyz", http.StatusOK, 30*time.Second)
 
 			tc.down(node)
 			for range 3 {
 				post(http.StatusServiceUnavailable)
 			}
-			waitStatus(t, c, hs.URL+"/readyz", http.StatusServiceUnavailable, 30*time.Second)
+			waitStatus(t, c, baseURL+"/readyz", http.StatusServiceUnavailable, 30*time.Second)
 
 			tc.up(node)
-			waitStatus(t, c, hs.URL+"/readyz", http.StatusOK, 30*time.Second)
+			waitStatus(t, c, baseURL+"/readyz", http.StatusOK, 30*time.Second)
 			for range 5 {
 				post(http.StatusOK)
 			}
-			checkStored(t, hs.URL, ids)
+			checkStored(t, baseURL, ids)
 			// What was refused with 503 was not stored (Stripe will retry it).
 			for _, id := range refused {
-				if code, body, err := get(ctx, c, hs.URL+"/v1/events/"+id, testToken); err != nil || code != http.StatusNotFound {
+				if code, body, err := get(ctx, c, baseURL+"/v1/events/"+id, testToken); err != nil || code != http.StatusNotFound {
 					t.Errorf("event %s answered 503 is retrievable: %d %.200s %v", id, code, body, err)
 				}
 			}
 		})
 	}
+}
+
+// serveESDB runs `fcaudit serve --eventstore` against node.
+func serveESDB(t *testing.T, node *esdbtest.Server) string {
+	t.Helper()
+	return startServe(t, serveConfig{dataDir: t.TempDir(), extra: []string{"--eventstore", node.ConnString()}}).url
+}
+
+// inProcessESDB wires api and ingest over the esdb adapter as serve does,
+// with a shorter operation timeout.
+func inProcessESDB(t *testing.T, node *esdbtest.Server) string {
+	t.Helper()
+	st, err := esdb.Open(context.Background(), node.ConnString(), esdb.Options{Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	v, err := ingest.NewVerifier([]string{testSecret}, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(api.NewServer(api.Config{
+		Store:  st,
+		Ingest: ingest.NewService(v, st, ingest.ServiceOptions{}),
+		Tokens: []string{testToken},
+		Ready:  st.Ping,
+	}).Handler())
+	t.Cleanup(hs.Close)
+	return hs.URL
 }
