@@ -19,30 +19,6 @@ import (
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
 
-// startServe runs `serve` in-process on a free port until the test ends.
-func startServe(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	addr := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var serveErr bytes.Buffer
-	go func() {
-		done <- run(ctx, append([]string{"serve", "--data-dir", dir, "--listen", addr}, args...), nil, io.Discard, &serveErr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("serve exited %d: %s", code, serveErr.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop after cancellation")
-		}
-	})
-	waitReady(t, "http://"+addr+"/readyz")
-	return "http://" + addr
-}
 
 func call(t *testing.T, method, url, token string, body []byte, header map[string]string) (int, []byte) {
 	t.Helper()

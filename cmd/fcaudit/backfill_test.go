@@ -128,25 +128,7 @@ func TestBackfillHelpHidesKey(t *testing.T) {
 // and serve's projection picks the events up.
 func TestBackfillWhileServing(t *testing.T) {
 	dir := t.TempDir()
-	addr := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var serveErr bytes.Buffer
-	go func() {
-		done <- run(ctx, []string{"serve", "--dev", "--data-dir", dir, "--listen", addr}, nil, io.Discard, &serveErr)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("serve exited %d: %s", code, serveErr.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop after cancellation")
-		}
-	}()
-	waitReady(t, "http://"+addr+"/readyz")
+	addr := strings.TrimPrefix(startServe(t, dir, "--dev"), "http://")
 	dc, err := loadDevConfig(dir)
 	if err != nil {
 		t.Fatal(err)

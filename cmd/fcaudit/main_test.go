@@ -81,25 +81,7 @@ func freePort(t *testing.T) string {
 // shuts down through context cancellation (what SIGINT does).
 func TestServeDevAndTrigger(t *testing.T) {
 	dir := t.TempDir()
-	addr := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var serveErr bytes.Buffer
-	go func() {
-		done <- run(ctx, []string{"serve", "--dev", "--data-dir", dir, "--listen", addr}, nil, io.Discard, &serveErr)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("serve exited %d: %s", code, serveErr.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop after cancellation")
-		}
-	}()
-	waitReady(t, "http://"+addr+"/readyz")
+	addr := strings.TrimPrefix(startServe(t, dir, "--dev"), "http://")
 
 	info, err := os.Stat(filepath.Join(dir, devConfigFile))
 	if err != nil || info.Mode().Perm() != 0o600 {
@@ -132,6 +114,31 @@ func TestServeDevAndTrigger(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), ack.ID) {
 		t.Fatalf("account events: %d %s", resp.StatusCode, body)
 	}
+}
+
+// startServe runs `serve` in-process on a free port until the test ends.
+func startServe(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	addr := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var serveErr bytes.Buffer
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--data-dir", dir, "--listen", addr}, args...), nil, io.Discard, &serveErr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited %d: %s", code, serveErr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop after cancellation")
+		}
+	})
+	waitReady(t, "http://"+addr+"/readyz")
+	return "http://" + addr
 }
 
 func waitReady(t *testing.T, url string) {

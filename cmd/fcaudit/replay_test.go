@@ -378,25 +378,7 @@ func TestReplayCommandInterruptAndResume(t *testing.T) {
 func TestReplayWhileServing(t *testing.T) {
 	dir := t.TempDir()
 	stored := replaySeed(t, dir, 10, 4)
-	addr := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var serveErr bytes.Buffer
-	go func() {
-		done <- run(ctx, []string{"serve", "--dev", "--data-dir", dir, "--listen", addr}, nil, io.Discard, &serveErr)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("serve exited %d: %s", code, serveErr.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop after cancellation")
-		}
-	}()
-	waitReady(t, "http://"+addr+"/readyz")
+	addr := strings.TrimPrefix(startServe(t, dir, "--dev"), "http://")
 	dc, err := loadDevConfig(dir)
 	if err != nil {
 		t.Fatal(err)
