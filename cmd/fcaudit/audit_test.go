@@ -19,7 +19,6 @@ import (
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
 
-
 func call(t *testing.T, method, url, token string, body []byte, header map[string]string) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
