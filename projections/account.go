@@ -1,8 +1,10 @@
 package projections
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/fcaudit/fcaudit/store"
 )
@@ -56,9 +58,15 @@ type AccountStatus struct {
 	// SnapshotPosition is LastEvent's global position: the tie-breaker
 	// between events with the same created time.
 	SnapshotPosition store.Position `json:"snapshot_position"`
-	// UndecodableEvents counts events whose data.object could not be read
-	// as an account (counted, but never taken as the snapshot).
+	// UndecodableEvents counts the events whose data.object could not be
+	// read as an account and that outrank the snapshot: each would be the
+	// status if it were readable. Unreadable events are never the snapshot.
 	UndecodableEvents int64 `json:"undecodable_events,omitempty"`
+
+	// unreadable holds those events' ranks (UndecodableEvents is its
+	// length), so that a later readable event can tell which it outranks.
+	// It is stored with the row (storedState), not shown by the API.
+	unreadable []rank
 }
 
 // accountObject is the part of a financial_connections.account that the
@@ -96,37 +104,37 @@ func decodeAccount(body []byte) (*accountObject, error) {
 	return b.Data.Object, nil
 }
 
-// wins reports whether an event with this created time and position replaces
-// the current snapshot: a greater created time, or the same one later in
-// store order. An older event arriving late never does.
-func (s *AccountStatus) wins(created int64, pos store.Position) bool {
-	if s.EventsCount == 0 || s.LastEvent.ID == "" {
-		return true
+// rank orders an account's events for the snapshot: the greater Stripe
+// created time wins, ties broken by store position.
+type rank struct {
+	Created  int64          `json:"created"`
+	Position store.Position `json:"position"`
+}
+
+func rankOf(ev *store.RecordedEvent) rank { return rank{Created: ev.Created, Position: ev.Position} }
+
+// above reports whether a outranks b.
+func (a rank) above(b rank) bool {
+	return a.Created > b.Created || (a.Created == b.Created && a.Position > b.Position)
+}
+
+func compareRanks(a, b rank) int {
+	if c := cmp.Compare(a.Created, b.Created); c != 0 {
+		return c
 	}
-	return created > s.LastEvent.Created || (created == s.LastEvent.Created && pos > s.SnapshotPosition)
+	return cmp.Compare(a.Position, b.Position)
 }
 
-// Apply folds one recorded event of the account's stream into s. It is the
-// only implementation of account_status's rules:
-//
-//   - every event counts: EventsCount, FirstSeenAt (the smallest created),
-//     LastEventTimes (the greatest created per type);
-//   - the snapshot is data.object of the event with the greatest created,
-//     ties broken by Position; an older event never overwrites it.
-//
-// Apply does not deduplicate: the caller applies each event once (the store
-// deduplicates by event id, the Runner's checkpoint makes application
-// exactly-once, FoldAccount drops repeated ids). An event whose body is not
-// a readable account is counted (UndecodableEvents) but never becomes the
-// snapshot. Apply fails only for an event that is not in an account stream or
-// belongs to another account than s.
-func (s *AccountStatus) Apply(ev *store.RecordedEvent) error {
-	return s.apply(ev, nil, nil)
+// outranksSnapshot reports whether an event of rank r would replace the
+// current snapshot (always, when there is none yet).
+func (s *AccountStatus) outranksSnapshot(r rank) bool {
+	return s.LastEvent.ID == "" || r.above(rank{Created: s.LastEvent.Created, Position: s.SnapshotPosition})
 }
 
-// apply is Apply with data.object possibly decoded ahead (obj or decErr set
-// by a decoding worker), so rebuilds can decode in parallel.
-func (s *AccountStatus) apply(ev *store.RecordedEvent, obj *accountObject, decErr error) error {
+// count folds the part of an event that every event contributes, from its
+// metadata alone: EventsCount, FirstSeenAt, LastEventTimes. It fails for an
+// event that is not in an account stream or belongs to another account.
+func (s *AccountStatus) count(ev *store.RecordedEvent) error {
 	acct := ev.Account()
 	if acct == "" {
 		return fmt.Errorf("apply %s: stream %q is not an account stream", ev.ID, ev.Stream)
@@ -137,10 +145,6 @@ func (s *AccountStatus) apply(ev *store.RecordedEvent, obj *accountObject, decEr
 		return fmt.Errorf("apply %s: event of account %s folded into %s", ev.ID, acct, s.ID)
 	}
 	s.Object = ObjectAccountStatus
-	winner := s.wins(ev.Created, ev.Position)
-	if winner && obj == nil && decErr == nil {
-		obj, decErr = decodeAccount(ev.Data)
-	}
 	if s.EventsCount == 0 || ev.Created < s.FirstSeenAt {
 		s.FirstSeenAt = ev.Created
 	}
@@ -151,13 +155,13 @@ func (s *AccountStatus) apply(ev *store.RecordedEvent, obj *accountObject, decEr
 	if t, ok := s.LastEventTimes[ev.Type]; !ok || ev.Created > t {
 		s.LastEventTimes[ev.Type] = ev.Created
 	}
-	if !winner {
-		return nil
-	}
-	if decErr != nil || obj == nil {
-		s.UndecodableEvents++
-		return nil
-	}
+	return nil
+}
+
+// setSnapshot takes obj (ev's data.object, readable) as the snapshot. The
+// caller has checked that ev outranks the current one. Unreadable events
+// ranked below ev no longer outrank the snapshot and stop being counted.
+func (s *AccountStatus) setSnapshot(ev *store.RecordedEvent, obj *accountObject) {
 	s.Status = obj.Status
 	s.Livemode = ev.Livemode
 	if obj.Livemode != nil {
@@ -173,6 +177,61 @@ func (s *AccountStatus) apply(ev *store.RecordedEvent, obj *accountObject, decEr
 	s.TransactionRefresh = obj.TransactionRefresh
 	s.LastEvent = EventRef{ID: ev.ID, Type: ev.Type, Created: ev.Created}
 	s.SnapshotPosition = ev.Position
+	r := rankOf(ev)
+	kept := s.unreadable[:0]
+	for _, u := range s.unreadable {
+		if u.above(r) {
+			kept = append(kept, u)
+		}
+	}
+	s.setUnreadable(kept)
+}
+
+func (s *AccountStatus) setUnreadable(ranks []rank) {
+	if len(ranks) == 0 {
+		ranks = nil
+	}
+	s.unreadable = ranks
+	s.UndecodableEvents = int64(len(ranks))
+}
+
+// Apply folds one recorded event of the account's stream into s. It is the
+// only implementation of account_status's rules (rebuilds apply the same
+// steps, count, outranksSnapshot and setSnapshot, reading the bodies of
+// the final winners only):
+//
+//   - every event counts: EventsCount, FirstSeenAt (the smallest created),
+//     LastEventTimes (the greatest created per type);
+//   - the snapshot is data.object of the event with the greatest created,
+//     ties broken by Position, among the events whose data.object is
+//     readable; an older event never overwrites it;
+//   - UndecodableEvents counts the unreadable events that outrank the
+//     snapshot (those that would otherwise be the status).
+//
+// The result does not depend on the order events are applied in. Only an
+// event that outranks the current snapshot has its body decoded. Apply does
+// not deduplicate: the caller applies each event once (the store
+// deduplicates by event id, the Runner's checkpoint makes application
+// exactly-once, FoldAccount drops repeated ids). Apply fails only for an
+// event that is not in an account stream or belongs to another account
+// than s.
+func (s *AccountStatus) Apply(ev *store.RecordedEvent) error {
+	if err := s.count(ev); err != nil {
+		return err
+	}
+	r := rankOf(ev)
+	if !s.outranksSnapshot(r) {
+		return nil
+	}
+	obj, err := decodeAccount(ev.Data)
+	if err != nil {
+		// Kept in rank order, so the state does not depend on the order
+		// events arrive in.
+		i, _ := slices.BinarySearchFunc(s.unreadable, r, compareRanks)
+		s.setUnreadable(slices.Insert(s.unreadable, i, r))
+		return nil
+	}
+	s.setSnapshot(ev, obj)
 	return nil
 }
 

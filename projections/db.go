@@ -241,15 +241,29 @@ func (a *accountRows) load(ctx context.Context, id string) (*AccountStatus, erro
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", id, err)
 	}
-	s := new(AccountStatus)
-	if err := json.Unmarshal(b, s); err != nil {
+	return decodeState(id, b)
+}
+
+// storedState is a row's state column: the AccountStatus as the API shows
+// it plus the fold's private part.
+type storedState struct {
+	*AccountStatus
+	Unreadable []rank `json:"unreadable_ranks,omitempty"`
+}
+
+func decodeState(id string, b []byte) (*AccountStatus, error) {
+	st := storedState{AccountStatus: new(AccountStatus)}
+	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("decode state of %s: %w", id, err)
 	}
-	return s, nil
+	// A row written before the ranks were kept has a count without them;
+	// the ranks decide from now on (a rebuild recomputes the count).
+	st.setUnreadable(st.Unreadable)
+	return st.AccountStatus, nil
 }
 
 func (a *accountRows) store(ctx context.Context, s *AccountStatus) error {
-	b, err := json.Marshal(s)
+	b, err := json.Marshal(storedState{AccountStatus: s, Unreadable: s.unreadable})
 	if err != nil {
 		return fmt.Errorf("encode state of %s: %w", s.ID, err)
 	}

@@ -189,3 +189,62 @@ func TestFoldThroughStore(t *testing.T) {
 		t.Errorf("stored fold: count %d status %q last %s", s.EventsCount, s.Status, s.LastEvent.ID)
 	}
 }
+
+// TestFoldUnreadableAnyOrder: unreadable bodies never become the snapshot,
+// and undecodable_events counts those that outrank it, whatever the order
+// the events are applied in.
+func TestFoldUnreadableAnyOrder(t *testing.T) {
+	evs := fixtureEvents(t)
+	unreadable := func(id string, created int64, pos store.Position) store.RecordedEvent {
+		e := evs[1]
+		e.ID, e.Created, e.Position, e.Data = id, created, pos, []byte(`{"data":{"object":"not an account"}}`)
+		return e
+	}
+	top := evs[6].Created
+	tests := []struct {
+		name           string
+		extra          []store.RecordedEvent
+		wantStatus     string
+		wantLast       string
+		wantUndecoded  int64
+		wantEventCount int64
+	}{
+		{"one above the last readable", []store.RecordedEvent{unreadable("evt_u1", top+10, 20)},
+			"disconnected", evs[6].ID, 1, 8},
+		{"one above, one below", []store.RecordedEvent{unreadable("evt_u1", top+10, 20), unreadable("evt_u2", evs[2].Created, 21)},
+			"disconnected", evs[6].ID, 1, 9},
+		{"same created, later position", []store.RecordedEvent{unreadable("evt_u1", top, 20), unreadable("evt_u2", top+1, 21)},
+			"disconnected", evs[6].ID, 2, 9},
+		{"below only", []store.RecordedEvent{unreadable("evt_u2", evs[0].Created-1, 21)},
+			"disconnected", evs[6].ID, 0, 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			all := append(slices.Clone(evs), tt.extra...)
+			var first *AccountStatus
+			for seed := range uint64(12) {
+				order := slices.Clone(all)
+				if seed == 1 {
+					slices.Reverse(order)
+				} else if seed > 1 {
+					rand.New(rand.NewPCG(seed, 3)).Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+				}
+				got, err := FoldAccount(order)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Status != tt.wantStatus || got.LastEvent.ID != tt.wantLast || got.UndecodableEvents != tt.wantUndecoded ||
+					got.EventsCount != tt.wantEventCount {
+					t.Fatalf("order %d: status %q from %s, undecodable %d, count %d; want %q from %s, %d, %d", seed,
+						got.Status, got.LastEvent.ID, got.UndecodableEvents, got.EventsCount,
+						tt.wantStatus, tt.wantLast, tt.wantUndecoded, tt.wantEventCount)
+				}
+				if first == nil {
+					first = got
+				} else if !reflect.DeepEqual(got, first) {
+					t.Fatalf("order %d differs:\n got %+v\nwant %+v", seed, got, first)
+				}
+			}
+		})
+	}
+}

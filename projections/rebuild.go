@@ -1,10 +1,13 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -17,8 +20,10 @@ const (
 	// the query.
 	rebuildPage = 5000
 	// rebuildCacheMax bounds the account states a rebuild keeps in memory
-	// (~1 KB each); beyond it they are flushed and the cache starts over.
-	rebuildCacheMax = 100_000
+	// (~0.7 KB each); beyond it they are flushed and the cache starts over.
+	rebuildCacheMax = 200_000
+	// rebuildReaders is the most position ranges a rebuild reads at once.
+	rebuildReaders = 4
 )
 
 // Rebuild rebuilds projection name from position 0 into a fresh table and,
@@ -48,8 +53,12 @@ func (r *Runner) Rebuild(ctx context.Context, name string, filter store.Filter, 
 	if err != nil {
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
-	b := &builder{r: r, name: name, table: table, cache: make(map[string]*buildEntry)}
-	if err := b.run(ctx, f, some, progress); err != nil {
+	b := &builder{r: r, name: name, table: table, filter: f, cache: make(map[string]*buildEntry),
+		cacheMax: rebuildCacheMax, types: make(map[string]string), refolds: make(map[string]struct{})}
+	if r.opts.rebuildCacheMax > 0 {
+		b.cacheMax = r.opts.rebuildCacheMax
+	}
+	if err := b.run(ctx, some, progress); err != nil {
 		r.abandonBuild(name, table)
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
@@ -120,55 +129,61 @@ func (r *Runner) abandonBuild(name, table string) {
 	_ = tx.Commit()
 }
 
+// buildEntry is one account's state during a rebuild. The fold reads
+// metadata only: s holds the counters, and cand the best-ranked event seen
+// so far when it outranks s's snapshot (pending), whose body is read only
+// when the entry is written (finalize): one body per account instead of one
+// per event.
 type buildEntry struct {
-	s     AccountStatus
-	dirty bool
+	s       AccountStatus
+	cand    rank
+	candID  string
+	pending bool
+	dirty   bool
 }
 
 // builder folds the log into a build table. The build table is written by
 // this builder only, so its in-memory cache is authoritative; rows are
 // read back only after the cache was flushed and cleared.
+//
+// What the builder does per event (count, and keep the best rank) does not
+// depend on the order events come in, so the log is read in several
+// position ranges at once.
 type builder struct {
-	r       *Runner
-	name    string
-	table   string
-	cache   map[string]*buildEntry
-	evicted bool
-	pos     store.Position
+	r        *Runner
+	name     string
+	table    string
+	filter   store.Filter
+	cache    map[string]*buildEntry
+	cacheMax int
+	evicted  bool
+	// types interns event types: every account's LastEventTimes shares
+	// the few type strings instead of holding one copy per event read.
+	types map[string]string
+	// refolds are accounts whose best-ranked event is unreadable: they
+	// are folded again per event (refold) once the fold is complete.
+	refolds map[string]struct{}
+	pos     store.Position // the greatest position folded
 	applied int
-	lastRcv int64
+	lastRcv int64 // received_at of the event at pos
 }
 
-// page is one ReadAll page with data.object decoded ahead.
+// page is one metadata-only ReadAll page.
 type page struct {
-	evs  []store.RecordedEvent
-	objs []*accountObject
-	errs []error
-	err  error
+	evs []store.RecordedEvent
+	err error
 }
 
-func (b *builder) run(ctx context.Context, f store.Filter, some bool, progress func(int)) error {
+func (b *builder) run(ctx context.Context, some bool, progress func(int)) error {
 	if some {
-		// Catch up in a pipeline: one goroutine reads and decodes pages
-		// while this one folds the previous page.
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		pages := make(chan page, 1)
-		go b.r.readPages(ctx, f, 0, pages)
-		for p := range pages {
-			if p.err != nil {
-				return p.err
-			}
-			if err := b.fold(ctx, p); err != nil {
-				return err
-			}
-			if progress != nil {
-				progress(b.applied)
-			}
-		}
-		if err := ctx.Err(); err != nil {
+		head, err := b.r.log.Head(ctx)
+		if err != nil {
 			return err
 		}
+		if err := b.foldTo(ctx, head, progress); err != nil {
+			return err
+		}
+		b.pos = max(b.pos, head)
 	}
 	if err := b.flush(ctx); err != nil {
 		return err
@@ -176,8 +191,8 @@ func (b *builder) run(ctx context.Context, f store.Filter, some bool, progress f
 	if err := createAccountIndexes(ctx, b.r.wdb, b.table); err != nil {
 		return fmt.Errorf("index %s: %w", b.table, err)
 	}
-	// Whatever arrived while indexing: catch up once more, then swap with
-	// a checkpoint no older than the head seen before this last pass, so
+	// Whatever arrived meanwhile: catch up once more, then swap with a
+	// checkpoint no older than the head seen before this last pass, so
 	// the live runner continues exactly after what the table holds.
 	head, err := b.r.log.Head(ctx)
 	if err != nil {
@@ -185,14 +200,14 @@ func (b *builder) run(ctx context.Context, f store.Filter, some bool, progress f
 	}
 	if some {
 		for {
-			p := b.r.readPage(ctx, f, b.pos)
+			p := b.r.readPage(ctx, b.filter, b.pos)
 			if p.err != nil {
 				return p.err
 			}
 			if len(p.evs) == 0 {
 				break
 			}
-			if err := b.fold(ctx, p); err != nil {
+			if err := b.fold(ctx, p.evs); err != nil {
 				return err
 			}
 		}
@@ -201,16 +216,64 @@ func (b *builder) run(ctx context.Context, f store.Filter, some bool, progress f
 		}
 	}
 	b.pos = max(b.pos, head)
+	if err := b.flush(ctx); err != nil {
+		return err
+	}
+	if err := b.refoldAll(ctx); err != nil {
+		return err
+	}
 	return b.swap(ctx)
 }
 
-// readPages sends decoded pages after `after` until the end of the log.
-func (r *Runner) readPages(ctx context.Context, f store.Filter, after store.Position, out chan<- page) {
-	defer close(out)
-	for {
+// foldTo folds every selected event up to head, reading the log in a few
+// position ranges at once (pages of metadata only) while this goroutine
+// folds them.
+func (b *builder) foldTo(ctx context.Context, head store.Position, progress func(int)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := store.Position(min(rebuildReaders, max(1, runtime.GOMAXPROCS(0))))
+	pages := make(chan page, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		lo, hi := head/n*i, head/n*(i+1)
+		if i == n-1 {
+			hi = head
+		}
+		wg.Go(func() { b.r.readRange(ctx, b.filter, lo, hi, pages) })
+	}
+	go func() {
+		wg.Wait()
+		close(pages)
+	}()
+	for p := range pages {
+		if p.err != nil {
+			return p.err
+		}
+		if err := b.fold(ctx, p.evs); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(b.applied)
+		}
+	}
+	return ctx.Err()
+}
+
+// readRange sends the pages of events with after < position <= upTo.
+func (r *Runner) readRange(ctx context.Context, f store.Filter, after, upTo store.Position, out chan<- page) {
+	for after < upTo {
 		p := r.readPage(ctx, f, after)
 		if p.err == nil && len(p.evs) == 0 {
 			return
+		}
+		if p.err == nil {
+			after = p.evs[len(p.evs)-1].Position
+			if after > upTo {
+				i, _ := slices.BinarySearchFunc(p.evs, upTo+1, func(e store.RecordedEvent, pos store.Position) int {
+					return cmp.Compare(e.Position, pos)
+				})
+				p.evs = p.evs[:i]
+			}
 		}
 		select {
 		case out <- p:
@@ -220,68 +283,57 @@ func (r *Runner) readPages(ctx context.Context, f store.Filter, after store.Posi
 		if p.err != nil {
 			return
 		}
-		after = p.evs[len(p.evs)-1].Position
 	}
 }
 
-// readPage reads one page and decodes every event's data.object on all
-// cores (decoding costs more than reading).
+// readPage reads one page of metadata: the fold needs no body but the
+// winners', which finalize reads.
 func (r *Runner) readPage(ctx context.Context, f store.Filter, after store.Position) page {
-	evs, err := r.log.ReadAll(ctx, store.ReadOptions{After: after, Limit: rebuildPage, Filter: f})
-	if err != nil {
-		return page{err: err}
-	}
-	p := page{evs: evs, objs: make([]*accountObject, len(evs)), errs: make([]error, len(evs))}
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(evs)/256))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(evs); i += workers {
-				p.objs[i], p.errs[i] = decodeAccount(evs[i].Data)
-				evs[i].Data = nil // the body is no longer needed; let it go
-			}
-		}()
-	}
-	wg.Wait()
-	return p
+	evs, err := r.log.ReadAll(ctx, store.ReadOptions{After: after, Limit: rebuildPage, Filter: f, WithoutData: true})
+	return page{evs: evs, err: err}
 }
 
-// fold applies a page to the cache; when the cache is full it is flushed.
-func (b *builder) fold(ctx context.Context, p page) error {
+// fold applies a page of metadata to the cache (count, and remember the
+// best rank: the steps of Apply but decoding); when the cache is full it
+// is flushed.
+func (b *builder) fold(ctx context.Context, evs []store.RecordedEvent) error {
 	var missing []string
 	if b.evicted {
-		for i := range p.evs {
-			if _, ok := b.cache[p.evs[i].Account()]; !ok {
-				missing = append(missing, p.evs[i].Account())
+		for i := range evs {
+			if _, ok := b.cache[evs[i].Account()]; !ok {
+				missing = append(missing, evs[i].Account())
 			}
 		}
 		if err := b.loadMissing(ctx, missing); err != nil {
 			return err
 		}
 	}
-	for i := range p.evs {
-		ev := &p.evs[i]
+	for i := range evs {
+		ev := &evs[i]
+		if t, ok := b.types[ev.Type]; ok {
+			ev.Type = t
+		} else {
+			b.types[ev.Type] = ev.Type
+		}
 		id := ev.Account()
 		e := b.cache[id]
 		if e == nil {
 			e = new(buildEntry)
-			b.cache[id] = e
+			b.cache[strings.Clone(id)] = e
 		}
-		decErr := p.errs[i]
-		if p.objs[i] == nil && decErr == nil {
-			decErr = fmt.Errorf("no data.object")
-		}
-		if err := e.s.apply(ev, p.objs[i], decErr); err != nil {
+		if err := e.s.count(ev); err != nil {
 			return err
+		}
+		if r := rankOf(ev); e.s.outranksSnapshot(r) && (!e.pending || r.above(e.cand)) {
+			e.cand, e.candID, e.pending = r, ev.ID, true
 		}
 		e.dirty = true
 		b.applied++
-		b.pos = ev.Position
-		b.lastRcv = ev.ReceivedAt.UnixMicro()
+		if ev.Position > b.pos {
+			b.pos, b.lastRcv = ev.Position, ev.ReceivedAt.UnixMicro()
+		}
 	}
-	if len(b.cache) >= rebuildCacheMax {
+	if len(b.cache) >= b.cacheMax {
 		if err := b.flush(ctx); err != nil {
 			return err
 		}
@@ -319,8 +371,126 @@ func (b *builder) loadMissing(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// flush writes the dirty states to the build table in one transaction.
+// finalize reads the body of every pending entry's candidate and takes its
+// data.object as the snapshot, as Apply would have: the candidate outranks
+// every event folded, so nothing is left above it. The reads go in
+// position order, on all cores (each costs a query and a decode).
+func (b *builder) finalize(ctx context.Context) error {
+	var todo []*buildEntry
+	for _, e := range b.cache {
+		if e.pending {
+			todo = append(todo, e)
+		}
+	}
+	slices.SortFunc(todo, func(x, y *buildEntry) int { return cmp.Compare(x.cand.Position, y.cand.Position) })
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(todo)/64))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(todo) && errs[w] == nil && ctx.Err() == nil; i += workers {
+				errs[w] = b.readWinner(ctx, todo[i])
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, e := range todo {
+		if e.pending { // unreadable: see readWinner
+			e.pending = false
+			b.refolds[e.s.ID] = struct{}{}
+		}
+	}
+	return nil
+}
+
+// eventByID is the store.Store method a Log may have: a point read by id
+// is cheaper than a positional ReadAll (SQLite: one indexed lookup).
+type eventByID interface {
+	EventByID(ctx context.Context, id string) (store.RecordedEvent, error)
+}
+
+// readWinner resolves one pending entry: the candidate's data.object
+// becomes the snapshot. When it is unreadable (rare), the entry stays
+// pending: the snapshot is then the best readable event below it, and which
+// unreadable ones count depends on that, so finalize marks the account for
+// refold. Called concurrently for distinct entries.
+func (b *builder) readWinner(ctx context.Context, e *buildEntry) error {
+	var (
+		ev  store.RecordedEvent
+		err error
+	)
+	if g, ok := b.r.log.(eventByID); ok {
+		ev, err = g.EventByID(ctx, e.candID)
+	} else {
+		var evs []store.RecordedEvent
+		evs, err = b.r.log.ReadAll(ctx, store.ReadOptions{After: e.cand.Position - 1, Limit: 1, Filter: b.filter})
+		if err == nil && len(evs) == 1 {
+			ev = evs[0]
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("read snapshot of %s: %w", e.s.ID, err)
+	}
+	if ev.ID != e.candID || ev.Position != e.cand.Position {
+		return fmt.Errorf("read snapshot of %s: event %s at position %d not found", e.s.ID, e.candID, e.cand.Position)
+	}
+	if obj, err := decodeAccount(ev.Data); err == nil {
+		e.s.setSnapshot(&ev, obj)
+		e.pending = false
+	}
+	return nil
+}
+
+// refoldAll folds each account whose best-ranked event was unreadable
+// again from its stream, per event with Apply, keeping the events this
+// rebuild selects up to its position, and writes the results.
+func (b *builder) refoldAll(ctx context.Context) error {
+	if len(b.refolds) == 0 {
+		return nil
+	}
+	clear(b.cache)
+	for id := range b.refolds {
+		evs, err := b.r.log.ReadStream(ctx, store.AccountStream(id), 0, 0)
+		if err != nil {
+			return fmt.Errorf("refold %s: %w", id, err)
+		}
+		kept := evs[:0]
+		for i := range evs {
+			if evs[i].Position <= b.pos && b.filter.Match(&evs[i]) {
+				kept = append(kept, evs[i])
+			}
+		}
+		s, err := FoldAccount(kept)
+		if err != nil || s == nil {
+			return fmt.Errorf("refold %s: %d events, %v", id, len(kept), err)
+		}
+		b.cache[id] = &buildEntry{s: *s, dirty: true}
+	}
+	clear(b.refolds)
+	return b.flush(ctx)
+}
+
+// flush resolves the pending snapshots and writes the dirty states to the
+// build table in one transaction, in id order (appends to the primary key
+// index rather than random inserts).
 func (b *builder) flush(ctx context.Context) error {
+	if err := b.finalize(ctx); err != nil {
+		return err
+	}
+	dirty := make([]*AccountStatus, 0, len(b.cache))
+	for _, e := range b.cache {
+		if e.dirty {
+			dirty = append(dirty, &e.s)
+			e.dirty = false
+		}
+	}
+	slices.SortFunc(dirty, func(x, y *AccountStatus) int { return strings.Compare(x.ID, y.ID) })
 	tx, err := b.r.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -331,14 +501,10 @@ func (b *builder) flush(ctx context.Context) error {
 		return err
 	}
 	defer rows.Close()
-	for _, e := range b.cache {
-		if !e.dirty {
-			continue
-		}
-		if err := rows.store(ctx, &e.s); err != nil {
+	for _, s := range dirty {
+		if err := rows.store(ctx, s); err != nil {
 			return err
 		}
-		e.dirty = false
 	}
 	return tx.Commit()
 }
