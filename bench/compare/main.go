@@ -60,6 +60,10 @@ type sample struct {
 	Result loadgen.Result `json:"result"`
 	// PeakRSS is the server's VmHWM at the end of the run (Linux only).
 	PeakRSS int64 `json:"peak_rss_bytes,omitempty"`
+	// CPUPerRequest is the server's CPU time (user+system) during the run
+	// divided by the requests answered (Linux only): what each request
+	// costs the server, independent of how busy the machine was.
+	CPUPerRequest time.Duration `json:"cpu_per_request_ns,omitempty"`
 }
 
 func main() {
@@ -210,11 +214,15 @@ func runOne(ctx context.Context, t target, plan *loadgen.Plan, errOut io.Writer)
 		logs, _ := os.ReadFile(logf.Name())
 		return sample{}, fmt.Errorf("%w; server output:\n%s", err, logs)
 	}
+	cpu0 := cpuTime(cmd.Process.Pid)
 	res, err := plan.Run(ctx, base+"/webhooks/stripe", nil)
 	if err != nil {
 		return sample{}, err
 	}
 	s := sample{Target: t.name, Result: res, PeakRSS: peakRSS(cmd.Process.Pid)}
+	if cpu1 := cpuTime(cmd.Process.Pid); cpu1 > 0 && res.Requests > 0 {
+		s.CPUPerRequest = (cpu1 - cpu0) / time.Duration(res.Requests)
+	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
@@ -276,6 +284,25 @@ func peakRSS(pid int) int64 {
 	return 0
 }
 
+// cpuTime reads the user+system CPU time of pid from /proc (0 elsewhere).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// the 14th and 15th fields of the whole line, in clock ticks (100/s on
+	// Linux).
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
+}
+
 type targetSummary struct {
 	Name string `json:"name"`
 	// MedianThroughput over rounds (req/s); WorstP99 the largest p99.
@@ -284,6 +311,8 @@ type targetSummary struct {
 	WorstP99         time.Duration `json:"worst_p99_ns"`
 	Errors           int           `json:"errors"`
 	PeakRSS          int64         `json:"peak_rss_bytes"`
+	// MedianCPUPerRequest is the server CPU time per request (Linux).
+	MedianCPUPerRequest time.Duration `json:"median_cpu_per_request_ns"`
 }
 
 type summary struct {
@@ -329,15 +358,17 @@ func summarize(samples []sample, rounds int) summary {
 			continue
 		}
 		ts := targetSummary{Name: name}
-		var tp, p50 []float64
+		var tp, p50, cpu []float64
 		for _, x := range xs {
 			tp = append(tp, x.Result.Throughput)
 			p50 = append(p50, float64(x.Result.Latency.P50))
+			cpu = append(cpu, float64(x.CPUPerRequest))
 			ts.WorstP99 = max(ts.WorstP99, x.Result.Latency.P99)
 			ts.Errors += x.Result.ErrorCount
 			ts.PeakRSS = max(ts.PeakRSS, x.PeakRSS)
 		}
 		ts.MedianThroughput, ts.MedianP50 = median(tp), time.Duration(median(p50))
+		ts.MedianCPUPerRequest = time.Duration(median(cpu))
 		s.Targets = append(s.Targets, ts)
 		if name == "fcaudit" {
 			s.FcauditP99 = ts.WorstP99
@@ -371,10 +402,11 @@ func summarize(samples []sample, rounds int) summary {
 func writeSummary(w io.Writer, s summary, o options) {
 	fmt.Fprintf(w, "\nwhole service: %d requests × %d rounds per target, %d senders, ≈%d-byte bodies, loopback\n\n", o.n, o.rounds, o.c, o.size)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "target\tmedian req/s\tmedian p50\tworst p99\terrors\tpeak RSS")
+	fmt.Fprintln(tw, "target\tmedian req/s\tmedian p50\tworst p99\terrors\tpeak RSS\tserver CPU/req")
 	for _, t := range s.Targets {
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%d MiB\n", t.Name, t.MedianThroughput,
-			t.MedianP50.Round(10*time.Microsecond), t.WorstP99.Round(10*time.Microsecond), t.Errors, t.PeakRSS>>20)
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%d MiB\t%dµs\n", t.Name, t.MedianThroughput,
+			t.MedianP50.Round(10*time.Microsecond), t.WorstP99.Round(10*time.Microsecond), t.Errors, t.PeakRSS>>20,
+			t.MedianCPUPerRequest.Microseconds())
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
