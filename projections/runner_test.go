@@ -129,7 +129,7 @@ func TestStatusLag(t *testing.T) {
 // each event was applied exactly once.
 func checkExact(t *testing.T, r *Runner, st store.Store, h *history) {
 	t.Helper()
-	got := allAccounts(t, r)
+	got := storedAccounts(t, r)
 	want := expectedFromLog(t, st, h.accounts)
 	var total int64
 	for _, a := range got {
@@ -146,6 +146,48 @@ func checkExact(t *testing.T, r *Runner, st store.Store, h *history) {
 			t.Fatalf("account %s:\n got %+v\nwant %+v", want[i].ID, got[i], want[i])
 		}
 	}
+	// The API shows the same rows (without the fold's private part).
+	api := allAccounts(t, r)
+	for i := range api {
+		want[i].unreadable = nil
+		if !reflect.DeepEqual(api[i], want[i]) {
+			t.Fatalf("API account %s:\n got %+v\nwant %+v", want[i].ID, api[i], want[i])
+		}
+	}
+}
+
+// storedAccounts reads every row of the live table as stored, including
+// the fold's private part (the unreadable events' ranks).
+func storedAccounts(t *testing.T, r *Runner) []AccountStatus {
+	t.Helper()
+	c, err := readCatalog(context.Background(), r.rdb, AccountStatusName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := r.rdb.Query(`SELECT id, state FROM ` + c.LiveTable + ` ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []AccountStatus
+	for rows.Next() {
+		var (
+			id string
+			b  []byte
+		)
+		if err := rows.Scan(&id, &b); err != nil {
+			t.Fatal(err)
+		}
+		s, err := decodeState(id, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, *s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func TestRunnerRestartExactlyOnce(t *testing.T) {
@@ -235,7 +277,7 @@ func crashChild(dir string) {
 func TestRebuildEqualsLive(t *testing.T) {
 	dir := t.TempDir()
 	st := openStore(t, dir)
-	h := genHistory(t, 3, 5000, 500)
+	h := genHistory(t, 3, 3000, 300)
 	appendHistory(t, st, h)
 
 	r := openRunner(t, dir, st, Options{})
@@ -245,7 +287,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 
 	// Rebuild while the runner runs (in this process; a CLI rebuild would
 	// use another handle on the same file), with more events arriving.
-	more := genHistory(t, 4, 1000, 100)
+	more := genHistory(t, 4, 600, 60)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -317,5 +359,92 @@ func TestRebuildFilteredAndErrors(t *testing.T) {
 	sts, _ := r.Status(context.Background())
 	if sts[0].Rebuilding != "" {
 		t.Errorf("failed rebuild left its table registered: %+v", sts[0])
+	}
+}
+
+// TestRebuildUnreadableWinners: accounts whose best-ranked events have
+// unreadable bodies (the rebuild folds them again per event), with and
+// without the store's EventByID, with the cache flushed and reloaded
+// mid-rebuild: rebuild, live and FoldAccount agree.
+func TestRebuildUnreadableWinners(t *testing.T) {
+	tests := []struct {
+		name     string
+		noByID   bool
+		cacheMax int
+	}{
+		{"EventByID, one pass in memory", false, 0},
+		{"positional reads, cache flushed every 37 accounts", true, 37},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			st := openStore(t, dir)
+			h := genHistory(t, uint64(10+i), 1000, 100)
+			unreadable := []byte(`{"data":{"object":"not an account"}}`)
+			corrupted := 0
+			for a, id := range h.accounts {
+				evs := h.perAccount[id]
+				switch {
+				case a%11 == 0 && len(evs) > 2: // the last two: the best-ranked one is unreadable
+					evs[len(evs)-1].Data, evs[len(evs)-2].Data = unreadable, unreadable
+					corrupted += 2
+				case a%7 == 0:
+					evs[len(evs)-1].Data = unreadable
+					corrupted++
+				case a%5 == 0:
+					evs[len(evs)/2].Data = unreadable
+					corrupted++
+				}
+			}
+			appendHistory(t, st, h)
+			var log Log = st
+			if tt.noByID {
+				log = struct{ Log }{st}
+			}
+			if _, ok := log.(eventByID); ok == tt.noByID {
+				t.Fatalf("log has EventByID: %v, want %v", ok, !tt.noByID)
+			}
+			r := openRunner(t, dir, log, Options{rebuildCacheMax: tt.cacheMax})
+			startRunner(t, r)
+			waitCaughtUp(t, r)
+			checkExact(t, r, st, h)
+			var undecodable int64
+			for _, a := range storedAccounts(t, r) {
+				undecodable += a.UndecodableEvents
+			}
+			if undecodable == 0 || undecodable > int64(corrupted) {
+				t.Fatalf("undecodable_events total %d; want 1..%d", undecodable, corrupted)
+			}
+
+			if err := r.Rebuild(context.Background(), AccountStatusName, store.Filter{}, nil); err != nil {
+				t.Fatal(err)
+			}
+			checkExact(t, r, st, h)
+			// A filtered rebuild folds the selected events only.
+			filter := store.Filter{Types: []string{"*.refreshed_*", "*.created"}}
+			if err := r.Rebuild(context.Background(), AccountStatusName, filter, nil); err != nil {
+				t.Fatal(err)
+			}
+			got := storedAccounts(t, r)
+			for i := range got {
+				evs, err := st.ReadStream(context.Background(), store.AccountStream(got[i].ID), 0, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				kept := evs[:0]
+				for _, ev := range evs {
+					if filter.Match(&ev) {
+						kept = append(kept, ev)
+					}
+				}
+				want, err := FoldAccount(kept)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(&got[i], want) {
+					t.Fatalf("filtered rebuild, account %s:\n got %+v\nwant %+v", got[i].ID, got[i], *want)
+				}
+			}
+		})
 	}
 }
