@@ -64,6 +64,9 @@ type sample struct {
 	// divided by the requests answered (Linux only): what each request
 	// costs the server, independent of how busy the machine was.
 	CPUPerRequest time.Duration `json:"cpu_per_request_ns,omitempty"`
+	// LoadgenCPUPerRequest is the same for this process (the senders),
+	// which shares the machine with the server.
+	LoadgenCPUPerRequest time.Duration `json:"loadgen_cpu_per_request_ns,omitempty"`
 }
 
 func main() {
@@ -214,7 +217,7 @@ func runOne(ctx context.Context, t target, plan *loadgen.Plan, errOut io.Writer)
 		logs, _ := os.ReadFile(logf.Name())
 		return sample{}, fmt.Errorf("%w; server output:\n%s", err, logs)
 	}
-	cpu0 := cpuTime(cmd.Process.Pid)
+	cpu0, self0 := cpuTime(cmd.Process.Pid), cpuTime(os.Getpid())
 	res, err := plan.Run(ctx, base+"/webhooks/stripe", nil)
 	if err != nil {
 		return sample{}, err
@@ -222,6 +225,7 @@ func runOne(ctx context.Context, t target, plan *loadgen.Plan, errOut io.Writer)
 	s := sample{Target: t.name, Result: res, PeakRSS: peakRSS(cmd.Process.Pid)}
 	if cpu1 := cpuTime(cmd.Process.Pid); cpu1 > 0 && res.Requests > 0 {
 		s.CPUPerRequest = (cpu1 - cpu0) / time.Duration(res.Requests)
+		s.LoadgenCPUPerRequest = (cpuTime(os.Getpid()) - self0) / time.Duration(res.Requests)
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -313,6 +317,8 @@ type targetSummary struct {
 	PeakRSS          int64         `json:"peak_rss_bytes"`
 	// MedianCPUPerRequest is the server CPU time per request (Linux).
 	MedianCPUPerRequest time.Duration `json:"median_cpu_per_request_ns"`
+	// MedianLoadgenCPUPerRequest is the senders' CPU time per request.
+	MedianLoadgenCPUPerRequest time.Duration `json:"median_loadgen_cpu_per_request_ns"`
 }
 
 type summary struct {
@@ -358,17 +364,19 @@ func summarize(samples []sample, rounds int) summary {
 			continue
 		}
 		ts := targetSummary{Name: name}
-		var tp, p50, cpu []float64
+		var tp, p50, cpu, lcpu []float64
 		for _, x := range xs {
 			tp = append(tp, x.Result.Throughput)
 			p50 = append(p50, float64(x.Result.Latency.P50))
 			cpu = append(cpu, float64(x.CPUPerRequest))
+			lcpu = append(lcpu, float64(x.LoadgenCPUPerRequest))
 			ts.WorstP99 = max(ts.WorstP99, x.Result.Latency.P99)
 			ts.Errors += x.Result.ErrorCount
 			ts.PeakRSS = max(ts.PeakRSS, x.PeakRSS)
 		}
 		ts.MedianThroughput, ts.MedianP50 = median(tp), time.Duration(median(p50))
 		ts.MedianCPUPerRequest = time.Duration(median(cpu))
+		ts.MedianLoadgenCPUPerRequest = time.Duration(median(lcpu))
 		s.Targets = append(s.Targets, ts)
 		if name == "fcaudit" {
 			s.FcauditP99 = ts.WorstP99
@@ -402,11 +410,11 @@ func summarize(samples []sample, rounds int) summary {
 func writeSummary(w io.Writer, s summary, o options) {
 	fmt.Fprintf(w, "\nwhole service: %d requests × %d rounds per target, %d senders, ≈%d-byte bodies, loopback\n\n", o.n, o.rounds, o.c, o.size)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "target\tmedian req/s\tmedian p50\tworst p99\terrors\tpeak RSS\tserver CPU/req")
+	fmt.Fprintln(tw, "target\tmedian req/s\tmedian p50\tworst p99\terrors\tpeak RSS\tserver CPU/req\tloadgen CPU/req")
 	for _, t := range s.Targets {
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%d MiB\t%dµs\n", t.Name, t.MedianThroughput,
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%d MiB\t%dµs\t%dµs\n", t.Name, t.MedianThroughput,
 			t.MedianP50.Round(10*time.Microsecond), t.WorstP99.Round(10*time.Microsecond), t.Errors, t.PeakRSS>>20,
-			t.MedianCPUPerRequest.Microseconds())
+			t.MedianCPUPerRequest.Microseconds(), t.MedianLoadgenCPUPerRequest.Microseconds())
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
