@@ -82,12 +82,14 @@ func main() {
 		alt       = flag.String("alt", "", "a second fcaudit binary (a candidate change), run as target fcaudit-alt and compared with fcaudit")
 		jsonOut   = flag.Bool("json", false, "print every sample and the summary as JSON")
 		strict    = flag.Bool("strict", false, "exit 1 when a performance target is missed (errors always fail)")
+		profile   = flag.String("profile", "", "write a CPU profile of fcaudit serve (first round) to this file, taken with serve --pprof")
+		profSecs  = flag.Int("profile-seconds", 8, "length of the -profile sample; keep it below the run's duration")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code, err := run(ctx, options{fcaudit: *fcaudit, refserver: *refserver, n: *n, c: *c, rounds: *rounds,
-		size: *size, accounts: *accounts, only: *only, alt: *alt, json: *jsonOut, strict: *strict}, os.Stdout, os.Stderr)
+		size: *size, accounts: *accounts, only: *only, alt: *alt, json: *jsonOut, strict: *strict, profile: *profile, profileSeconds: *profSecs}, os.Stdout, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
 	}
@@ -101,6 +103,8 @@ type options struct {
 	size, accounts     int
 	only               string
 	json, strict       bool
+	profile            string
+	profileSeconds     int
 }
 
 func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
@@ -149,7 +153,11 @@ func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
 		for i := range targets {
 			t := targets[(i+r)%len(targets)]
 			plan.Resign() // outside the clock: no sender signs during a run
-			s, err := runOne(ctx, t, plan, errOut)
+			prof := ""
+			if r == 0 && t.name == "fcaudit" {
+				prof = o.profile
+			}
+			s, err := runOne(ctx, t, plan, prof, o.profileSeconds, errOut)
 			if err != nil {
 				return 1, fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
 			}
@@ -183,7 +191,7 @@ func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
 
 // runOne starts t on a free port with a fresh directory, runs the plan
 // against it and stops it.
-func runOne(ctx context.Context, t target, plan *loadgen.Plan, errOut io.Writer) (sample, error) {
+func runOne(ctx context.Context, t target, plan *loadgen.Plan, profile string, profileSeconds int, errOut io.Writer) (sample, error) {
 	dir, err := os.MkdirTemp("", "fcaudit-bench-")
 	if err != nil {
 		return sample{}, err
@@ -194,6 +202,13 @@ func runOne(ctx context.Context, t target, plan *loadgen.Plan, errOut io.Writer)
 		return sample{}, err
 	}
 	cmd := t.start(addr, dir)
+	var pprofAddr string
+	if profile != "" {
+		if pprofAddr, err = freeAddr(); err != nil {
+			return sample{}, err
+		}
+		cmd.Args = append(cmd.Args, "--pprof", pprofAddr)
+	}
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
 		return sample{}, err
@@ -217,10 +232,21 @@ func runOne(ctx context.Context, t target, plan *loadgen.Plan, errOut io.Writer)
 		logs, _ := os.ReadFile(logf.Name())
 		return sample{}, fmt.Errorf("%w; server output:\n%s", err, logs)
 	}
+	profDone := make(chan error, 1)
+	if profile != "" {
+		go func() { profDone <- fetchProfile(ctx, pprofAddr, profile, profileSeconds) }()
+	} else {
+		profDone <- nil
+	}
 	cpu0, self0 := cpuTime(cmd.Process.Pid), cpuTime(os.Getpid())
 	res, err := plan.Run(ctx, base+"/webhooks/stripe", nil)
 	if err != nil {
 		return sample{}, err
+	}
+	if err := <-profDone; err != nil {
+		fmt.Fprintf(errOut, "profile: %v\n", err)
+	} else if profile != "" {
+		fmt.Fprintf(errOut, "wrote CPU profile of %s to %s (go tool pprof -top -cum %s %s)\n", t.name, profile, cmd.Path, profile)
 	}
 	s := sample{Target: t.name, Result: res, PeakRSS: peakRSS(cmd.Process.Pid)}
 	if cpu1 := cpuTime(cmd.Process.Pid); cpu1 > 0 && res.Requests > 0 {
@@ -237,6 +263,33 @@ func runOne(ctx context.Context, t target, plan *loadgen.Plan, errOut io.Writer)
 	}
 	stopped = true
 	return s, nil
+}
+
+// fetchProfile takes a CPU profile of seconds from serve's --pprof listener,
+// starting as the load starts, and writes it to path.
+func fetchProfile(ctx context.Context, addr, path string, seconds int) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func freeAddr() (string, error) {
