@@ -191,38 +191,47 @@ func (b *builder) run(ctx context.Context, some bool, progress func(int)) error 
 	if err := createAccountIndexes(ctx, b.r.wdb, b.table); err != nil {
 		return fmt.Errorf("index %s: %w", b.table, err)
 	}
-	// Whatever arrived meanwhile: catch up once more, then swap with a
-	// checkpoint no older than the head seen before this last pass, so
-	// the live runner continues exactly after what the table holds.
-	head, err := b.r.log.Head(ctx)
-	if err != nil {
-		return err
-	}
-	if some {
-		for {
-			p := b.r.readPage(ctx, b.filter, b.pos)
-			if p.err != nil {
-				return p.err
+	// Whatever arrived meanwhile: catch up, then swap. The swap needs a
+	// checkpoint no older than the live table's: the live runner may be
+	// idle past events the build table lacks (it applied them while this
+	// rebuild was writing), and would never look back. So when the live
+	// table is ahead, catch up again and retry.
+	for {
+		head, err := b.r.log.Head(ctx)
+		if err != nil {
+			return err
+		}
+		if some {
+			for {
+				p := b.r.readPage(ctx, b.filter, b.pos)
+				if p.err != nil {
+					return p.err
+				}
+				if len(p.evs) == 0 {
+					break
+				}
+				if err := b.fold(ctx, p.evs); err != nil {
+					return err
+				}
 			}
-			if len(p.evs) == 0 {
-				break
-			}
-			if err := b.fold(ctx, p.evs); err != nil {
-				return err
+			if progress != nil {
+				progress(b.applied)
 			}
 		}
-		if progress != nil {
-			progress(b.applied)
+		b.pos = max(b.pos, head)
+		if err := b.flush(ctx); err != nil {
+			return err
+		}
+		if err := b.refoldAll(ctx); err != nil {
+			return err
+		}
+		if b.r.opts.beforeSwap != nil {
+			b.r.opts.beforeSwap()
+		}
+		if done, err := b.swap(ctx); done || err != nil {
+			return err
 		}
 	}
-	b.pos = max(b.pos, head)
-	if err := b.flush(ctx); err != nil {
-		return err
-	}
-	if err := b.refoldAll(ctx); err != nil {
-		return err
-	}
-	return b.swap(ctx)
 }
 
 // foldTo folds every selected event up to head, reading the log in a few
@@ -473,6 +482,8 @@ func (b *builder) refoldAll(ctx context.Context) error {
 		b.cache[id] = &buildEntry{s: *s, dirty: true}
 	}
 	clear(b.refolds)
+	// Other accounts' states are in the table only from now on.
+	b.evicted = true
 	return b.flush(ctx)
 }
 
@@ -509,30 +520,35 @@ func (b *builder) flush(ctx context.Context) error {
 	return tx.Commit()
 }
 
-// swap makes the build table live, with its checkpoint, in one transaction.
-func (b *builder) swap(ctx context.Context) error {
-	if err := b.flush(ctx); err != nil {
-		return err
-	}
+// swap makes the build table live, with its checkpoint, in one
+// transaction; it does not (false) when the live table's checkpoint is
+// ahead of the build's. The transaction holds the write lock, so the live
+// runner cannot move meanwhile: afterwards it either continues exactly
+// where the build table ends or, behind it, finds the checkpoint moved at
+// its next batch and resubscribes.
+func (b *builder) swap(ctx context.Context) (bool, error) {
 	tx, err := b.r.wdb.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
 	c, err := readCatalog(ctx, tx, b.name)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if c.BuildTable.String != b.table {
-		return ErrRebuildSuperseded
+		return false, ErrRebuildSuperseded
+	}
+	if c.Checkpoint > b.pos {
+		return false, nil
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE projection_catalog SET live_table = ?, checkpoint = ?, generation = generation + 1,
 		events_applied = ?, last_received_at = ?, updated_at = ?, build_table = NULL WHERE name = ?`,
 		b.table, int64(b.pos), b.applied, b.lastRcv, b.r.now().UnixMicro(), b.name); err != nil {
-		return err
+		return false, err
 	}
 	if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+c.LiveTable); err != nil {
-		return err
+		return false, err
 	}
-	return tx.Commit()
+	return true, tx.Commit()
 }

@@ -33,6 +33,9 @@ type Options struct {
 	// beforeCommit, if set, runs inside every live batch transaction just
 	// before COMMIT (tests: crash while applying).
 	beforeCommit func()
+	// beforeSwap, if set, runs before each attempt of a rebuild to swap
+	// its table in (tests: let the live runner get ahead).
+	beforeSwap func()
 	// rebuildCacheMax, if positive, replaces rebuildCacheMax (tests: make
 	// a rebuild flush and reload its states).
 	rebuildCacheMax int

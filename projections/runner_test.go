@@ -448,3 +448,38 @@ func TestRebuildUnreadableWinners(t *testing.T) {
 		})
 	}
 }
+
+// TestRebuildSwapWhileLiveAhead: the live runner applies events the
+// rebuild has not folded yet and then idles (nothing more arrives). The
+// swap must not put a table with an older checkpoint under it: the rebuild
+// catches up first, and the live table ends exact.
+func TestRebuildSwapWhileLiveAhead(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	h := genHistory(t, 20, 600, 60)
+	appendHistory(t, st, h)
+	more := genHistory(t, 21, 120, 12)
+	var r *Runner
+	attempts := 0
+	r = openRunner(t, dir, st, Options{beforeSwap: func() {
+		attempts++
+		if attempts == 1 {
+			appendHistory(t, st, more)
+			waitCaughtUp(t, r)
+		}
+	}})
+	startRunner(t, r)
+	waitCaughtUp(t, r)
+	if err := r.Rebuild(context.Background(), AccountStatusName, store.Filter{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if attempts < 2 {
+		t.Fatalf("rebuild swapped at the first attempt (%d): the live table was not ahead, the test proves nothing", attempts)
+	}
+	st0 := waitCaughtUp(t, r)
+	if st0.Generation != 2 {
+		t.Fatalf("generation %d after one rebuild", st0.Generation)
+	}
+	all := &history{accounts: append(append([]string(nil), h.accounts...), more.accounts...), total: h.total + more.total}
+	checkExact(t, r, st, all)
+}
