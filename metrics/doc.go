@@ -8,7 +8,7 @@
 // vocabulary). It never imports a store backend: cmd/fcaudit adapts a
 // backend's commit statistics to ObserveCommit.
 //
-// Every hook is safe for concurrent use and costs a few atomic operations;
-// none allocates on the hot path except for the first observation of a new
-// label combination.
+// Every hook is safe for concurrent use and costs a label lookup and a few
+// atomic operations (under 1 µs; below 0.5 % of serve's CPU under load, see
+// docs/performance.md).
 package metrics
