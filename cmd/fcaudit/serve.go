@@ -16,6 +16,7 @@ import (
 	"github.com/fcaudit/fcaudit/audit"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/metrics"
+	"github.com/fcaudit/fcaudit/replay"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
 
@@ -158,7 +159,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	}
 	svc := ingest.NewService(verifier, st, ingest.ServiceOptions{Logger: log, Observe: m.ObserveIngest})
 	srv := api.NewServer(api.Config{
-		Routes:         append([]func(*mux.Router, api.Helpers){proj.Routes(), audit.Routes(st)}, extraRoutes...),
+		Routes:         append([]func(*mux.Router, api.Helpers){proj.Routes(), replay.Routes(st), audit.Routes(st)}, extraRoutes...),
 		Store:          st,
 		Ingest:         svc,
 		Tokens:         o.tokens,
