@@ -219,9 +219,17 @@ func (s *AccountStatus) Apply(ev *store.RecordedEvent) error {
 	if err := s.count(ev); err != nil {
 		return err
 	}
+	s.offer(ev)
+	return nil
+}
+
+// offer is Apply's snapshot step for an event already counted: when ev
+// outranks the snapshot its body is decoded and, readable, becomes the
+// snapshot (taken) or, unreadable, joins the unreadable ranks (unreadable).
+func (s *AccountStatus) offer(ev *store.RecordedEvent) (taken, unreadable bool) {
 	r := rankOf(ev)
 	if !s.outranksSnapshot(r) {
-		return nil
+		return false, false
 	}
 	obj, err := decodeAccount(ev.Data)
 	if err != nil {
@@ -229,10 +237,31 @@ func (s *AccountStatus) Apply(ev *store.RecordedEvent) error {
 		// events arrive in.
 		i, _ := slices.BinarySearchFunc(s.unreadable, r, compareRanks)
 		s.setUnreadable(slices.Insert(s.unreadable, i, r))
-		return nil
+		return false, true
 	}
 	s.setSnapshot(ev, obj)
-	return nil
+	return true, false
+}
+
+// offerBest offers events of s's account, already counted, from the best
+// rank down, and stops at the first that becomes the snapshot: the events
+// below it cannot outrank it. The result is that of offering every one
+// (Apply's order independence), with only the bodies above the new
+// snapshot decoded. unreadable, if not nil, is called for each event whose
+// body joins the unreadable ranks. evs is reordered.
+func (s *AccountStatus) offerBest(evs []*store.RecordedEvent, unreadable func(*store.RecordedEvent)) {
+	if len(evs) > 1 {
+		slices.SortFunc(evs, func(a, b *store.RecordedEvent) int { return compareRanks(rankOf(b), rankOf(a)) })
+	}
+	for _, ev := range evs {
+		taken, bad := s.offer(ev)
+		if taken || (!bad && !s.outranksSnapshot(rankOf(ev))) {
+			return
+		}
+		if bad && unreadable != nil {
+			unreadable(ev)
+		}
+	}
 }
 
 // FoldAccount folds one account's events (in any order; an id given twice is

@@ -30,6 +30,20 @@ type Options struct {
 	// Now is the clock for lag figures (time.Now when nil).
 	Now func() time.Time
 
+	// BatchWindow is how long the live projection gathers delivered
+	// events, from the first one, before applying them in one transaction
+	// (0: DefaultBatchWindow; negative: apply each delivered batch at
+	// once). It bounds the lag it adds. One commit per window instead of
+	// one per delivery, and an account's events in a window fold in memory.
+	BatchWindow time.Duration
+	// BatchMax applies the gathered events early once they reach this
+	// many (0: DefaultBatchMax), e.g. while catching up.
+	BatchMax int
+	// CacheAccounts bounds the account states the live projection keeps in
+	// memory so that it does not read back the rows it wrote
+	// (0: DefaultCacheAccounts, about 0.7 KB each; negative: none).
+	CacheAccounts int
+
 	// beforeCommit, if set, runs inside every live batch transaction just
 	// before COMMIT (tests: crash while applying).
 	beforeCommit func()
@@ -56,6 +70,8 @@ type Runner struct {
 	wdb    *sql.DB // nil when read-only
 	rdb    *sql.DB
 
+	live   liveCache // owned by Run
+
 	mu      sync.Mutex
 	lastErr error // the live runner's last failure, cleared by a good batch
 }
@@ -75,7 +91,17 @@ func Open(path string, log Log, opts Options) (*Runner, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Runner{log: log, logger: logger.With("component", "projections"), path: path, opts: opts, now: now, wdb: wdb, rdb: rdb}, nil
+	if opts.BatchWindow == 0 {
+		opts.BatchWindow = DefaultBatchWindow
+	}
+	if opts.BatchMax <= 0 {
+		opts.BatchMax = DefaultBatchMax
+	}
+	if opts.CacheAccounts == 0 {
+		opts.CacheAccounts = DefaultCacheAccounts
+	}
+	return &Runner{log: log, logger: logger.With("component", "projections"), path: path, opts: opts, now: now, wdb: wdb, rdb: rdb,
+		live: liveCache{max: max(0, opts.CacheAccounts)}}, nil
 }
 
 // Close closes the database. Stop Run (cancel its context) first.
@@ -96,9 +122,10 @@ var errRestart = errors.New("checkpoint moved; resubscribing")
 
 // Run follows the log and applies it to every projection until ctx is
 // cancelled (then it returns nil). It catches up from the checkpoint, then
-// follows new events, whichever process appends them. Failures of the log
-// or of the read-model database are logged, shown by Status, and retried
-// with backoff; nothing is skipped.
+// follows new events, whichever process appends them, applying what arrives
+// within Options.BatchWindow in one transaction. Failures of the log or of
+// the read-model database are logged, shown by Status, and retried with
+// backoff; nothing is skipped.
 func (r *Runner) Run(ctx context.Context) error {
 	if r.wdb == nil {
 		return ErrReadOnly
@@ -107,22 +134,15 @@ func (r *Runner) Run(ctx context.Context) error {
 	for {
 		c, err := readCatalog(ctx, r.wdb, AccountStatusName)
 		if err == nil {
-			expected := c.Checkpoint
-			err = r.log.Subscribe(ctx, expected, accountFilter, func(ctx context.Context, batch []store.RecordedEvent) error {
-				cp, err := r.applyLive(ctx, batch, expected)
-				if err != nil {
-					return err
-				}
-				expected = cp
-				backoff = 100 * time.Millisecond
-				return nil
-			})
+			err = r.follow(ctx, c.Checkpoint, func() { backoff = 100 * time.Millisecond })
 		}
+		// Whatever was folded into the cache but not committed is gone.
+		r.live.reset()
 		if ctx.Err() != nil {
 			return nil
 		}
 		if errors.Is(err, errRestart) {
-			r.logger.Info("read model replaced by a rebuild; following the new one", "projection", AccountStatusName)
+			r.logger.Info("read model replaced; following it from its checkpoint", "projection", AccountStatusName)
 			continue
 		}
 		r.setErr(err)
@@ -140,80 +160,6 @@ func (r *Runner) setErr(err error) {
 	r.mu.Lock()
 	r.lastErr = err
 	r.mu.Unlock()
-}
-
-// applyLive applies one delivered batch to the live table in one
-// transaction with the new checkpoint. expected is the checkpoint the
-// subscription started from (or last committed); when the catalog holds
-// another one, a rebuild swapped tables in between and the batch is dropped
-// (errRestart).
-func (r *Runner) applyLive(ctx context.Context, batch []store.RecordedEvent, expected store.Position) (store.Position, error) {
-	tx, err := r.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("apply batch: begin: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	c, err := readCatalog(ctx, tx, AccountStatusName)
-	if err != nil {
-		return 0, fmt.Errorf("apply batch: %w", err)
-	}
-	if c.Checkpoint != expected {
-		return 0, errRestart
-	}
-	rows, err := prepareAccountRows(ctx, tx, c.LiveTable)
-	if err != nil {
-		return 0, fmt.Errorf("apply batch: %w", err)
-	}
-	defer rows.Close()
-	states := make(map[string]*AccountStatus, len(batch))
-	var (
-		last    *store.RecordedEvent
-		applied int
-	)
-	for i := range batch {
-		ev := &batch[i]
-		if ev.Position <= expected {
-			continue // cannot happen with a correct store; never apply twice
-		}
-		last = ev
-		id := ev.Account()
-		s, ok := states[id]
-		if !ok {
-			if s, err = rows.load(ctx, id); err != nil {
-				return 0, fmt.Errorf("apply batch: %w", err)
-			}
-			states[id] = s
-		}
-		bad := s.UndecodableEvents
-		if err := s.Apply(ev); err != nil {
-			return 0, fmt.Errorf("apply batch: %w", err)
-		}
-		if s.UndecodableEvents > bad {
-			r.logger.Warn("event body is not a readable account; counted, not used as status", "event_id", ev.ID)
-		}
-		applied++
-	}
-	if last == nil {
-		return expected, nil
-	}
-	for _, s := range states {
-		if err := rows.store(ctx, s); err != nil {
-			return 0, fmt.Errorf("apply batch: %w", err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE projection_catalog SET checkpoint = ?, events_applied = events_applied + ?,
-		last_received_at = ?, updated_at = ? WHERE name = ?`,
-		int64(last.Position), applied, last.ReceivedAt.UnixMicro(), r.now().UnixMicro(), AccountStatusName); err != nil {
-		return 0, fmt.Errorf("apply batch: save checkpoint: %w", err)
-	}
-	if r.opts.beforeCommit != nil {
-		r.opts.beforeCommit()
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("apply batch: commit: %w", err)
-	}
-	r.setErr(nil)
-	return last.Position, nil
 }
 
 // MaxCountedLag caps the count of events behind that Status reports (it
