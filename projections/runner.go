@@ -70,7 +70,7 @@ type Runner struct {
 	wdb    *sql.DB // nil when read-only
 	rdb    *sql.DB
 
-	live   liveCache // owned by Run
+	live liveCache // owned by Run
 
 	mu      sync.Mutex
 	lastErr error // the live runner's last failure, cleared by a good batch
