@@ -12,7 +12,8 @@
 // writer goroutine owns the only write connection. It waits for the first
 // queued Append, takes whatever else is queued (up to Options.MaxBatch
 // events), runs BEGIN IMMEDIATE, applies each request in its own SAVEPOINT
-// (so one request's wrong expected revision does not affect the others),
+// (so one request's wrong expected revision does not affect the others; a
+// one-event request needs none, its single INSERT being atomic),
 // COMMITs once — one fsync for the whole batch — and only then answers every
 // request. If the commit fails, every request of the batch fails with an
 // error wrapping store.ErrUnavailable and nothing of it was stored.
@@ -27,10 +28,13 @@
 // while serve writes: read-only (Options.ReadOnly, mode=ro) or read-write.
 // SQLite's own file locking serialises writers across processes; every
 // connection has a busy_timeout, so a second writer waits instead of failing.
-// Stream heads are always read from the database inside the write
-// transaction, never from a cache, so hash chains stay intact when two
-// processes append to the same stream. Subscriptions see this process's
-// commits at once and other processes' commits within Options.PollInterval.
+// Stream heads are read from the database inside the write
+// transaction (and kept only until its COMMIT), never from an earlier
+// transaction, so hash chains stay intact when two processes append to the
+// same stream. Subscriptions see this process's commits at once — handed
+// over in memory by the writer when the subscriber is caught up (see
+// tail.go), read from the file otherwise — and other processes' commits
+// within Options.PollInterval.
 // Reads are paged (at most 10000 events a query) because a long-lived read
 // snapshot stops the WAL from being reset. The file must be on a local
 // filesystem (WAL uses shared memory).

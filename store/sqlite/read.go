@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -27,20 +26,22 @@ func (s *Store) readErr(ctx context.Context, err error) error {
 	return mapErr(ctx, err)
 }
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanEvent(sc scanner, withData bool) (store.RecordedEvent, error) {
+// scanEvent reads the current row of rows (selected with metaCols, or
+// allCols when withData). The hash and provenance columns are scanned as
+// RawBytes (no copy) and decoded in place.
+func scanEvent(rows *sql.Rows, withData bool) (store.RecordedEvent, error) {
 	var (
-		e               store.RecordedEvent
-		pos, recv, live int64
-		ca, prov        sql.NullString
-		bodySum, chain  []byte
-		dest            = []any{&pos, &e.ID, &e.Stream, &e.Revision, &e.Type, &e.Created, &recv, &live, &e.APIVersion, &ca, &e.Source, &bodySum, &chain, &prov}
+		e                    store.RecordedEvent
+		pos, recv, live      int64
+		ca                   sql.NullString
+		bodySum, chain, prov sql.RawBytes
+		dest                 = [15]any{&pos, &e.ID, &e.Stream, &e.Revision, &e.Type, &e.Created, &recv, &live, &e.APIVersion, &ca, &e.Source, &bodySum, &chain, &prov, &e.Data}
 	)
-	if withData {
-		dest = append(dest, &e.Data)
+	n := len(dest)
+	if !withData {
+		n--
 	}
-	if err := sc.Scan(dest...); err != nil {
+	if err := rows.Scan(dest[:n]...); err != nil {
 		return e, err
 	}
 	e.Position = store.Position(pos)
@@ -52,11 +53,12 @@ func scanEvent(sc scanner, withData bool) (store.RecordedEvent, error) {
 	}
 	copy(e.BodySHA256[:], bodySum)
 	copy(e.ChainHash[:], chain)
-	if prov.Valid {
-		e.Provenance = new(store.Provenance)
-		if err := json.Unmarshal([]byte(prov.String), e.Provenance); err != nil {
-			return e, fmt.Errorf("event %s: decode provenance: %w", e.ID, err)
+	if prov != nil {
+		p, err := decodeProvenance(prov)
+		if err != nil {
+			return e, provenanceErr(e.ID, err)
 		}
+		e.Provenance = p
 	}
 	return e, nil
 }
@@ -115,15 +117,18 @@ func (s *Store) EventByID(ctx context.Context, id string) (store.RecordedEvent, 
 	if s.isClosed() {
 		return store.RecordedEvent{}, fmt.Errorf("event %s: %w", id, store.ErrClosed)
 	}
-	row := s.rdb.QueryRowContext(ctx, `SELECT `+allCols+` FROM events WHERE event_id = ?`, id)
-	e, err := scanEvent(row, true)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.RecordedEvent{}, fmt.Errorf("event %s: %w", id, store.ErrEventNotFound)
-	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+allCols+` FROM events WHERE event_id = ?`, id)
 	if err != nil {
 		return store.RecordedEvent{}, fmt.Errorf("event %s: %w", id, s.readErr(ctx, err))
 	}
-	return e, nil
+	evs, err := collect(rows, true, 1)
+	if err != nil {
+		return store.RecordedEvent{}, fmt.Errorf("event %s: %w", id, s.readErr(ctx, err))
+	}
+	if len(evs) == 0 {
+		return store.RecordedEvent{}, fmt.Errorf("event %s: %w", id, store.ErrEventNotFound)
+	}
+	return evs[0], nil
 }
 
 // Head implements store.Store.
@@ -311,47 +316,4 @@ func typeGlob(p string) string {
 		}
 	}
 	return b.String()
-}
-
-// Subscribe implements store.Store. It catches up page by page (short read
-// snapshots, so the WAL can reset), then waits for this process's writer to
-// signal a commit or for PollInterval to pass (other processes' writes) and
-// reads again.
-func (s *Store) Subscribe(ctx context.Context, after store.Position, filter store.Filter, h store.Handler) error {
-	ticker := time.NewTicker(s.opts.PollInterval)
-	defer ticker.Stop()
-	for {
-		if s.isClosed() {
-			return fmt.Errorf("subscribe: %w", store.ErrClosed)
-		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("subscribe: %w", err)
-		}
-		// Take the channel before reading so a commit during the read
-		// is not missed.
-		wake := s.committedChan()
-		evs, head, err := s.readPage(ctx, store.ReadOptions{After: after, Limit: defaultReadLimit, Filter: filter}, true)
-		if err != nil {
-			return fmt.Errorf("subscribe after %d: %w", after, s.readErr(ctx, err))
-		}
-		if len(evs) > 0 {
-			if err := h(ctx, evs); err != nil {
-				return err
-			}
-		}
-		if head > after {
-			after = head
-		}
-		if len(evs) == defaultReadLimit {
-			continue // more to catch up on
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("subscribe: %w", ctx.Err())
-		case <-s.closing:
-			return fmt.Errorf("subscribe: %w", store.ErrClosed)
-		case <-wake:
-		case <-ticker.C:
-		}
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -22,8 +23,14 @@ import (
 const FileName = "events.db"
 
 // schemaVersion is stored in PRAGMA user_version; Open refuses files written
-// by a newer fcaudit rather than misreading them.
-const schemaVersion = 1
+// by a newer fcaudit rather than misreading them. Version 2 (same tables)
+// stores new provenance in a binary form (see provVersion); a read-write Open
+// upgrades a version 1 file in place, and reads understand both forms. An
+// fcaudit built for version 1 refuses an upgraded file.
+const schemaVersion = 2
+
+// oldestReadable is the oldest schema version a read-only Open accepts.
+const oldestReadable = 1
 
 const (
 	defaultMaxBatch     = 512
@@ -89,9 +96,13 @@ type Store struct {
 	closeErr   error
 
 	// committed is closed and replaced after every commit that inserted
-	// events, waking in-process subscribers without polling.
+	// events, waking in-process subscribers without polling. notifyMu also
+	// guards the tail (see tail.go).
 	notifyMu  sync.Mutex
 	committed chan struct{}
+	tail      tail
+	tailMax   int          // tailMaxBytes; tests lower it
+	subs      atomic.Int32 // running Subscribe calls
 }
 
 // Open opens (creating it and its parent directory, 0700, unless
@@ -114,6 +125,7 @@ func Open(path string, opts Options) (*Store, error) {
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		committed:  make(chan struct{}),
+		tailMax:    tailMaxBytes,
 	}
 	if err := s.open(); err != nil {
 		s.closeDBs()
@@ -176,7 +188,7 @@ func (s *Store) open() error {
 	if err := s.rdb.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
 		return mapErr(nil, err)
 	}
-	if v != schemaVersion {
+	if v < oldestReadable || v > schemaVersion {
 		return fmt.Errorf("%w: schema version %d, want %d (not an fcaudit event log, or written by another version)", store.ErrUnavailable, v, schemaVersion)
 	}
 	// Touch the table so a file that is not a database fails here, not on
@@ -210,7 +222,7 @@ CREATE TABLE meta (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 `
 
 // migrate creates the schema on a new file. It runs inside BEGIN IMMEDIATE
@@ -231,6 +243,9 @@ func (s *Store) migrate() error {
 	case err != nil:
 	case v == 0:
 		_, err = conn.ExecContext(ctx, schema)
+	case v == 1:
+		// Same tables; only new provenance values are written differently.
+		_, err = conn.ExecContext(ctx, "PRAGMA user_version = 2")
 	case v > schemaVersion:
 		err = fmt.Errorf("schema version %d is newer than this fcaudit (%d)", v, schemaVersion)
 	}
@@ -278,18 +293,4 @@ func (s *Store) isClosed() bool {
 	default:
 		return false
 	}
-}
-
-// committedChan returns the channel that is closed after the next commit.
-func (s *Store) committedChan() <-chan struct{} {
-	s.notifyMu.Lock()
-	defer s.notifyMu.Unlock()
-	return s.committed
-}
-
-func (s *Store) broadcastCommit() {
-	s.notifyMu.Lock()
-	close(s.committed)
-	s.committed = make(chan struct{})
-	s.notifyMu.Unlock()
 }

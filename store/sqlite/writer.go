@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -34,6 +33,12 @@ type request struct {
 	inserted int
 	err      error
 	done     chan struct{}
+
+	// Writer-private: the stream's head after this request (valid when
+	// inserted > 0) and, when subscribers are waiting, the events it
+	// inserted as reads will return them.
+	head     streamHead
+	recorded []store.RecordedEvent
 }
 
 // Append implements store.Store. Events are validated, queued for the writer
@@ -171,9 +176,13 @@ func (s *Store) newWriter() (*writer, error) {
 	}
 	prep(&w.byID, `SELECT stream, revision, position FROM events WHERE event_id = ?`)
 	prep(&w.head, `SELECT revision, chain_hash FROM events WHERE stream = ? ORDER BY revision DESC LIMIT 1`)
+	// ON CONFLICT(event_id) DO NOTHING makes the UNIQUE index the
+	// duplicate check (one statement per event instead of a SELECT first);
+	// any other constraint violation still fails the statement.
 	prep(&w.insert, `INSERT INTO events (event_id, stream, revision, type, created, received_at, livemode,
 		api_version, connect_account, source, body_sha256, chain_hash, provenance, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (event_id) DO NOTHING`)
 	prep(&w.ping, `INSERT INTO meta (key, value) VALUES ('last_ping', ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`)
 	if err != nil {
@@ -225,8 +234,25 @@ func (w *writer) failQueued() {
 	}
 }
 
-// commit runs one group commit: BEGIN IMMEDIATE, one SAVEPOINT per request,
-// COMMIT, then answers every request.
+// streamHead is a stream's last revision and chain value inside the
+// writer's transaction.
+type streamHead struct {
+	exists bool
+	last   int64 // -1 when !exists
+	chain  [32]byte
+}
+
+// needsSavepoint reports whether r can leave partial changes behind when it
+// fails. A one-event append writes with a single INSERT, and an SQLite
+// statement is atomic, so it runs without SAVEPOINT/RELEASE: two statements
+// fewer for the common webhook append.
+func needsSavepoint(r *request) bool {
+	return r.kind == kindExec || (r.kind == kindAppend && len(r.events) > 1)
+}
+
+// commit runs one group commit: BEGIN IMMEDIATE, each request (in its own
+// SAVEPOINT when it needs one), COMMIT, then answers every request and hands
+// the committed events to in-process subscribers.
 func (w *writer) commit(batch []*request) {
 	ctx := context.Background() // statements are never interrupted halfway; requests' contexts are checked between them
 	start := time.Now()
@@ -250,7 +276,7 @@ func (w *writer) commit(batch []*request) {
 		}
 		stats.Err, stats.Events = err, 0
 		for _, r := range live {
-			r.results, r.err = nil, err
+			r.results, r.err, r.recorded = nil, err, nil
 			close(r.done)
 		}
 	}
@@ -265,13 +291,21 @@ func (w *writer) commit(batch []*request) {
 		fail(fmt.Errorf("begin: %w", err))
 		return
 	}
+	// Stream heads written by this transaction. Only valid inside it: once
+	// it commits, another process may append to the same streams, so the
+	// next transaction reads heads from the database again.
+	heads := make(map[string]streamHead)
+	record := w.s.subs.Load() > 0
 	for _, r := range live {
-		if _, err := w.conn.ExecContext(ctx, "SAVEPOINT req"); err != nil {
-			w.rollback()
-			fail(fmt.Errorf("savepoint: %w", err))
-			return
+		sp := needsSavepoint(r)
+		if sp {
+			if _, err := w.conn.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+				w.rollback()
+				fail(fmt.Errorf("savepoint: %w", err))
+				return
+			}
 		}
-		err := w.apply(ctx, r)
+		err := w.apply(ctx, r, heads, record)
 		if err != nil && isUnavailable(err) {
 			// A storage failure may have rolled the whole transaction
 			// back already; nothing of this batch can be trusted.
@@ -281,10 +315,22 @@ func (w *writer) commit(batch []*request) {
 			return
 		}
 		if err != nil {
-			r.err, r.results, r.inserted = err, nil, 0
-			_, err = w.conn.ExecContext(ctx, "ROLLBACK TO req")
+			partial := r.inserted > 0
+			r.err, r.results, r.inserted, r.recorded = err, nil, 0, nil
+			switch {
+			case sp:
+				_, err = w.conn.ExecContext(ctx, "ROLLBACK TO req")
+			case partial:
+				// Cannot happen: a one-event request fails before or in
+				// its only INSERT. Never commit half a request.
+				err = fmt.Errorf("request failed after writing: %w", r.err)
+			default:
+				err = nil
+			}
+		} else if r.inserted > 0 {
+			heads[r.stream] = r.head
 		}
-		if err == nil {
+		if err == nil && sp {
 			_, err = w.conn.ExecContext(ctx, "RELEASE req")
 		}
 		if err != nil {
@@ -300,11 +346,14 @@ func (w *writer) commit(batch []*request) {
 		fail(fmt.Errorf("commit: %w", err))
 		return
 	}
-	for _, r := range live {
-		close(r.done)
-	}
 	if stats.Events > 0 {
-		w.s.broadcastCommit()
+		// Publish before answering, so an appender that subscribes right
+		// after its Append returns finds its events in the log or the tail.
+		w.s.publish(live, stats.Events, record)
+	}
+	for _, r := range live {
+		r.recorded = nil
+		close(r.done)
 	}
 }
 
@@ -313,8 +362,62 @@ func (w *writer) rollback() {
 	_, _ = w.conn.ExecContext(context.Background(), "ROLLBACK")
 }
 
-// apply runs one request inside its savepoint.
-func (w *writer) apply(ctx context.Context, r *request) error {
+// readHead reads a stream's head inside the transaction: from heads when
+// this transaction already wrote to the stream, else from the database,
+// never from an earlier transaction (another process may have appended to
+// the stream since).
+func (w *writer) readHead(ctx context.Context, stream string, heads map[string]streamHead) (streamHead, error) {
+	if h, ok := heads[stream]; ok {
+		return h, nil
+	}
+	var (
+		h     = streamHead{last: -1}
+		chain sql.RawBytes
+	)
+	rows, err := w.head.QueryContext(ctx, stream)
+	if err != nil {
+		return h, fmt.Errorf("read head of %s: %w", stream, err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		if err := rows.Scan(&h.last, &chain); err != nil {
+			return h, fmt.Errorf("read head of %s: %w", stream, err)
+		}
+		if len(chain) != 32 {
+			return h, fmt.Errorf("stream %s revision %d: corrupt chain hash (%d bytes)", stream, h.last, len(chain))
+		}
+		h.exists = true
+		copy(h.chain[:], chain)
+	} else {
+		h.chain = store.ChainSeed(stream)
+	}
+	if err := rows.Err(); err != nil {
+		return h, fmt.Errorf("read head of %s: %w", stream, err)
+	}
+	return h, nil
+}
+
+// lookup returns the coordinates of a stored event, ok=false when the id is
+// not stored.
+func (w *writer) lookup(ctx context.Context, id string) (store.Appended, bool, error) {
+	a := store.Appended{ID: id, Duplicate: true}
+	var pos int64
+	err := w.byID.QueryRowContext(ctx, id).Scan(&a.Stream, &a.Revision, &pos)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return a, false, nil
+	case err != nil:
+		return a, false, fmt.Errorf("look up event %s: %w", id, err)
+	}
+	a.Position = store.Position(pos)
+	return a, true, nil
+}
+
+// apply runs one request inside the transaction (and its savepoint, if any).
+// Events are inserted with ON CONFLICT(event_id) DO NOTHING; an insert that
+// changed nothing is a duplicate — of an event stored earlier or earlier in
+// this request — whose original coordinates are then looked up.
+func (w *writer) apply(ctx context.Context, r *request, heads map[string]streamHead, record bool) error {
 	switch r.kind {
 	case kindPing:
 		_, err := w.ping.ExecContext(ctx, time.Now().UTC().Format(time.RFC3339Nano))
@@ -323,103 +426,92 @@ func (w *writer) apply(ctx context.Context, r *request) error {
 		_, err := w.conn.ExecContext(ctx, r.sql)
 		return err
 	}
-	res := make([]store.Appended, len(r.events))
-	dupOf := make([]int, len(r.events)) // index of an earlier event of this request with the same id, or -1
-	firstNew := make(map[string]int, len(r.events))
-	fresh := 0
-	for i, e := range r.events {
-		dupOf[i] = -1
-		res[i].ID = e.ID
-		var pos int64
-		err := w.byID.QueryRowContext(ctx, e.ID).Scan(&res[i].Stream, &res[i].Revision, &pos)
-		switch {
-		case err == nil:
-			res[i].Position, res[i].Duplicate = store.Position(pos), true
-			continue
-		case !errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("look up event %s: %w", e.ID, err)
-		}
-		if j, ok := firstNew[e.ID]; ok {
-			dupOf[i] = j
-			continue
-		}
-		firstNew[e.ID] = i
-		fresh++
-	}
-	if fresh == 0 {
-		// Every event is already stored: an idempotent re-append, which
-		// succeeds whatever the expected revision.
-		r.results = res
-		return nil
-	}
-	// Read the head inside the transaction, never from a cache: another
-	// process may have appended to this stream since our last commit.
-	var (
-		last   int64 = -1
-		chain  []byte
-		rev    int64
-		prev   [32]byte
-		exists bool
-	)
-	err := w.head.QueryRowContext(ctx, r.stream).Scan(&rev, &chain)
-	switch {
-	case err == nil:
-		last, exists = rev, true
-		if len(chain) != 32 {
-			return fmt.Errorf("stream %s revision %d: corrupt chain hash (%d bytes)", r.stream, rev, len(chain))
-		}
-		copy(prev[:], chain)
-	case errors.Is(err, sql.ErrNoRows):
-		prev = store.ChainSeed(r.stream)
-	default:
-		return fmt.Errorf("read head of %s: %w", r.stream, err)
+	h, err := w.readHead(ctx, r.stream, heads)
+	if err != nil {
+		return err
 	}
 	switch exp := r.expected; {
 	case exp == store.AnyRevision:
-	case exp == store.NoStream && !exists:
-	case exp >= 0 && exists && int64(exp) == last:
+	case exp == store.NoStream && !h.exists:
+	case exp >= 0 && h.exists && int64(exp) == h.last:
 	default:
-		return &store.WrongRevisionError{Stream: r.stream, Expected: exp, Actual: last}
-	}
-	next := last + 1
-	for i, e := range r.events {
-		if res[i].Duplicate || dupOf[i] >= 0 {
-			continue
+		// Still a success when every event is already stored (an
+		// idempotent re-append); the lookups only run on this rare path.
+		res := make([]store.Appended, len(r.events))
+		for i, e := range r.events {
+			a, ok, err := w.lookup(ctx, e.ID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return &store.WrongRevisionError{Stream: r.stream, Expected: exp, Actual: h.last}
+			}
+			res[i] = a
 		}
+		r.results = res
+		return nil
+	}
+	res := make([]store.Appended, len(r.events))
+	for i, e := range r.events {
 		body := sha256.Sum256(e.Data)
-		prev = store.ChainHash(prev, body, e.ID, e.ReceivedAt)
+		chain := store.ChainHash(h.chain, body, e.ID, e.ReceivedAt)
 		var ca, prov any
 		if e.ConnectAccount != "" {
 			ca = e.ConnectAccount
 		}
 		if e.Provenance != nil {
-			b, err := json.Marshal(e.Provenance)
-			if err != nil {
-				return fmt.Errorf("encode provenance of %s: %w", e.ID, err)
-			}
-			prov = string(b)
+			prov = encodeProvenance(e.Provenance)
 		}
+		next := h.last + 1
 		out, err := w.insert.ExecContext(ctx, e.ID, r.stream, next, e.Type, e.Created, e.ReceivedAt.UnixMicro(),
-			boolInt(e.Livemode), e.APIVersion, ca, e.Source, body[:], prev[:], prov, e.Data)
+			boolInt(e.Livemode), e.APIVersion, ca, e.Source, body[:], chain[:], prov, e.Data)
 		if err != nil {
 			return fmt.Errorf("insert event %s: %w", e.ID, err)
+		}
+		n, err := out.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("insert event %s: %w", e.ID, err)
+		}
+		if n == 0 {
+			a, ok, err := w.lookup(ctx, e.ID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("insert event %s: nothing inserted and no event with that id", e.ID)
+			}
+			res[i] = a
+			continue
 		}
 		pos, err := out.LastInsertId()
 		if err != nil {
 			return fmt.Errorf("insert event %s: %w", e.ID, err)
 		}
-		res[i].Stream, res[i].Revision, res[i].Position = r.stream, uint64(next), store.Position(pos)
-		next++
+		res[i] = store.Appended{ID: e.ID, Stream: r.stream, Revision: uint64(next), Position: store.Position(pos)}
+		h = streamHead{exists: true, last: next, chain: chain}
 		r.inserted++
-	}
-	for i, j := range dupOf {
-		if j >= 0 {
-			res[i] = res[j]
-			res[i].Duplicate = true
+		if record {
+			r.recorded = append(r.recorded, recordedAs(e, r.stream, uint64(next), store.Position(pos), body, chain, prov))
 		}
 	}
+	r.head = h
 	r.results = res
 	return nil
+}
+
+// recordedAs builds the RecordedEvent a read of the inserted row returns:
+// ReceivedAt as decoded from its microseconds, Provenance as decoded from its
+// stored encoding. Data still aliases the caller's body; publish copies it.
+func recordedAs(e store.Event, stream string, rev uint64, pos store.Position, body, chain [32]byte, prov any) store.RecordedEvent {
+	e.ReceivedAt = time.UnixMicro(e.ReceivedAt.UnixMicro()).UTC()
+	e.Provenance = nil
+	if b, ok := prov.([]byte); ok {
+		p, err := decodeProvenance(b)
+		if err == nil {
+			e.Provenance = p
+		}
+	}
+	return store.RecordedEvent{Event: e, Stream: stream, Revision: rev, Position: pos, BodySHA256: body, ChainHash: chain}
 }
 
 func boolInt(b bool) int {
