@@ -2,7 +2,6 @@ package projections
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -90,18 +89,6 @@ type eventBody struct {
 	Data struct {
 		Object *accountObject `json:"object"`
 	} `json:"data"`
-}
-
-// decodeAccount reads data.object of a Stripe event body.
-func decodeAccount(body []byte) (*accountObject, error) {
-	var b eventBody
-	if err := json.Unmarshal(body, &b); err != nil {
-		return nil, err
-	}
-	if b.Data.Object == nil {
-		return nil, fmt.Errorf("no data.object")
-	}
-	return b.Data.Object, nil
 }
 
 // rank orders an account's events for the snapshot: the greater Stripe
