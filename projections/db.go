@@ -209,6 +209,7 @@ func migrate(wdb *sql.DB) error {
 // accountRows loads and stores account_status rows inside one transaction.
 type accountRows struct {
 	get, put *sql.Stmt
+	buf      []byte // state encoding, reused (the driver copies it)
 }
 
 func prepareAccountRows(ctx context.Context, tx *sql.Tx, table string) (*accountRows, error) {
@@ -263,10 +264,8 @@ func decodeState(id string, b []byte) (*AccountStatus, error) {
 }
 
 func (a *accountRows) store(ctx context.Context, s *AccountStatus) error {
-	b, err := json.Marshal(storedState{AccountStatus: s, Unreadable: s.unreadable})
-	if err != nil {
-		return fmt.Errorf("encode state of %s: %w", s.ID, err)
-	}
+	a.buf = appendState(a.buf[:0], s)
+	b := a.buf
 	live := 0
 	if s.Livemode {
 		live = 1
