@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -191,26 +193,100 @@ func storedAccounts(t *testing.T, r *Runner) []AccountStatus {
 }
 
 func TestRunnerRestartExactlyOnce(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+	}{
+		{"defaults", Options{}},
+		{"each delivery at once, no cache", Options{BatchWindow: -1, CacheAccounts: -1}},
+		{"small batches, cache evicting", Options{BatchWindow: time.Millisecond, BatchMax: 50, CacheAccounts: 7}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			st := openStore(t, dir)
+			h := genHistory(t, uint64(1+i), 2000, 200)
+			appendHistory(t, st, h)
+
+			r := openRunner(t, dir, st, tt.opts)
+			stop := startRunner(t, r)
+			waitFor(t, "some progress", func() bool {
+				sts, err := r.Status(context.Background())
+				return err == nil && sts[0].Checkpoint > 0
+			})
+			stop()
+			sts, _ := r.Status(context.Background())
+			t.Logf("stopped at checkpoint %d of %d", sts[0].Checkpoint, sts[0].Head)
+			r.Close()
+
+			r2 := openRunner(t, dir, st, tt.opts)
+			startRunner(t, r2)
+			waitCaughtUp(t, r2)
+			checkExact(t, r2, st, h)
+		})
+	}
+}
+
+// TestLiveCacheAfterRebuildElsewhere: a rebuild by another Runner on the
+// same file (another process) swaps in a table that holds less than the
+// live runner's cache (a filtered rebuild) at the very checkpoint the live
+// runner is at; the live runner must continue from the new table's rows,
+// not from its cached states.
+func TestLiveCacheAfterRebuildElsewhere(t *testing.T) {
 	dir := t.TempDir()
 	st := openStore(t, dir)
-	h := genHistory(t, 1, 4000, 400)
-	appendHistory(t, st, h)
+	h := genHistory(t, 9, 400, 40)
+	first, second := &history{perAccount: map[string][]store.Event{}, accounts: h.accounts},
+		&history{perAccount: map[string][]store.Event{}, accounts: h.accounts}
+	for id, evs := range h.perAccount {
+		first.perAccount[id], second.perAccount[id] = evs[:len(evs)/2], evs[len(evs)/2:]
+	}
+	live := openRunner(t, dir, st, Options{BatchWindow: 5 * time.Millisecond})
+	startRunner(t, live)
+	appendHistory(t, st, first)
+	waitCaughtUp(t, live)
 
-	r := openRunner(t, dir, st, Options{})
-	stop := startRunner(t, r)
-	waitFor(t, "some progress", func() bool {
-		sts, err := r.Status(context.Background())
-		return err == nil && sts[0].Checkpoint > 0
-	})
-	stop()
-	sts, _ := r.Status(context.Background())
-	t.Logf("stopped at checkpoint %d of %d", sts[0].Checkpoint, sts[0].Head)
-	r.Close()
+	kept := h.accounts[:10]
+	var streams []string
+	for _, id := range kept {
+		streams = append(streams, store.AccountStream(id))
+	}
+	other := openRunner(t, dir, st, Options{})
+	if err := other.Rebuild(context.Background(), AccountStatusName, store.Filter{Streams: streams}, nil); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt, err := st.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendHistory(t, st, second)
+	waitCaughtUp(t, live)
 
-	r2 := openRunner(t, dir, st, Options{})
-	startRunner(t, r2)
-	waitCaughtUp(t, r2)
-	checkExact(t, r2, st, h)
+	var want []AccountStatus
+	for _, id := range h.accounts {
+		evs, err := st.ReadStream(context.Background(), store.AccountStream(id), 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(kept, id) { // the rebuild dropped what came before it
+			evs = slices.DeleteFunc(evs, func(ev store.RecordedEvent) bool { return ev.Position <= rebuilt })
+		}
+		s, err := FoldAccount(evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, *s)
+	}
+	slices.SortFunc(want, func(a, b AccountStatus) int { return strings.Compare(a.ID, b.ID) })
+	got := storedAccounts(t, live)
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("account %s:\n got %+v\nwant %+v", want[i].ID, got[i], want[i])
+		}
+	}
 }
 
 // TestRunnerCrashExactlyOnce kills a child process (this test binary)
