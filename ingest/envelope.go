@@ -1,8 +1,6 @@
 package ingest
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -36,24 +34,6 @@ type Envelope struct {
 	ObjectID, ObjectType string
 }
 
-// envelopeWire is what ParseEnvelope decodes: only these fields, so unknown
-// and newer fields cost nothing and never fail the decode.
-type envelopeWire struct {
-	ID         *string `json:"id"`
-	Object     string  `json:"object"`
-	Type       string  `json:"type"`
-	Created    *int64  `json:"created"`
-	Livemode   bool    `json:"livemode"`
-	APIVersion string  `json:"api_version"`
-	Account    string  `json:"account"`
-	Data       *struct {
-		Object *struct {
-			ID     string `json:"id"`
-			Object string `json:"object"`
-		} `json:"object"`
-	} `json:"data"`
-}
-
 // ParseEnvelope decodes the envelope of a Stripe event body. It is lenient to
 // unknown fields and accepts any api_version. It returns an error wrapping
 // ErrPayloadInvalid when body is not valid UTF-8, not a JSON object, or when
@@ -63,72 +43,58 @@ type envelopeWire struct {
 // object, or — for financial_connections.account.* events — data.object.id
 // is empty.
 //
-// Limits, documented rather than enforced because enforcing them would mean
-// a second, token-by-token pass over every body: encoding/json matches keys
-// case-insensitively and, for a key given twice, keeps the last value. Both
-// only matter for bodies Stripe did not write, and a body reaches
-// ParseEnvelope only after its signature was verified.
+// It reads the body in one pass (see envelopeScanner), validating all of it
+// as encoding/json would and decoding only the envelope's fields, with
+// encoding/json's rules: keys match case-insensitively, and for a key given
+// twice the last value wins (null resets a field that encoding/json decodes
+// into a pointer: id, created, data, data.object). Both only matter for
+// bodies Stripe did not write, and a body reaches ParseEnvelope only after
+// its signature was verified.
 func ParseEnvelope(body []byte) (Envelope, error) {
 	// encoding/json would silently replace invalid UTF-8 with U+FFFD; the
 	// stored body is the original bytes, so refuse what we would misread.
 	if !utf8.Valid(body) {
 		return Envelope{}, fmt.Errorf("%w: body is not valid UTF-8", ErrPayloadInvalid)
 	}
-	var w envelopeWire
-	if err := json.Unmarshal(body, &w); err != nil {
-		return Envelope{}, fmt.Errorf("%w: body is not a Stripe event: %s", ErrPayloadInvalid, jsonProblem(err))
+	sc := envelopeScanner{b: body}
+	w, err := sc.scan()
+	if err != nil {
+		return Envelope{}, fmt.Errorf("%w: body is not a Stripe event: %s", ErrPayloadInvalid, err)
 	}
 	switch {
-	case w.Object != "event":
-		return Envelope{}, fmt.Errorf("%w: object is %q, want \"event\"", ErrPayloadInvalid, w.Object)
-	case w.ID == nil || *w.ID == "":
+	case w.object != "event":
+		return Envelope{}, fmt.Errorf("%w: object is %q, want \"event\"", ErrPayloadInvalid, w.object)
+	case !w.hasID || w.id == "":
 		return Envelope{}, fmt.Errorf("%w: event has no id", ErrPayloadInvalid)
-	case len(*w.ID) > MaxIDLength:
-		return Envelope{}, fmt.Errorf("%w: event id is %d bytes long, more than %d", ErrPayloadInvalid, len(*w.ID), MaxIDLength)
-	case w.Type == "":
+	case len(w.id) > MaxIDLength:
+		return Envelope{}, fmt.Errorf("%w: event id is %d bytes long, more than %d", ErrPayloadInvalid, len(w.id), MaxIDLength)
+	case w.typ == "":
 		return Envelope{}, fmt.Errorf("%w: event has no type", ErrPayloadInvalid)
-	case w.Created == nil:
+	case !w.hasCreated:
 		return Envelope{}, fmt.Errorf("%w: event has no created time", ErrPayloadInvalid)
-	case *w.Created <= 0:
+	case w.created <= 0:
 		// 0 means "unbounded" in store.Filter; a real event is never that old.
-		return Envelope{}, fmt.Errorf("%w: event created time %d is not positive", ErrPayloadInvalid, *w.Created)
-	case w.Data == nil || w.Data.Object == nil:
+		return Envelope{}, fmt.Errorf("%w: event created time %d is not positive", ErrPayloadInvalid, w.created)
+	case !w.hasData || !w.hasObj:
 		return Envelope{}, fmt.Errorf("%w: event has no data.object", ErrPayloadInvalid)
-	case len(w.Data.Object.ID) > MaxIDLength:
-		return Envelope{}, fmt.Errorf("%w: data.object.id is %d bytes long, more than %d", ErrPayloadInvalid, len(w.Data.Object.ID), MaxIDLength)
+	case len(w.objID) > MaxIDLength:
+		return Envelope{}, fmt.Errorf("%w: data.object.id is %d bytes long, more than %d", ErrPayloadInvalid, len(w.objID), MaxIDLength)
 	}
 	env := Envelope{
-		ID:             *w.ID,
-		Type:           w.Type,
-		Object:         w.Object,
-		Created:        *w.Created,
-		Livemode:       w.Livemode,
-		APIVersion:     w.APIVersion,
-		ConnectAccount: w.Account,
-		ObjectID:       w.Data.Object.ID,
-		ObjectType:     w.Data.Object.Object,
+		ID:             w.id,
+		Type:           w.typ,
+		Object:         w.object,
+		Created:        w.created,
+		Livemode:       w.livemode,
+		APIVersion:     w.apiVersion,
+		ConnectAccount: w.account,
+		ObjectID:       w.objID,
+		ObjectType:     w.objType,
 	}
 	if strings.HasPrefix(env.Type, AccountEventPrefix) && env.ObjectID == "" {
 		return Envelope{}, fmt.Errorf("%w: %s event has no data.object.id", ErrPayloadInvalid, env.Type)
 	}
 	return env, nil
-}
-
-// jsonProblem describes a decode error without quoting the body.
-func jsonProblem(err error) string {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te):
-		if te.Field != "" {
-			return fmt.Sprintf("field %s is a JSON %s, not the expected type", te.Field, te.Value)
-		}
-		return fmt.Sprintf("body is a JSON %s, not an object", te.Value)
-	case errors.As(err, &se):
-		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
-	default:
-		return "invalid JSON"
-	}
 }
 
 // StreamFor returns the stream an event belongs in:

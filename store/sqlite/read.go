@@ -84,7 +84,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+allCols+` FROM events
+	rows, err := s.query(ctx, nil, `SELECT `+allCols+` FROM events
 		WHERE stream = ? AND revision >= ? ORDER BY revision LIMIT ?`, stream, int64(from), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", stream, s.readErr(ctx, err))
@@ -117,7 +117,7 @@ func (s *Store) EventByID(ctx context.Context, id string) (store.RecordedEvent, 
 	if s.isClosed() {
 		return store.RecordedEvent{}, fmt.Errorf("event %s: %w", id, store.ErrClosed)
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+allCols+` FROM events WHERE event_id = ?`, id)
+	rows, err := s.query(ctx, nil, `SELECT `+allCols+` FROM events WHERE event_id = ?`, id)
 	if err != nil {
 		return store.RecordedEvent{}, fmt.Errorf("event %s: %w", id, s.readErr(ctx, err))
 	}
@@ -176,7 +176,7 @@ func (s *Store) readPage(ctx context.Context, opts store.ReadOptions, withHead b
 	}
 	if !withHead {
 		q := `SELECT ` + cols + ` FROM events WHERE position > ?` + where + ` ORDER BY position LIMIT ?`
-		rows, err := s.rdb.QueryContext(ctx, q, append(append([]any{int64(opts.After)}, args...), limit)...)
+		rows, err := s.query(ctx, nil, q, append(append([]any{int64(opts.After)}, args...), limit)...)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -193,7 +193,7 @@ func (s *Store) readPage(ctx context.Context, opts store.ReadOptions, withHead b
 		return nil, 0, err
 	}
 	q := `SELECT ` + cols + ` FROM events WHERE position > ? AND position <= ?` + where + ` ORDER BY position LIMIT ?`
-	rows, err := tx.QueryContext(ctx, q, append(append([]any{int64(opts.After), h.Int64}, args...), limit)...)
+	rows, err := s.query(ctx, tx, q, append(append([]any{int64(opts.After), h.Int64}, args...), limit)...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -316,4 +316,48 @@ func typeGlob(p string) string {
 		}
 	}
 	return b.String()
+}
+
+// maxStmts bounds the prepared-statement cache; filters with many values
+// make distinct statements, and those beyond the bound run unprepared.
+const maxStmts = 64
+
+// query runs q (on tx when not nil) through a prepared statement cached by
+// its text, so hot reads (EventByID, ReadStream, pages) skip SQLite's parse
+// and plan on every call. database/sql prepares it once per connection.
+func (s *Store) query(ctx context.Context, tx *sql.Tx, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		if tx != nil {
+			return tx.QueryContext(ctx, q, args...)
+		}
+		return s.rdb.QueryContext(ctx, q, args...)
+	}
+	if tx != nil {
+		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (s *Store) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.stmts[q]; ok {
+		return st, nil
+	}
+	if len(s.stmts) >= maxStmts || s.isClosed() {
+		return nil, nil
+	}
+	st, err := s.rdb.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if s.stmts == nil {
+		s.stmts = make(map[string]*sql.Stmt)
+	}
+	s.stmts[q] = st
+	return st, nil
 }

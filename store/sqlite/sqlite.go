@@ -101,8 +101,10 @@ type Store struct {
 	notifyMu  sync.Mutex
 	committed chan struct{}
 	tail      tail
-	tailMax   int          // tailMaxBytes; tests lower it
-	subs      atomic.Int32 // running Subscribe calls
+	stmtMu    sync.Mutex
+	stmts     map[string]*sql.Stmt // prepared reads on rdb, by query text
+	tailMax   int                  // tailMaxBytes; tests lower it
+	subs      atomic.Int32         // running Subscribe calls
 }
 
 // Open opens (creating it and its parent directory, 0700, unless
@@ -274,6 +276,12 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
+	s.stmtMu.Lock()
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
+	}
+	s.stmts = nil
+	s.stmtMu.Unlock()
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
 	}
