@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	mrand "math/rand/v2"
 	"sync"
 	"time"
@@ -45,8 +46,8 @@ type Generator struct {
 	// and stripe-go v76 ignores. Bodies are within one entry (≈ 260 bytes)
 	// below Size; a body already larger than Size is left as it is.
 	Size int
-	// Customer is the account holder ("cus_…"); empty means one random
-	// customer per event.
+	// Customer is the account holder ("cus_…"); empty means one derived
+	// from the account id, so an account keeps its customer across events.
 	Customer string
 
 	mu   sync.Mutex
@@ -197,9 +198,14 @@ func (g *Generator) Event(typ, accountID string, created int64) []byte {
 	if accountID == "" {
 		accountID = g.id("fca_", 24)
 	}
+	// An account's own attributes stay the same across its events, as they
+	// do at Stripe: derive them from the account id.
+	stable := fnv.New64a()
+	stable.Write([]byte(accountID))
+	seed := stable.Sum64()
 	customer := g.Customer
 	if customer == "" {
-		customer = g.id("cus_", 14)
+		customer = "cus_" + stableID(seed, 14)
 	}
 	ev := event{
 		ID:              g.id("evt_", 24),
@@ -218,7 +224,7 @@ func (g *Generator) Event(typ, accountID string, created int64) []byte {
 		Created:                     created - 15,
 		DisplayName:                 "Sample Checking Account",
 		InstitutionName:             "StripeBank",
-		Last4:                       fmt.Sprintf("%04d", r.IntN(10000)),
+		Last4:                       fmt.Sprintf("%04d", seed%10000),
 		Permissions:                 []string{"balances", "ownership", "payment_method", "transactions"},
 		Status:                      "active",
 		Subcategory:                 "checking",
@@ -300,4 +306,14 @@ func uuid(r *mrand.Rand) string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// stableID renders n base62 characters derived from seed.
+func stableID(seed uint64, n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		seed = seed*6364136223846793005 + 1442695040888963407
+		b[i] = base62[(seed>>33)%62]
+	}
+	return string(b)
 }

@@ -204,3 +204,33 @@ func TestSign(t *testing.T) {
 		t.Errorf("Sign = %q, stripe-go's test helper makes %q", h, want)
 	}
 }
+
+func TestAccountAttributesStable(t *testing.T) {
+	g := &Generator{}
+	type holder struct {
+		Data struct {
+			Object struct {
+				Last4         string `json:"last4"`
+				AccountHolder struct {
+					Customer string `json:"customer"`
+				} `json:"account_holder"`
+			} `json:"object"`
+		} `json:"data"`
+	}
+	decode := func(b []byte) holder {
+		var h holder
+		if err := json.Unmarshal(b, &h); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	a := decode(g.Event(TypeCreated, "fca_stable1", created))
+	b := decode(g.Event(TypeRefreshedBalance, "fca_stable1", created+10))
+	c := decode(g.Event(TypeCreated, "fca_other22", created))
+	if a != b {
+		t.Fatalf("one account's attributes changed between events: %+v vs %+v", a, b)
+	}
+	if a == c {
+		t.Fatalf("two accounts got the same attributes: %+v", a)
+	}
+}
