@@ -89,3 +89,30 @@ func writeDevConfig(dataDir string, c devConfig) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// webhookTarget fills in a webhook URL and signing secret the user did not
+// give: the secret from STRIPE_WEBHOOK_SECRET, else both from the dev server's
+// DATA_DIR/dev.json (trigger and loadgen share these defaults).
+func webhookTarget(dataDir string, url, secret *string) error {
+	if *secret == "" {
+		if s := envList("STRIPE_WEBHOOK_SECRET"); len(s) > 0 {
+			*secret = s[0]
+		}
+	}
+	if *url != "" && *secret != "" {
+		return nil
+	}
+	dc, err := loadDevConfig(dataDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &usageError{fmt.Errorf("no --url/--secret given and no %s/%s: start 'fcaudit serve --dev' first or pass --url and --secret", dataDir, devConfigFile)}
+	} else if err != nil {
+		return err
+	}
+	if *url == "" {
+		*url = dc.URL
+	}
+	if *secret == "" {
+		*secret = dc.WebhookSecret
+	}
+	return nil
+}

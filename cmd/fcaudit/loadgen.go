@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"time"
 
@@ -83,24 +81,8 @@ func runLoadgen(ctx context.Context, f *factory, o *loadgenOptions) error {
 	if o.timeout <= 0 {
 		return flagError("timeout", fmt.Errorf("must be positive, got %s", o.timeout))
 	}
-	if o.secret == "" {
-		if s := envList("STRIPE_WEBHOOK_SECRET"); len(s) > 0 {
-			o.secret = s[0]
-		}
-	}
-	if o.url == "" || o.secret == "" {
-		dc, err := loadDevConfig(f.dataDir)
-		if errors.Is(err, fs.ErrNotExist) {
-			return &usageError{fmt.Errorf("no --url/--secret given and no %s/%s: start 'fcaudit serve --dev' first or pass --url and --secret", f.dataDir, devConfigFile)}
-		} else if err != nil {
-			return err
-		}
-		if o.url == "" {
-			o.url = dc.URL
-		}
-		if o.secret == "" {
-			o.secret = dc.WebhookSecret
-		}
+	if err := webhookTarget(f.dataDir, &o.url, &o.secret); err != nil {
+		return err
 	}
 	u, err := url.Parse(o.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

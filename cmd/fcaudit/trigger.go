@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"slices"
 	"strings"
@@ -76,24 +74,8 @@ func runTrigger(ctx context.Context, f *factory, o *triggerOptions) error {
 	if o.account != "" && !strings.HasPrefix(o.account, "fca_") {
 		return flagError("account", fmt.Errorf("%q is not an FC account id (fca_…)", o.account))
 	}
-	if o.secret == "" {
-		if s := envList("STRIPE_WEBHOOK_SECRET"); len(s) > 0 {
-			o.secret = s[0]
-		}
-	}
-	if o.url == "" || o.secret == "" {
-		dc, err := loadDevConfig(f.dataDir)
-		if errors.Is(err, fs.ErrNotExist) {
-			return &usageError{fmt.Errorf("no --url/--secret given and no %s/%s: start 'fcaudit serve --dev' first or pass --url and --secret", f.dataDir, devConfigFile)}
-		} else if err != nil {
-			return err
-		}
-		if o.url == "" {
-			o.url = dc.URL
-		}
-		if o.secret == "" {
-			o.secret = dc.WebhookSecret
-		}
+	if err := webhookTarget(f.dataDir, &o.url, &o.secret); err != nil {
+		return err
 	}
 	if o.account == "" {
 		o.account = fcevents.NewAccountID()
