@@ -125,7 +125,8 @@ var errRestart = errors.New("checkpoint moved; resubscribing")
 // follows new events, whichever process appends them, applying what arrives
 // within Options.BatchWindow in one transaction. Failures of the log or of
 // the read-model database are logged, shown by Status, and retried with
-// backoff; nothing is skipped.
+// backoff; nothing is skipped. Call Run once per Runner (it owns the
+// Runner's account cache); Rebuild and queries may run alongside.
 func (r *Runner) Run(ctx context.Context) error {
 	if r.wdb == nil {
 		return ErrReadOnly
