@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -173,25 +172,7 @@ func TestServeReconcileEvery(t *testing.T) {
 	t.Setenv("STRIPE_API_KEY", backfillKey)
 	t.Setenv("STRIPE_API_BASE", srv.URL)
 	dir := t.TempDir()
-	addr := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var serveErr bytes.Buffer
-	go func() {
-		done <- run(ctx, []string{"serve", "--dev", "--data-dir", dir, "--listen", addr, "--reconcile-every", "6h"}, nil, io.Discard, &serveErr)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("serve exited %d: %s", code, serveErr.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop after cancellation")
-		}
-	}()
-	waitReady(t, "http://"+addr+"/readyz")
+	addr := strings.TrimPrefix(startServe(t, dir, "--dev", "--reconcile-every", "6h"), "http://")
 	dc, err := loadDevConfig(dir)
 	if err != nil {
 		t.Fatal(err)

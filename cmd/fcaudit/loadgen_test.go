@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestLoadgenAgainstServe runs `fcaudit loadgen` against an in-process
@@ -17,25 +15,7 @@ import (
 // /metrics, which also proves serve's metrics wiring end to end.
 func TestLoadgenAgainstServe(t *testing.T) {
 	dir := t.TempDir()
-	addr := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var serveErr bytes.Buffer
-	go func() {
-		done <- run(ctx, []string{"serve", "--dev", "--data-dir", dir, "--listen", addr}, nil, io.Discard, &serveErr)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("serve exited %d: %s", code, serveErr.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop after cancellation")
-		}
-	}()
-	waitReady(t, "http://"+addr+"/readyz")
+	addr := strings.TrimPrefix(startServe(t, dir, "--dev"), "http://")
 
 	code, out, errOut := runCmd(t, context.Background(), "loadgen", "--data-dir", dir, "-n", "200", "-c", "8",
 		"--accounts", "10", "--duplicates", "0.2", "--json")
