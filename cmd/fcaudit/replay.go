@@ -151,6 +151,9 @@ func parseReplay(cmd *cobra.Command, o *replayOptions) (*replayRun, error) {
 	}
 
 	switch {
+	case o.to == "" && o.projection == "" && o.dryRun:
+		// A plan needs no target: "what would a replay of this selection send?"
+		rr.target = replay.Target{Kind: "plan"}
 	case o.to == "" && o.projection == "":
 		return nil, flagError("to", errors.New("a target is required: --to URL, --to - (NDJSON on stdout) or --projection NAME"))
 	case o.to != "" && o.projection != "":
@@ -223,7 +226,11 @@ func runReplay(ctx context.Context, f *factory, cmd *cobra.Command, o *replayOpt
 		} else if err != nil {
 			return err
 		}
-		fmt.Fprintf(f.errOut, "dry run: %d events would be sent to %s; nothing sent\n", n, rr.target)
+		if rr.target.Kind == "plan" {
+			fmt.Fprintf(f.errOut, "dry run: %d events selected; nothing sent\n", n)
+		} else {
+			fmt.Fprintf(f.errOut, "dry run: %d events would be sent to %s; nothing sent\n", n, rr.target)
+		}
 		return nil
 	}
 

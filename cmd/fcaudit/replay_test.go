@@ -280,6 +280,11 @@ func TestReplayCommandDryRunAndNDJSON(t *testing.T) {
 	if code != 0 || out != want.String() {
 		t.Fatalf("dry run: exit %d\n%s\nwant\n%s\nstderr: %s", code, out, want.String(), errOut)
 	}
+	// A plan needs no target.
+	code, out, errOut = runCmd(t, context.Background(), append([]string{"replay", "--dry-run"}, sel...)...)
+	if code != 0 || out != want.String() {
+		t.Fatalf("dry run without a target: exit %d\n%s\nstderr: %s", code, out, errOut)
+	}
 	if runs := replayRuns(t, dir); len(runs) != 0 {
 		t.Fatalf("a dry run was recorded: %+v", runs)
 	}
