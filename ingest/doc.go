@@ -5,8 +5,9 @@
 // It has no HTTP code: the api package bounds the request body, calls
 // Service.Ingest once and maps the sentinel errors (ErrSignatureInvalid,
 // ErrTimestampOutsideTolerance, ErrPayloadInvalid, and store's) to HTTP
-// statuses. ingest imports the standard library, store, and stripe-go's
-// webhook package; it reaches the log only through the Appender interface.
+// statuses. ingest imports the standard library, store, jsonscan (the
+// envelope's single-pass scanner is built on it) and stripe-go's webhook
+// package; it reaches the log only through the Appender interface.
 //
 // # Verification policy
 //

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/fcaudit/fcaudit/jsonscan"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -56,7 +57,7 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	if !utf8.Valid(body) {
 		return Envelope{}, fmt.Errorf("%w: body is not valid UTF-8", ErrPayloadInvalid)
 	}
-	sc := envelopeScanner{b: body}
+	sc := envelopeScanner{Scanner: jsonscan.Scanner{B: body}}
 	w, err := sc.scan()
 	if err != nil {
 		return Envelope{}, fmt.Errorf("%w: body is not a Stripe event: %s", ErrPayloadInvalid, err)
