@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/fcaudit/fcaudit/jsonscan"
 )
 
 // decodeAccount reads data.object of a Stripe event body. encoding/json
@@ -31,26 +33,22 @@ func decodeAccountJSON(body []byte) (*accountObject, error) {
 	return b.Data.Object, nil
 }
 
-// maxScanDepth: deeper bodies go to encoding/json (which allows 10,000).
-const maxScanDepth = 200
-
-// scanner walks a JSON document. Every method reports false for input it
-// does not accept: invalid JSON, or valid JSON whose decoding by
-// encoding/json it does not reproduce (escaped or case-folded names of
-// fields it reads, repeated fields, type mismatches, numbers that are not
-// plain integers); the caller then uses encoding/json.
-type scanner struct {
-	b []byte
-	i int
-}
+// scanner walks a JSON document with jsonscan, which validates what it
+// skips as encoding/json does (nesting limit included). Every method
+// reports false for input it does not accept: invalid JSON, or valid JSON
+// whose decoding by encoding/json it does not reproduce (escaped or
+// case-folded names of fields it reads, repeated fields, type mismatches,
+// numbers that are not plain integers); the caller then uses
+// encoding/json.
+type scanner struct{ jsonscan.Scanner }
 
 // scanAccount returns data.object as encoding/json would decode it, or
 // false when it defers to encoding/json.
 func scanAccount(body []byte) (*accountObject, bool) {
-	s := scanner{b: body}
+	s := scanner{jsonscan.Scanner{B: body}}
 	var obj *accountObject
 	var seenData bool
-	ok := s.object(0, func(key []byte) (bool, bool) {
+	ok := s.object(1, func(key []byte) (bool, bool) {
 		if string(key) != "data" {
 			return false, !isFieldLike(key, "data")
 		}
@@ -58,7 +56,7 @@ func scanAccount(body []byte) (*accountObject, bool) {
 			return true, false
 		}
 		seenData = true
-		return true, s.object(1, func(key []byte) (bool, bool) {
+		return true, s.object(2, func(key []byte) (bool, bool) {
 			if string(key) != "object" {
 				return false, !isFieldLike(key, "object")
 			}
@@ -72,8 +70,7 @@ func scanAccount(body []byte) (*accountObject, bool) {
 	if !ok || obj == nil {
 		return nil, false
 	}
-	s.space()
-	return obj, s.i == len(s.b)
+	return obj, s.AtEnd()
 }
 
 // account fields, in the order of their bit in account's seen set.
@@ -82,7 +79,7 @@ var accountFields = [...]string{"id", "status", "livemode", "institution_name", 
 
 func (s *scanner) account(obj *accountObject) bool {
 	var seen uint32
-	return s.object(2, func(key []byte) (bool, bool) {
+	return s.object(3, func(key []byte) (bool, bool) {
 		f := -1
 		for i, name := range accountFields {
 			if string(key) == name {
@@ -125,14 +122,13 @@ func (s *scanner) account(obj *accountObject) bool {
 }
 
 func (s *scanner) refresh(dst **Refresh) bool {
-	s.space()
-	if s.literal("null") {
-		return true
+	if s.Peek() == 'n' {
+		return s.Literal("null") == nil
 	}
 	r := new(Refresh)
 	*dst = r
 	var seenStatus, seenAt bool
-	return s.object(3, func(key []byte) (bool, bool) {
+	return s.object(4, func(key []byte) (bool, bool) {
 		switch string(key) {
 		case "status":
 			if seenStatus {
@@ -185,233 +181,58 @@ func equalFoldASCII(a []byte, b string) bool {
 	return true
 }
 
-// object reads an object at nesting depth d. For each member it calls
-// member with the raw name, positioned before the value: member reports
-// whether it read the value (else the value is skipped) and whether to go
-// on. A value that is null or not an object makes object report false.
+// object reads an object at nesting depth d (1 at the top level). For
+// each member it calls member with the raw name, positioned at the value:
+// member reports whether it read the value (else the value is skipped) and
+// whether to go on. A value that is null or not an object makes object
+// report false.
 func (s *scanner) object(d int, member func(key []byte) (read, ok bool)) bool {
-	s.space()
-	if !s.byte('{') {
-		return false
-	}
-	s.space()
-	if s.byte('}') {
-		return true
-	}
-	for {
-		s.space()
-		key, ok := s.rawString()
-		if !ok {
-			return false
-		}
-		s.space()
-		if !s.byte(':') {
+	more, err := s.BeginObject(d)
+	for more && err == nil {
+		var key []byte
+		if key, _, err = s.Key(); err != nil {
 			return false
 		}
 		read, ok := member(key)
-		if !ok {
+		if !ok || !read && s.Skip(d+1) != nil {
 			return false
 		}
-		if !read && !s.skip(d+1) {
-			return false
-		}
-		s.space()
-		if s.byte('}') {
-			return true
-		}
-		if !s.byte(',') {
-			return false
-		}
+		more, err = s.NextMember()
 	}
-}
-
-// skip validates and skips any value at depth d.
-func (s *scanner) skip(d int) bool {
-	if d > maxScanDepth {
-		return false
-	}
-	s.space()
-	if s.i >= len(s.b) {
-		return false
-	}
-	switch c := s.b[s.i]; {
-	case c == '"':
-		_, ok := s.rawString()
-		return ok
-	case c == '{':
-		return s.object(d, func([]byte) (bool, bool) { return false, true })
-	case c == '[':
-		s.i++
-		s.space()
-		if s.byte(']') {
-			return true
-		}
-		for {
-			if !s.skip(d + 1) {
-				return false
-			}
-			s.space()
-			if s.byte(']') {
-				return true
-			}
-			if !s.byte(',') {
-				return false
-			}
-		}
-	case c == 't':
-		return s.literal("true")
-	case c == 'f':
-		return s.literal("false")
-	case c == 'n':
-		return s.literal("null")
-	default:
-		_, ok := s.number()
-		return ok
-	}
-}
-
-func (s *scanner) space() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-func (s *scanner) byte(c byte) bool {
-	if s.i < len(s.b) && s.b[s.i] == c {
-		s.i++
-		return true
-	}
-	return false
-}
-
-func (s *scanner) literal(lit string) bool {
-	if len(s.b)-s.i >= len(lit) && string(s.b[s.i:s.i+len(lit)]) == lit {
-		s.i += len(lit)
-		return true
-	}
-	return false
-}
-
-// rawString validates a string and returns its bytes between the quotes,
-// escapes not decoded.
-func (s *scanner) rawString() ([]byte, bool) {
-	if !s.byte('"') {
-		return nil, false
-	}
-	start := s.i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			s.i++
-			continue
-		}
-		switch {
-		case c == '"':
-			s.i++
-			return s.b[start : s.i-1], true
-		case c < 0x20:
-			return nil, false
-		case c == '\\':
-			if s.i+1 >= len(s.b) {
-				return nil, false
-			}
-			switch s.b[s.i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
-			case 'u':
-				if s.i+6 > len(s.b) {
-					return nil, false
-				}
-				for _, h := range s.b[s.i+2 : s.i+6] {
-					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
-						return nil, false
-					}
-				}
-				s.i += 6
-			default:
-				return nil, false
-			}
-		default:
-			s.i++
-		}
-	}
-	return nil, false
-}
-
-// number validates a JSON number and returns its text.
-func (s *scanner) number() ([]byte, bool) {
-	start := s.i
-	s.byte('-')
-	switch {
-	case s.byte('0'):
-	case s.digits() == 0:
-		return nil, false
-	}
-	if s.byte('.') && s.digits() == 0 {
-		return nil, false
-	}
-	if s.byte('e') || s.byte('E') {
-		if !s.byte('+') {
-			s.byte('-')
-		}
-		if s.digits() == 0 {
-			return nil, false
-		}
-	}
-	return s.b[start:s.i], true
-}
-
-func (s *scanner) digits() int {
-	n := 0
-	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
-		s.i++
-		n++
-	}
-	return n
+	return err == nil
 }
 
 // optString reads a string into dst (null leaves it as is, as
 // encoding/json does). Escapes and invalid UTF-8, which encoding/json
 // rewrites, make it defer.
 func (s *scanner) optString(dst *string) bool {
-	s.space()
-	if s.literal("null") {
-		return true
+	if s.Peek() == 'n' {
+		return s.Literal("null") == nil
 	}
-	raw, ok := s.rawString()
-	if !ok {
+	raw, escaped, err := s.RawString()
+	if err != nil || escaped || !utf8.Valid(raw) {
 		return false
-	}
-	for _, c := range raw {
-		if c == '\\' {
-			return false
-		}
-		if c >= utf8.RuneSelf {
-			if !utf8.Valid(raw) {
-				return false
-			}
-			break
-		}
 	}
 	*dst = string(raw)
 	return true
 }
 
 func (s *scanner) optBool(dst **bool) bool {
-	s.space()
-	switch {
-	case s.literal("null"):
+	switch c := s.Peek(); c {
+	case 'n':
+		if s.Literal("null") != nil {
+			return false
+		}
 		*dst = nil
-	case s.literal("true"):
-		v := true
-		*dst = &v
-	case s.literal("false"):
-		v := false
+	case 't', 'f':
+		lit := "false"
+		if c == 't' {
+			lit = "true"
+		}
+		if s.Literal(lit) != nil {
+			return false
+		}
+		v := c == 't'
 		*dst = &v
 	default:
 		return false
@@ -422,12 +243,11 @@ func (s *scanner) optBool(dst **bool) bool {
 // optInt reads an integer; a fraction or exponent (which encoding/json
 // refuses for an int64 field) or an overflow makes it defer.
 func (s *scanner) optInt(dst *int64) bool {
-	s.space()
-	if s.literal("null") {
-		return true
+	if s.Peek() == 'n' {
+		return s.Literal("null") == nil
 	}
-	num, ok := s.number()
-	if !ok {
+	num, err := s.Number()
+	if err != nil {
 		return false
 	}
 	v, err := strconv.ParseInt(string(num), 10, 64)

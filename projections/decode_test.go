@@ -67,6 +67,14 @@ func decodeSeeds(tb testing.TB) (ordinary, odd [][]byte) {
 	} {
 		odd = append(odd, []byte(s))
 	}
+	// Around encoding/json's nesting limit (10,000 levels, the top-level
+	// object included), which the scanner shares.
+	for _, n := range []int{9997, 9998, 9999, 10000} {
+		arrays := strings.Repeat(`[`, n) + strings.Repeat(`]`, n)
+		odd = append(odd,
+			[]byte(`{"x":`+arrays+`,"data":{"object":{"status":"active"}}}`),
+			[]byte(`{"data":{"object":{"status":"active","x":`+arrays+`}}}`))
+	}
 	return ordinary, odd
 }
 

@@ -17,5 +17,6 @@
 // (Routes).
 //
 // projections imports store (vocabulary), api (route helpers, error
-// envelope) and timearg; never a store backend.
+// envelope), timearg and jsonscan (the body scanner's lexer); never a store
+// backend.
 package projections
