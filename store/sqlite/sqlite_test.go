@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -41,3 +42,41 @@ func backend() storetest.Backend {
 func TestContract(t *testing.T) { storetest.Run(t, backend()) }
 
 func BenchmarkStore(b *testing.B) { storetest.Bench(b, backend()) }
+
+// TestHeadCacheSeesOtherWriters: the writer caches the heads it committed;
+// an append by another handle (as another process would) must invalidate
+// that, or the next append would reuse a revision or fork the chain.
+func TestHeadCacheSeesOtherWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	a := openTest(t, path, Options{})
+	b := openTest(t, path, Options{})
+	ctx := context.Background()
+	const stream = "fcaccount-fca_cache"
+	ev := func(id string) store.Event {
+		return store.Event{ID: id, Type: "financial_connections.account.created", Data: []byte(`{"id":"` + id + `"}`),
+			ReceivedAt: time.Unix(1700000000, 0), Created: 1700000000, Source: store.SourceWebhook}
+	}
+	for i, step := range []struct {
+		s  *Store
+		id string
+	}{{a, "evt_c1"}, {a, "evt_c2"}, {b, "evt_c3"}, {a, "evt_c4"}, {b, "evt_c5"}, {b, "evt_c6"}, {a, "evt_c7"}} {
+		res, err := step.s.Append(ctx, stream, store.AnyRevision, ev(step.id))
+		if err != nil {
+			t.Fatalf("append %s: %v", step.id, err)
+		}
+		if res[0].Revision != uint64(i) {
+			t.Fatalf("append %s: revision %d, want %d", step.id, res[0].Revision, i)
+		}
+	}
+	evs, err := a.ReadStream(ctx, stream, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := store.ChainSeed(stream)
+	for _, e := range evs {
+		if want := store.ChainHash(prev, e.BodySHA256, e.ID, e.ReceivedAt); e.ChainHash != want {
+			t.Fatalf("chain forked at %s (revision %d)", e.ID, e.Revision)
+		}
+		prev = e.ChainHash
+	}
+}

@@ -159,8 +159,18 @@ type writer struct {
 	s    *Store
 	conn *sql.Conn
 
-	byID, head, insert, ping *sql.Stmt
+	byID, head, lastRev, insert, ping *sql.Stmt
+
+	// committed caches stream heads this writer committed. An entry is only
+	// used after an index-only check that the stream's last revision is
+	// still the cached one (another process may have appended since), which
+	// spares the random read of the head row's chain hash — a page that is
+	// rarely in cache once there are many streams.
+	committed map[string]streamHead
 }
+
+// maxCachedHeads bounds the committed-head cache (≈100 bytes an entry).
+const maxCachedHeads = 100_000
 
 func (s *Store) newWriter() (*writer, error) {
 	ctx := context.Background()
@@ -176,6 +186,7 @@ func (s *Store) newWriter() (*writer, error) {
 	}
 	prep(&w.byID, `SELECT stream, revision, position FROM events WHERE event_id = ?`)
 	prep(&w.head, `SELECT revision, chain_hash FROM events WHERE stream = ? ORDER BY revision DESC LIMIT 1`)
+	prep(&w.lastRev, `SELECT max(revision) FROM events WHERE stream = ?`)
 	// ON CONFLICT(event_id) DO NOTHING makes the UNIQUE index the
 	// duplicate check (one statement per event instead of a SELECT first);
 	// any other constraint violation still fails the statement.
@@ -346,6 +357,7 @@ func (w *writer) commit(batch []*request) {
 		fail(fmt.Errorf("commit: %w", err))
 		return
 	}
+	w.remember(heads)
 	if stats.Events > 0 {
 		// Publish before answering, so an appender that subscribes right
 		// after its Append returns finds its events in the log or the tail.
@@ -362,13 +374,45 @@ func (w *writer) rollback() {
 	_, _ = w.conn.ExecContext(context.Background(), "ROLLBACK")
 }
 
+// remember adds the heads of a committed transaction to the cache.
+func (w *writer) remember(heads map[string]streamHead) {
+	if w.committed == nil {
+		w.committed = make(map[string]streamHead, len(heads))
+	}
+	if len(w.committed)+len(heads) > maxCachedHeads {
+		// Drop about a tenth, arbitrary entries (map order is random):
+		// a miss costs one extra read, never a wrong answer.
+		n := maxCachedHeads / 10
+		for k := range w.committed {
+			delete(w.committed, k)
+			if n--; n == 0 {
+				break
+			}
+		}
+	}
+	for k, h := range heads {
+		w.committed[k] = h
+	}
+}
+
 // readHead reads a stream's head inside the transaction: from heads when
-// this transaction already wrote to the stream, else from the database,
-// never from an earlier transaction (another process may have appended to
-// the stream since).
+// this transaction already wrote to the stream; else from the committed-head
+// cache when an index-only query shows the stream's last revision is still
+// the cached one (another process may have appended since); else from the
+// database.
 func (w *writer) readHead(ctx context.Context, stream string, heads map[string]streamHead) (streamHead, error) {
 	if h, ok := heads[stream]; ok {
 		return h, nil
+	}
+	if h, ok := w.committed[stream]; ok {
+		var last sql.NullInt64
+		if err := w.lastRev.QueryRowContext(ctx, stream).Scan(&last); err != nil {
+			return h, fmt.Errorf("read head of %s: %w", stream, err)
+		}
+		if last.Valid && last.Int64 == h.last {
+			return h, nil
+		}
+		delete(w.committed, stream) // another process appended: read it
 	}
 	var (
 		h     = streamHead{last: -1}
