@@ -197,14 +197,12 @@ func seedLog(tb testing.TB, path string, nEvents, nAccounts int) {
 							c -= 48 * 3600 // delivered late
 						}
 					}
-					body := gen.Event(typ, acct, c)
-					var env envelope
-					if err := json.Unmarshal(body, &env); err != nil {
+					ev, err := webhookEvent(gen.Event(typ, acct, c), time.Unix(created+2, 0))
+					if err != nil {
 						errs <- err
 						return
 					}
-					batch[i] = store.Event{ID: env.ID, Type: env.Type, Data: body, ReceivedAt: time.Unix(created+2, 0),
-						Created: env.Created, Livemode: env.Livemode, APIVersion: env.Version, Source: store.SourceWebhook}
+					batch[i] = ev
 				}
 				if _, err := st.Append(context.Background(), store.AccountStream(acct), store.AnyRevision, batch...); err != nil {
 					errs <- err
@@ -221,4 +219,14 @@ func seedLog(tb testing.TB, path string, nEvents, nAccounts int) {
 	if err := st.Close(); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// webhookEvent wraps a generated body as the event ingest would append.
+func webhookEvent(body []byte, receivedAt time.Time) (store.Event, error) {
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return store.Event{}, err
+	}
+	return store.Event{ID: env.ID, Type: env.Type, Data: body, ReceivedAt: receivedAt, Created: env.Created,
+		Livemode: env.Livemode, APIVersion: env.Version, Source: store.SourceWebhook}, nil
 }

@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -230,14 +229,11 @@ func seedLiveLog(tb testing.TB, path string, nEvents, nAccounts int) {
 			for next.Add(1) <= int64(nEvents) {
 				acct := fmt.Sprintf("fca_live%015d", rng.IntN(nAccounts))
 				c := base + rng.Int64N(600)
-				body := gen.Event(types[rng.IntN(len(types))], acct, c)
-				var env envelope
-				if err := json.Unmarshal(body, &env); err != nil {
+				ev, err := webhookEvent(gen.Event(types[rng.IntN(len(types))], acct, c), time.Unix(base+600, 0))
+				if err != nil {
 					errs <- err
 					return
 				}
-				ev := store.Event{ID: env.ID, Type: env.Type, Data: body, ReceivedAt: time.Unix(base+600, 0),
-					Created: env.Created, Livemode: env.Livemode, APIVersion: env.Version, Source: store.SourceWebhook}
 				if _, err := st.Append(context.Background(), store.AccountStream(acct), store.AnyRevision, ev); err != nil {
 					errs <- err
 					return
