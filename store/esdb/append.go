@@ -122,14 +122,8 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 		if err != nil {
 			return nil, err
 		}
-		if toWrite, err = s.dropStored(events, toWrite, all, res, done); err != nil {
+		if toWrite, err = s.catchUp(&h, events, toWrite, all, res, done); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
-		}
-		if n := len(all); n > 0 {
-			h.rev = int64(all[n-1].EventNumber)
-			if h.chain, err = chainOf(all[n-1]); err != nil {
-				return nil, fmt.Errorf("%s: %w", op, err)
-			}
 		}
 		if expected != store.AnyRevision && int64(expected) != h.rev && len(toWrite) > 0 {
 			return nil, &store.WrongRevisionError{Stream: streamName, Expected: expected, Actual: h.rev}
@@ -148,14 +142,8 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 		if rerr != nil {
 			return nil, rerr
 		}
-		if toWrite, err = s.dropStored(events, toWrite, delta, res, done); err != nil {
+		if toWrite, err = s.catchUp(&h, events, toWrite, delta, res, done); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
-		}
-		if n := len(delta); n > 0 {
-			h.rev = int64(delta[n-1].EventNumber)
-			if h.chain, err = chainOf(delta[n-1]); err != nil {
-				return nil, fmt.Errorf("%s: %w", op, err)
-			}
 		}
 		if len(toWrite) == 0 {
 			break
@@ -230,6 +218,21 @@ func fillDups(events []store.Event, res []store.Appended, first []int) []store.A
 }
 
 // dropStored removes from toWrite the events whose EventStoreDB id occurs in
+// catchUp takes in events read from the stream (recs, in order): it drops
+// from toWrite those already stored and moves h to the last of recs.
+func (s *Store) catchUp(h *head, events []store.Event, toWrite []int, recs []*esdb.RecordedEvent, res []store.Appended, done []bool) ([]int, error) {
+	toWrite, err := s.dropStored(events, toWrite, recs, res, done)
+	if err != nil || len(recs) == 0 {
+		return toWrite, err
+	}
+	last := recs[len(recs)-1]
+	h.rev = int64(last.EventNumber)
+	if h.chain, err = chainOf(last); err != nil {
+		return nil, err
+	}
+	return toWrite, nil
+}
+
 // recs, recording them as duplicates.
 func (s *Store) dropStored(events []store.Event, toWrite []int, recs []*esdb.RecordedEvent, res []store.Appended, done []bool) ([]int, error) {
 	byID := make(map[uuid.UUID]*esdb.RecordedEvent, len(recs))
