@@ -120,6 +120,16 @@ func ParseTimeParam(q url.Values, name string) (int64, error) {
 	return t.Unix(), nil
 }
 
+// listParams reads what every event list takes: limit, type, since, until.
+func listParams(q url.Values) (int, store.Filter, error) {
+	limit, err := ParseLimit(q)
+	if err != nil {
+		return 0, store.Filter{}, err
+	}
+	f, err := eventFilter(q)
+	return limit, f, err
+}
+
 // eventFilter reads the type/since/until parameters shared by event lists.
 func eventFilter(q url.Values) (store.Filter, error) {
 	f := store.Filter{Sources: []string{store.SourceWebhook, store.SourceBackfill, store.SourceImport}}
@@ -145,12 +155,7 @@ func eventFilter(q url.Values) (store.Filter, error) {
 
 func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, err := ParseLimit(q)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	f, err := eventFilter(q)
+	limit, f, err := listParams(q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -232,12 +237,7 @@ const accountPageSize = 500
 
 func (s *Server) handleAccountEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, err := ParseLimit(q)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	f, err := eventFilter(q)
+	limit, f, err := listParams(q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
