@@ -208,41 +208,74 @@ func migrate(wdb *sql.DB) error {
 
 // accountRows loads and stores account_status rows inside one transaction.
 type accountRows struct {
-	get, put *sql.Stmt
-	buf      []byte // state encoding, reused (the driver copies it)
+	get, put, setState *sql.Stmt
+	buf                []byte // state encoding, reused (the driver copies it)
 }
 
 func prepareAccountRows(ctx context.Context, tx *sql.Tx, table string) (*accountRows, error) {
-	get, err := tx.PrepareContext(ctx, `SELECT state FROM `+table+` WHERE id = ?`)
-	if err != nil {
-		return nil, err
+	a := &accountRows{}
+	var err error
+	prep := func(dst **sql.Stmt, q string) {
+		if err == nil {
+			*dst, err = tx.PrepareContext(ctx, q)
+		}
 	}
-	put, err := tx.PrepareContext(ctx, `INSERT INTO `+table+` (id, status, institution_name, livemode, state)
+	prep(&a.get, fmt.Sprintf(getRowQuery, table))
+	prep(&a.put, `INSERT INTO `+table+` (id, status, institution_name, livemode, state)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status,
 		institution_name = excluded.institution_name, livemode = excluded.livemode, state = excluded.state`)
+	// Assigning only state leaves the (status, id) and (institution_name,
+	// id) indexes alone; the upsert above rewrites both entries of every
+	// row it touches, even when their values did not change.
+	prep(&a.setState, `UPDATE `+table+` SET state = ? WHERE id = ?`)
 	if err != nil {
-		get.Close()
+		a.Close()
 		return nil, err
 	}
-	return &accountRows{get: get, put: put}, nil
+	return a, nil
 }
 
 func (a *accountRows) Close() {
-	a.get.Close()
-	a.put.Close()
+	for _, st := range []*sql.Stmt{a.get, a.put, a.setState} {
+		if st != nil {
+			st.Close()
+		}
+	}
 }
 
-// load returns the stored state of id, or a new empty one.
-func (a *accountRows) load(ctx context.Context, id string) (*AccountStatus, error) {
-	var b []byte
-	err := a.get.QueryRowContext(ctx, id).Scan(&b)
+// getRowQuery selects what load scans.
+const getRowQuery = `SELECT state, status, institution_name, livemode FROM %s WHERE id = ?`
+
+// load returns the stored state of id and its row's other columns as
+// stored, or a new empty state and nil when there is no row.
+func (a *accountRows) load(ctx context.Context, id string) (*AccountStatus, *rowColumns, error) {
+	var (
+		b    []byte
+		cols rowColumns
+	)
+	err := a.get.QueryRowContext(ctx, id).Scan(&b, &cols.status, &cols.institution, &cols.livemode)
 	if errors.Is(err, sql.ErrNoRows) {
-		return &AccountStatus{}, nil
+		return &AccountStatus{}, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", id, err)
+		return nil, nil, fmt.Errorf("load %s: %w", id, err)
 	}
-	return decodeState(id, b)
+	s, err := decodeState(id, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, &cols, nil
+}
+
+// rowColumns are the columns of an account_status row besides id and state:
+// what its indexes and filters use.
+type rowColumns struct {
+	status, institution string
+	livemode            bool
+}
+
+func columnsOf(s *AccountStatus) rowColumns {
+	return rowColumns{status: s.Status, institution: s.InstitutionName, livemode: s.Livemode}
 }
 
 // storedState is a row's state column: the AccountStatus as the API shows
@@ -263,14 +296,23 @@ func decodeState(id string, b []byte) (*AccountStatus, error) {
 	return st.AccountStatus, nil
 }
 
-func (a *accountRows) store(ctx context.Context, s *AccountStatus) error {
+// store writes s's row. stored is the row's columns as they are in the
+// table, nil when there may be no row: when they still match s, only the
+// state column is written.
+func (a *accountRows) store(ctx context.Context, s *AccountStatus, stored *rowColumns) error {
 	a.buf = appendState(a.buf[:0], s)
 	b := a.buf
-	live := 0
-	if s.Livemode {
-		live = 1
+	var err error
+	if stored != nil && *stored == columnsOf(s) {
+		_, err = a.setState.ExecContext(ctx, b, s.ID)
+	} else {
+		live := 0
+		if s.Livemode {
+			live = 1
+		}
+		_, err = a.put.ExecContext(ctx, s.ID, s.Status, s.InstitutionName, live, b)
 	}
-	if _, err := a.put.ExecContext(ctx, s.ID, s.Status, s.InstitutionName, live, b); err != nil {
+	if err != nil {
 		return fmt.Errorf("store %s: %w", s.ID, err)
 	}
 	return nil

@@ -128,6 +128,8 @@ func (c *liveCache) put(s *AccountStatus) {
 type liveAccount struct {
 	s     *AccountStatus
 	cands []*store.RecordedEvent
+	// stored: the row's columns before this batch, nil when it has no row.
+	stored *rowColumns
 }
 
 // applyLive applies delivered batches to the live table in one transaction
@@ -188,15 +190,18 @@ func (r *Runner) applyLive(ctx context.Context, batches [][]store.RecordedEvent,
 			id := ev.Account()
 			a := accounts[id]
 			if a == nil {
-				s := lc.states[id]
-				if s == nil {
-					if lc.complete {
-						s = new(AccountStatus)
-					} else if s, err = rows.load(ctx, id); err != nil {
+				a = &liveAccount{s: lc.states[id]}
+				switch {
+				case a.s != nil: // cached states are as committed
+					cols := columnsOf(a.s)
+					a.stored = &cols
+				case lc.complete:
+					a.s = new(AccountStatus)
+				default:
+					if a.s, a.stored, err = rows.load(ctx, id); err != nil {
 						return 0, fmt.Errorf("apply batch: %w", err)
 					}
 				}
-				a = &liveAccount{s: s}
 				accounts[id] = a
 			}
 			if err := a.s.count(ev); err != nil {
@@ -215,7 +220,7 @@ func (r *Runner) applyLive(ctx context.Context, batches [][]store.RecordedEvent,
 		a.s.offerBest(a.cands, func(ev *store.RecordedEvent) {
 			r.logger.Warn("event body is not a readable account; counted, not used as status", "event_id", ev.ID)
 		})
-		if err := rows.store(ctx, a.s); err != nil {
+		if err := rows.store(ctx, a.s, a.stored); err != nil {
 			return 0, fmt.Errorf("apply batch: %w", err)
 		}
 	}

@@ -361,7 +361,7 @@ func (b *builder) loadMissing(ctx context.Context, ids []string) error {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	get, err := tx.PrepareContext(ctx, `SELECT state FROM `+b.table+` WHERE id = ?`)
+	get, err := tx.PrepareContext(ctx, fmt.Sprintf(getRowQuery, b.table))
 	if err != nil {
 		return err
 	}
@@ -371,7 +371,7 @@ func (b *builder) loadMissing(ctx context.Context, ids []string) error {
 		if _, ok := b.cache[id]; ok {
 			continue
 		}
-		s, err := rows.load(ctx, id)
+		s, _, err := rows.load(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -513,7 +513,7 @@ func (b *builder) flush(ctx context.Context) error {
 	}
 	defer rows.Close()
 	for _, s := range dirty {
-		if err := rows.store(ctx, s); err != nil {
+		if err := rows.store(ctx, s, nil); err != nil {
 			return err
 		}
 	}

@@ -167,7 +167,7 @@ func storedAccounts(t *testing.T, r *Runner) []AccountStatus {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := r.rdb.Query(`SELECT id, state FROM ` + c.LiveTable + ` ORDER BY id`)
+	rows, err := r.rdb.Query(`SELECT id, state, status, institution_name, livemode FROM ` + c.LiveTable + ` ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,15 +175,21 @@ func storedAccounts(t *testing.T, r *Runner) []AccountStatus {
 	var out []AccountStatus
 	for rows.Next() {
 		var (
-			id string
-			b  []byte
+			id   string
+			b    []byte
+			cols rowColumns
 		)
-		if err := rows.Scan(&id, &b); err != nil {
+		if err := rows.Scan(&id, &b, &cols.status, &cols.institution, &cols.livemode); err != nil {
 			t.Fatal(err)
 		}
 		s, err := decodeState(id, b)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The filtered and indexed columns must follow the state (the
+		// live runner writes only state when it thinks they did not change).
+		if want := columnsOf(s); cols != want {
+			t.Errorf("account %s: row columns %+v, state says %+v", id, cols, want)
 		}
 		out = append(out, *s)
 	}

@@ -18,6 +18,12 @@
 // request. If the commit fails, every request of the batch fails with an
 // error wrapping store.ErrUnavailable and nothing of it was stored.
 //
+// WAL checkpoints run mostly in a background goroutine on a connection of
+// their own, so appenders do not wait while pages are copied into the
+// database file; the writer finishes the last few frames itself when the
+// WAL reaches about 16 MiB, and SQLite then starts the WAL over (see
+// checkpoint.go).
+//
 // Positions are the table's INTEGER PRIMARY KEY: with a single writer at a
 // time they are 1, 2, 3, … in commit order, so tailing with
 // "position > last" never misses an event.

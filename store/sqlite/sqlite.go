@@ -82,12 +82,17 @@ type CommitStats struct {
 // Store is the embedded SQLite event log. It is safe for concurrent use;
 // see the package documentation for its durability and concurrency model.
 type Store struct {
-	path string
-	opts Options
-	log  *slog.Logger
+	path    string
+	absPath string
+	opts    Options
+	log     *slog.Logger
 
 	rdb *sql.DB // read pool (mode=ro connections)
 	wdb *sql.DB // nil when read-only; holds the writer's single connection
+	cdb *sql.DB // nil when read-only; the background checkpointer's connection
+
+	nudge            chan struct{} // wakes the checkpointer (checkpoint.go)
+	checkpointerDone chan struct{} // closed when the checkpointer has exited
 
 	reqs       chan *request
 	closing    chan struct{} // closed by Close: stop accepting
@@ -105,6 +110,7 @@ type Store struct {
 	stmts     map[string]*sql.Stmt // prepared reads on rdb, by query text
 	tailMax   int                  // tailMaxBytes; tests lower it
 	subs      atomic.Int32         // running Subscribe calls
+	headReads atomic.Int64         // stream heads the writer read from the file (not cached); tests watch it
 }
 
 // Open opens (creating it and its parent directory, 0700, unless
@@ -143,9 +149,17 @@ func Open(path string, opts Options) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("open event log %s: %w", path, err)
 	}
+	if err := s.openCheckpointer(s.absPath); err != nil {
+		w.conn.Close()
+		s.closeDBs()
+		return nil, fmt.Errorf("open event log %s: %w", path, err)
+	}
 	go w.run()
 	return s, nil
 }
+
+// busyPragma is the busy_timeout every connection runs with.
+func busyPragma() string { return fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS) }
 
 func dsn(path string, params url.Values) string {
 	// The "file:" URI form lets mode=ro through; the path is escaped so
@@ -159,7 +173,8 @@ func (s *Store) open() error {
 	if err != nil {
 		return err
 	}
-	busy := fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS)
+	s.absPath = abs
+	busy := busyPragma()
 	if !s.opts.ReadOnly {
 		if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 			return &unavailableError{err: err}
@@ -167,8 +182,10 @@ func (s *Store) open() error {
 		// One connection only: the writer goroutine owns it. WAL lets
 		// readers (in this and other processes) run beside it; FULL syncs
 		// the WAL on every commit so an acknowledged append survives power
-		// loss (NORMAL would not).
-		s.wdb, err = sql.Open("sqlite", dsn(abs, url.Values{"_pragma": {busy, "journal_mode(WAL)", "synchronous(FULL)"}}))
+		// loss (NORMAL would not). Checkpoints mostly run in the
+		// background (checkpoint.go).
+		s.wdb, err = sql.Open("sqlite", dsn(abs, url.Values{"_pragma": {busy, "journal_mode(WAL)", "synchronous(FULL)",
+			fmt.Sprintf("wal_autocheckpoint(%d)", walRestartPages)}}))
 		if err != nil {
 			return err
 		}
@@ -269,6 +286,9 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		<-s.writerDone
+		if s.checkpointerDone != nil {
+			<-s.checkpointerDone
+		}
 		s.closeErr = s.closeDBs()
 	})
 	return s.closeErr
@@ -284,6 +304,11 @@ func (s *Store) closeDBs() error {
 	s.stmtMu.Unlock()
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
+	}
+	// The writer's connection closes last: the last connection to a WAL
+	// database checkpoints it fully and removes the WAL file.
+	if s.cdb != nil {
+		errs = append(errs, s.cdb.Close())
 	}
 	if s.wdb != nil {
 		errs = append(errs, s.wdb.Close())

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -78,5 +79,47 @@ func TestHeadCacheSeesOtherWriters(t *testing.T) {
 			t.Fatalf("chain forked at %s (revision %d)", e.ID, e.Revision)
 		}
 		prev = e.ChainHash
+	}
+}
+
+// TestHeadCacheSurvivesCheckpoints: background PASSIVE checkpoints, and the
+// WAL restart the writer does at its next append after one, copy pages
+// without changing the database's content, so they must not empty the head
+// cache — else every webhook pays a random read of its stream's head again.
+// (Another connection's RESTART or TRUNCATE checkpoint does empty it: SQLite
+// reports that as a change. Correct, only slower, and fcaudit runs none.)
+func TestHeadCacheSurvivesCheckpoints(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), FileName), Options{})
+	ctx := context.Background()
+	ev := func(id string) store.Event {
+		return store.Event{ID: id, Type: "financial_connections.account.created", Data: []byte(`{"id":"` + id + `"}`),
+			ReceivedAt: time.Unix(1700000000, 0), Created: 1700000000, Source: store.SourceWebhook}
+	}
+	streams := []string{"fcaccount-fca_a", "fcaccount-fca_b", "fcaccount-fca_c"}
+	for i, st := range streams {
+		if _, err := s.Append(ctx, st, store.AnyRevision, ev(fmt.Sprintf("evt_first%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := s.headReads.Load()
+	if before != int64(len(streams)) {
+		t.Fatalf("first appends read %d heads from the file, want %d", before, len(streams))
+	}
+	for round := range 3 {
+		var busy, log, done int
+		if err := s.cdb.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done); err != nil {
+			t.Fatal(err)
+		}
+		if busy != 0 || log != done {
+			t.Fatalf("checkpoint: busy %d, %d of %d frames copied; want all", busy, done, log)
+		}
+		for i, st := range streams {
+			if _, err := s.Append(ctx, st, store.AnyRevision, ev(fmt.Sprintf("evt_%d_%d", round, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := s.headReads.Load() - before; got != 0 {
+		t.Fatalf("appends after checkpoints read %d heads from the file, want 0 (cache emptied)", got)
 	}
 }

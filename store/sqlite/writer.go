@@ -159,14 +159,17 @@ type writer struct {
 	s    *Store
 	conn *sql.Conn
 
-	byID, head, lastRev, insert, ping *sql.Stmt
+	byID, head, insert, ping, dataVersion *sql.Stmt
 
-	// committed caches stream heads this writer committed. An entry is only
-	// used after an index-only check that the stream's last revision is
-	// still the cached one (another process may have appended since), which
-	// spares the random read of the head row's chain hash — a page that is
-	// rarely in cache once there are many streams.
+	// committed caches stream heads this writer committed, sparing the
+	// random read of the head row's chain hash — a page that is rarely in
+	// cache once there are many streams. It is trusted only while no other
+	// connection has written the file: each transaction first reads PRAGMA
+	// data_version, which SQLite changes exactly when another connection
+	// (in any process) committed since this one last looked, and empties
+	// the cache when it moved.
 	committed map[string]streamHead
+	version   int64 // data_version when committed was last known valid
 }
 
 // maxCachedHeads bounds the committed-head cache (≈100 bytes an entry).
@@ -186,7 +189,7 @@ func (s *Store) newWriter() (*writer, error) {
 	}
 	prep(&w.byID, `SELECT stream, revision, position FROM events WHERE event_id = ?`)
 	prep(&w.head, `SELECT revision, chain_hash FROM events WHERE stream = ? ORDER BY revision DESC LIMIT 1`)
-	prep(&w.lastRev, `SELECT max(revision) FROM events WHERE stream = ?`)
+	prep(&w.dataVersion, `PRAGMA data_version`)
 	// ON CONFLICT(event_id) DO NOTHING makes the UNIQUE index the
 	// duplicate check (one statement per event instead of a SELECT first);
 	// any other constraint violation still fails the statement.
@@ -302,6 +305,12 @@ func (w *writer) commit(batch []*request) {
 		fail(fmt.Errorf("begin: %w", err))
 		return
 	}
+	if err := w.checkCache(ctx); err != nil {
+		w.rollback()
+		w.s.log.Error("group commit", "err", err)
+		fail(err)
+		return
+	}
 	// Stream heads written by this transaction. Only valid inside it: once
 	// it commits, another process may append to the same streams, so the
 	// next transaction reads heads from the database again.
@@ -359,6 +368,7 @@ func (w *writer) commit(batch []*request) {
 	}
 	w.remember(heads)
 	if stats.Events > 0 {
+		w.s.nudgeCheckpointer()
 		// Publish before answering, so an appender that subscribes right
 		// after its Append returns finds its events in the log or the tail.
 		w.s.publish(live, stats.Events, record)
@@ -395,25 +405,33 @@ func (w *writer) remember(heads map[string]streamHead) {
 	}
 }
 
+// checkCache runs first in every write transaction (so under the write
+// lock): it empties the committed-head cache when another connection has
+// committed since the last check.
+func (w *writer) checkCache(ctx context.Context) error {
+	var v int64
+	if err := w.dataVersion.QueryRowContext(ctx).Scan(&v); err != nil {
+		return fmt.Errorf("read data_version: %w", err)
+	}
+	if v != w.version {
+		clear(w.committed)
+		w.version = v
+	}
+	return nil
+}
+
 // readHead reads a stream's head inside the transaction: from heads when
 // this transaction already wrote to the stream; else from the committed-head
-// cache when an index-only query shows the stream's last revision is still
-// the cached one (another process may have appended since); else from the
-// database.
+// cache (valid: checkCache ran at the start of the transaction); else from
+// the database.
 func (w *writer) readHead(ctx context.Context, stream string, heads map[string]streamHead) (streamHead, error) {
 	if h, ok := heads[stream]; ok {
 		return h, nil
 	}
 	if h, ok := w.committed[stream]; ok {
-		var last sql.NullInt64
-		if err := w.lastRev.QueryRowContext(ctx, stream).Scan(&last); err != nil {
-			return h, fmt.Errorf("read head of %s: %w", stream, err)
-		}
-		if last.Valid && last.Int64 == h.last {
-			return h, nil
-		}
-		delete(w.committed, stream) // another process appended: read it
+		return h, nil
 	}
+	w.s.headReads.Add(1)
 	var (
 		h     = streamHead{last: -1}
 		chain sql.RawBytes
