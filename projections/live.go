@@ -13,8 +13,14 @@ const (
 	// DefaultBatchWindow: under load, one commit per 200 ms; a lone event
 	// is applied within 200 ms of its delivery.
 	DefaultBatchWindow = 200 * time.Millisecond
-	// DefaultBatchMax: at most ~7 MB of bodies held (3.5 KB each).
-	DefaultBatchMax = 2000
+	// DefaultMaxBatchWindow: above HeavyRate the window stretches to 1 s.
+	DefaultMaxBatchWindow = time.Second
+	// HeavyRate (events a second) is the delivery rate above which the
+	// window stretches (see Options.MaxBatchWindow).
+	HeavyRate = 5000
+	// DefaultBatchMax: at most ~35 MB of bodies held (3.5 KB each), room
+	// for one stretched window at 10,000 events a second.
+	DefaultBatchMax = 10_000
 	// DefaultCacheAccounts: ~35 MB of states at most.
 	DefaultCacheAccounts = 50_000
 )
@@ -54,6 +60,7 @@ func (r *Runner) follow(ctx context.Context, from store.Position, applied func()
 		n       int
 		timer   = time.NewTimer(time.Hour)
 		window  <-chan time.Time // nil while nothing is pending
+		win     = r.opts.BatchWindow
 	)
 	timer.Stop()
 	defer timer.Stop()
@@ -62,9 +69,9 @@ func (r *Runner) follow(ctx context.Context, from store.Position, applied func()
 		case b := <-batches:
 			pending = append(pending, b)
 			n += len(b)
-			if r.opts.BatchWindow > 0 && n < r.opts.BatchMax {
+			if win > 0 && n < r.opts.BatchMax {
 				if window == nil {
-					timer.Reset(r.opts.BatchWindow)
+					timer.Reset(win)
 					window = timer.C
 				}
 				continue
@@ -81,9 +88,29 @@ func (r *Runner) follow(ctx context.Context, from store.Position, applied func()
 			return err
 		}
 		expected = cp
+		win = r.nextWindow(win, n)
 		pending, n = nil, 0
 		applied()
 	}
+}
+
+// nextWindow returns the window to use after one of win that gathered n
+// events: MaxBatchWindow when they came faster than HeavyRate, BatchWindow
+// again once they come at under a quarter of it, else win. (Going straight
+// to the long window matters for bursts: a load that lasts a few seconds
+// would spend them ramping up.)
+func (r *Runner) nextWindow(win time.Duration, n int) time.Duration {
+	if win <= 0 {
+		return win
+	}
+	heavy := HeavyRate * win.Seconds()
+	switch {
+	case float64(n) >= heavy:
+		return r.opts.MaxBatchWindow
+	case float64(n) < heavy/4:
+		return r.opts.BatchWindow
+	}
+	return win
 }
 
 // liveCache holds account states as committed to the live table, so that

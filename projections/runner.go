@@ -33,9 +33,17 @@ type Options struct {
 	// BatchWindow is how long the live projection gathers delivered
 	// events, from the first one, before applying them in one transaction
 	// (0: DefaultBatchWindow; negative: apply each delivered batch at
-	// once). It bounds the lag it adds. One commit per window instead of
-	// one per delivery, and an account's events in a window fold in memory.
+	// once). It bounds the lag it adds at ordinary rates. One commit per
+	// window instead of one per delivery, and an account's events in a
+	// window fold in memory.
 	BatchWindow time.Duration
+	// MaxBatchWindow is how far the window stretches under load
+	// (0: DefaultMaxBatchWindow): after a window in which events arrived
+	// faster than HeavyRate the next ones are this long, until they come
+	// at under a quarter of that rate. Longer windows fold more of an
+	// account's events into one row write, so the projection takes less of
+	// the CPU that ingestion needs, at the cost of that much more lag.
+	MaxBatchWindow time.Duration
 	// BatchMax applies the gathered events early once they reach this
 	// many (0: DefaultBatchMax), e.g. while catching up.
 	BatchMax int
@@ -94,6 +102,10 @@ func Open(path string, log Log, opts Options) (*Runner, error) {
 	if opts.BatchWindow == 0 {
 		opts.BatchWindow = DefaultBatchWindow
 	}
+	if opts.MaxBatchWindow == 0 {
+		opts.MaxBatchWindow = DefaultMaxBatchWindow
+	}
+	opts.MaxBatchWindow = max(opts.MaxBatchWindow, opts.BatchWindow)
 	if opts.BatchMax <= 0 {
 		opts.BatchMax = DefaultBatchMax
 	}

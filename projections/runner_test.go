@@ -573,3 +573,30 @@ func TestRebuildSwapWhileLiveAhead(t *testing.T) {
 	all := &history{accounts: append(append([]string(nil), h.accounts...), more.accounts...), total: h.total + more.total}
 	checkExact(t, r, st, all)
 }
+
+// TestNextWindow: the live window stretches to MaxBatchWindow after a
+// window of deliveries faster than HeavyRate, keeps that length while the
+// rate stays above a quarter of it, and returns to BatchWindow below.
+func TestNextWindow(t *testing.T) {
+	r := &Runner{opts: Options{BatchWindow: 200 * time.Millisecond, MaxBatchWindow: time.Second}}
+	const ms = time.Millisecond
+	for _, tt := range []struct {
+		win  time.Duration
+		n    int
+		want time.Duration
+	}{
+		{200 * ms, 0, 200 * ms},
+		{200 * ms, 999, 200 * ms},     // 4,995/s: not heavy
+		{200 * ms, 1000, time.Second}, // 5,000/s
+		{200 * ms, 10_000, time.Second},
+		{time.Second, 5000, time.Second},
+		{time.Second, 1250, time.Second}, // a quarter of HeavyRate: stays
+		{time.Second, 1249, 200 * ms},
+		{time.Second, 1, 200 * ms},
+		{-1, 1_000_000, -1}, // no window: each delivery at once
+	} {
+		if got := r.nextWindow(tt.win, tt.n); got != tt.want {
+			t.Errorf("nextWindow(%v, %d) = %v, want %v", tt.win, tt.n, got, tt.want)
+		}
+	}
+}
