@@ -23,7 +23,7 @@ run: build
 ## handlers and fcaudit serve, interleaved over rounds, printed as ratios.
 ## See docs/performance.md. Loopback only; everything stops by itself.
 BENCHTIME    ?= 300ms
-BENCH_N      ?= 30000
+BENCH_N      ?= 100000
 BENCH_ROUNDS ?= 3
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...

@@ -13,7 +13,7 @@
 // Everything listens on 127.0.0.1 and stops by itself. Usage:
 //
 //	go build -o bin/fcaudit ./cmd/fcaudit && go build -o bin/refserver ./bench/refserver
-//	go run ./bench/compare -fcaudit bin/fcaudit -refserver bin/refserver -n 30000 -c 64 -rounds 3
+//	go run ./bench/compare -fcaudit bin/fcaudit -refserver bin/refserver -n 100000 -c 64 -rounds 3
 package main
 
 import (
@@ -73,7 +73,7 @@ func main() {
 	var (
 		fcaudit   = flag.String("fcaudit", "bin/fcaudit", "fcaudit binary")
 		refserver = flag.String("refserver", "bin/refserver", "reference handler binary (bench/refserver)")
-		n         = flag.Int("n", 30000, "requests per run")
+		n         = flag.Int("n", 100000, "requests per run (≈10 s or more: shorter runs are dominated by warm-up)")
 		c         = flag.Int("c", 64, "concurrent senders")
 		rounds    = flag.Int("rounds", 3, "rounds (each runs every target once)")
 		size      = flag.Int("size", loadgen.DefaultSize, "body size in bytes")
