@@ -48,8 +48,16 @@ func (s *Store) openCheckpointer(path string) error {
 	return nil
 }
 
+// checkpointLogEvery bounds how often a persisting checkpoint failure is
+// logged (the checkpointer retries after every commit).
+const checkpointLogEvery = time.Minute
+
 func (s *Store) runCheckpointer() {
 	defer close(s.checkpointerDone)
+	var (
+		failing    bool
+		lastLogged time.Time
+	)
 	for {
 		select {
 		case <-s.nudge:
@@ -60,8 +68,14 @@ func (s *Store) runCheckpointer() {
 		// (a full disk, I/O errors) are not the appenders' concern: the
 		// writer's commits report those themselves, and the next nudge
 		// retries.
-		if _, err := s.cdb.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
-			s.log.Warn("background WAL checkpoint", "err", err)
+		_, err := s.cdb.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		switch {
+		case err != nil && (!failing || time.Since(lastLogged) >= checkpointLogEvery):
+			s.log.Warn("background WAL checkpoint failed; retrying after each commit", "err", err)
+			failing, lastLogged = true, time.Now()
+		case err == nil && failing:
+			s.log.Info("background WAL checkpoint works again")
+			failing = false
 		}
 		select {
 		case <-time.After(checkpointGap):
