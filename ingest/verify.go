@@ -178,30 +178,10 @@ func parseHeader(header string, sh *signedHeader) error {
 // constant time with hmac.Equal against each v1 value; the header is parsed
 // once rather than once per secret as webhook.ValidatePayload* would.
 func (v *Verifier) Verify(payload []byte, header string) (Verification, error) {
-	var buf [2][sha256.Size]byte
-	sh := signedHeader{sigs: buf[:0]}
-	if err := parseHeader(header, &sh); err != nil {
+	signedAt, matched, err := v.match(payload, header)
+	if err != nil {
 		return Verification{}, err
 	}
-	signedAt := time.Unix(sh.timestamp, 0)
-	var matched *secret
-	for i := range v.secrets {
-		s := &v.secrets[i]
-		expected := webhook.ComputeSignature(signedAt, payload, s.value)
-		for j := range sh.sigs {
-			if hmac.Equal(expected, sh.sigs[j][:]) {
-				matched = s
-				break
-			}
-		}
-		if matched != nil {
-			break
-		}
-	}
-	if matched == nil {
-		return Verification{}, fmt.Errorf("%w: no v1 signature matches a configured secret: %w", ErrSignatureInvalid, webhook.ErrNoValidSignature)
-	}
-
 	now := time.Now
 	if v.Now != nil {
 		now = v.Now
@@ -213,7 +193,40 @@ func (v *Verifier) Verify(payload []byte, header string) (Verification, error) {
 		if d < 0 {
 			dir = "far in the future"
 		}
-		return Verification{}, fmt.Errorf("%w: signature timestamp %d is too %s (tolerance %s)", ErrTimestampOutsideTolerance, sh.timestamp, dir, v.tolerance)
+		return Verification{}, fmt.Errorf("%w: signature timestamp %d is too %s (tolerance %s)", ErrTimestampOutsideTolerance, signedAt.Unix(), dir, v.tolerance)
 	}
-	return Verification{SignedAt: sh.timestamp, SecretFingerprint: matched.fingerprint, Header: header}, nil
+	return Verification{SignedAt: signedAt.Unix(), SecretFingerprint: matched.fingerprint, Header: header}, nil
+}
+
+// Reverify checks a stored event's signature as Verify does, without the
+// timestamp window: an audit re-checks events signed long ago. It proves the
+// payload is byte for byte what the holder of a configured secret signed at
+// the header's t.
+func (v *Verifier) Reverify(payload []byte, header string) (Verification, error) {
+	signedAt, matched, err := v.match(payload, header)
+	if err != nil {
+		return Verification{}, err
+	}
+	return Verification{SignedAt: signedAt.Unix(), SecretFingerprint: matched.fingerprint, Header: header}, nil
+}
+
+// match parses header and returns its timestamp and the configured secret
+// one of its v1 signatures was made with.
+func (v *Verifier) match(payload []byte, header string) (time.Time, *secret, error) {
+	var buf [2][sha256.Size]byte
+	sh := signedHeader{sigs: buf[:0]}
+	if err := parseHeader(header, &sh); err != nil {
+		return time.Time{}, nil, err
+	}
+	signedAt := time.Unix(sh.timestamp, 0)
+	for i := range v.secrets {
+		s := &v.secrets[i]
+		expected := webhook.ComputeSignature(signedAt, payload, s.value)
+		for j := range sh.sigs {
+			if hmac.Equal(expected, sh.sigs[j][:]) {
+				return signedAt, s, nil
+			}
+		}
+	}
+	return time.Time{}, nil, fmt.Errorf("%w: no v1 signature matches a configured secret: %w", ErrSignatureInvalid, webhook.ErrNoValidSignature)
 }
