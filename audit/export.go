@@ -74,7 +74,7 @@ func LoadHistory(ctx context.Context, r StreamReader, opts ExportOptions) (*Hist
 	h.StatusAfter = make([]projections.AccountStatus, len(h.Events))
 	for i := range h.Events {
 		e := &h.Events[i]
-		if b := c.check(e, sha256.Sum256(e.Data), true); b != nil {
+		if b := c.check(e, sha256.Sum256(e.Data), true, nil); b != nil {
 			h.Check.FirstBroken = b
 		}
 		h.Check.Events++

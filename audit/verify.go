@@ -49,6 +49,11 @@ const (
 	// created, livemode, api_version, connect_account, stream, source)
 	// disagrees with the body it was derived from.
 	ProblemMetadata Problem = "metadata_mismatch"
+	// ProblemSignature: with VerifyOptions.Signatures, a webhook's stored
+	// body no longer carries the Stripe signature stored in its provenance,
+	// or the provenance's signed_at or secret disagree with the header:
+	// body or provenance were altered, even if the chain was recomputed.
+	ProblemSignature Problem = "signature_mismatch"
 	// ProblemCheckpoint: the chain is internally consistent but its value at
 	// the checkpoint's revision differs from the checkpoint (the prefix was
 	// rewritten and re-chained).
@@ -110,6 +115,19 @@ type VerifyOptions struct {
 	Against *Checkpoint
 	// Progress, when set, is called after every page (Verify only).
 	Progress func(Progress)
+	// Signatures, when set, holds the webhook secrets to re-check every
+	// webhook's stored Stripe-Signature against its stored body (Verify
+	// only). A chain is unkeyed — whoever can write the file can rewrite a
+	// body and recompute the chain — but a signature only the secret's
+	// holder (Stripe and the operator) can make. Events whose provenance
+	// names a secret that is not given are counted as unchecked.
+	Signatures *ingest.Verifier
+}
+
+// SignatureCounts tells how many webhooks Verify re-checked against their
+// Stripe signature, and how many it could not for want of their secret.
+type SignatureCounts struct {
+	Checked, Unchecked int64
 }
 
 const defaultPageSize = 5000
@@ -131,6 +149,9 @@ type Report struct {
 	// CheckpointStreams is the number of checkpoint streams proven intact
 	// (0 without VerifyOptions.Against).
 	CheckpointStreams int
+	// Signatures counts the signature re-checks (zero without
+	// VerifyOptions.Signatures).
+	Signatures SignatureCounts
 }
 
 // Intact reports whether no stream is damaged.
@@ -156,7 +177,7 @@ func newChain(stream string) *chain { return &chain{hash: store.ChainSeed(stream
 // check verifies e as the stream's next event and advances the state. It
 // returns the break when e is the stream's first broken event. sum is
 // SHA-256 of e.Data.
-func (c *chain) check(e *store.RecordedEvent, sum [32]byte, metadata bool) *Break {
+func (c *chain) check(e *store.RecordedEvent, sum [32]byte, metadata bool, sig *signatureCheck) *Break {
 	c.events++
 	if c.broken != nil {
 		return nil // only the first break of a stream is reported
@@ -187,6 +208,11 @@ func (c *chain) check(e *store.RecordedEvent, sum [32]byte, metadata bool) *Brea
 	if metadata {
 		if err := checkMetadata(e); err != nil {
 			add(ProblemMetadata, "%v", err)
+		}
+	}
+	if sig != nil {
+		if reason := sig.check(e); reason != "" {
+			add(ProblemSignature, "%s", reason)
 		}
 	}
 	if len(problems) == 0 && c.hasCP && e.Revision == c.cpRev {
@@ -248,6 +274,10 @@ func Verify(ctx context.Context, r LogReader, opts VerifyOptions) (*Report, erro
 		}
 	}
 	rep := &Report{Head: head}
+	var sig *signatureCheck
+	if opts.Signatures != nil {
+		sig = newSignatureCheck(opts.Signatures, &rep.Signatures)
+	}
 	var cur struct {
 		name string
 		c    *chain
@@ -263,7 +293,7 @@ func Verify(ctx context.Context, r LogReader, opts VerifyOptions) (*Report, erro
 				}
 				cur.name, cur.c = e.Stream, c
 			}
-			cur.c.check(e, sha256.Sum256(e.Data), !opts.SkipMetadata)
+			cur.c.check(e, sha256.Sum256(e.Data), !opts.SkipMetadata, sig)
 			rep.Events++
 		}
 		if opts.Progress != nil && len(page) > 0 {
@@ -367,7 +397,7 @@ func VerifyStream(ctx context.Context, r StreamReader, stream string, opts Verif
 		}
 		for i := range page {
 			e := &page[i]
-			if b := c.check(e, sha256.Sum256(e.Data), !opts.SkipMetadata); b != nil {
+			if b := c.check(e, sha256.Sum256(e.Data), !opts.SkipMetadata, nil); b != nil {
 				rep.FirstBroken = b
 			}
 			rep.Events++

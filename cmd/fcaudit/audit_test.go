@@ -263,3 +263,38 @@ func TestVerifyExportUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyWebhookSignatures: webhooks ingested by serve keep their
+// Stripe-Signature; `verify --webhook-secret` re-checks them against the
+// stored bodies and counts those whose secret it was not given.
+func TestVerifyWebhookSignatures(t *testing.T) {
+	dir := t.TempDir()
+	startServe(t, dir, "--dev")
+	dc, err := loadDevConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"created", "refreshed_balance", "deactivated"} {
+		if code, out, errOut := runCmd(t, context.Background(), "trigger", typ, "--data-dir", dir, "--account", "fca_sigcheck"); code != 0 {
+			t.Fatalf("trigger %s: %d %s %s", typ, code, out, errOut)
+		}
+	}
+	for _, tc := range []struct {
+		secret string
+		want   string
+	}{
+		{dc.WebhookSecret, "3 webhook signatures re-checked, 0 signed with a secret not given"},
+		{"whsec_some_other_secret", "0 webhook signatures re-checked, 3 signed with a secret not given"},
+	} {
+		code, out, errOut := runCmd(t, context.Background(), "verify", "--data-dir", dir, "--webhook-secret", tc.secret)
+		if code != 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("verify: exit %d, out %q, err %q; want 0 and %q", code, out, errOut, tc.want)
+		}
+		if strings.Contains(out+errOut, tc.secret) {
+			t.Errorf("verify printed the secret")
+		}
+	}
+	if code, _, errOut := runCmd(t, context.Background(), "verify", "--data-dir", dir, "--webhook-secret", ""); code != exitUsage || !strings.Contains(errOut, "webhook-secret") {
+		t.Errorf("empty secret: exit %d, %q; want 2 naming the flag", code, errOut)
+	}
+}

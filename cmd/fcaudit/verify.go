@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fcaudit/fcaudit/audit"
+	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -17,6 +18,7 @@ type verifyOptions struct {
 	writeCheckpoint string
 	against         string
 	skipMetadata    bool
+	secrets         []string
 	pageSize        int
 	now             func() time.Time
 }
@@ -44,10 +46,17 @@ the log up to its head when verify started.
 --write-checkpoint FILE saves every stream's last revision and chain hash plus a
 digest over all of them (only when the log is intact). Keep that file (or at
 least its digest) outside fcaudit; later, --against FILE proves every stream
-still holds exactly that prefix (events appended since are fine).`,
+still holds exactly that prefix (events appended since are fine).
+
+With the webhook signing secrets (--webhook-secret, or STRIPE_WEBHOOK_SECRET as
+for serve) every webhook's stored Stripe-Signature is re-checked against its
+stored body, however old: the chain is unkeyed, so someone who can write the
+file could rewrite a body and recompute the chain, but not Stripe's signature.
+Webhooks signed with a secret not given are counted, not failed.`,
 		Example: `  fcaudit verify
   fcaudit verify --write-checkpoint /mnt/worm/fcaudit-2026-11-30.checkpoint.json
-  fcaudit verify --against /mnt/worm/fcaudit-2026-11-30.checkpoint.json`,
+  fcaudit verify --against /mnt/worm/fcaudit-2026-11-30.checkpoint.json
+  STRIPE_WEBHOOK_SECRET=whsec_new,whsec_old fcaudit verify`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runVerify(cmd.Context(), f, o)
@@ -57,6 +66,7 @@ still holds exactly that prefix (events appended since are fine).`,
 	fl.StringVar(&o.writeCheckpoint, "write-checkpoint", "", "after an intact verification, write a checkpoint of every stream to `FILE` (atomically)")
 	fl.StringVar(&o.against, "against", "", "also prove that every stream still holds the prefix recorded in checkpoint `FILE`")
 	fl.BoolVar(&o.skipMetadata, "skip-metadata", false, "check hashes and chains only, not the metadata columns against the bodies (faster)")
+	fl.StringArrayVar(&o.secrets, "webhook-secret", envList("STRIPE_WEBHOOK_SECRET"), "re-check stored webhook signatures with this signing secret; repeatable (env STRIPE_WEBHOOK_SECRET, comma-separated)")
 	fl.IntVar(&o.pageSize, "page-size", 5000, "events per read; each read is a short snapshot, so serve is not held up")
 	return cmd
 }
@@ -69,6 +79,13 @@ func runVerify(ctx context.Context, f *factory, o *verifyOptions) error {
 		return flagError("write-checkpoint", errors.New("must differ from --against (the old checkpoint is the evidence)"))
 	}
 	opts := audit.VerifyOptions{PageSize: o.pageSize, SkipMetadata: o.skipMetadata}
+	if len(o.secrets) > 0 {
+		v, err := ingest.NewVerifier(o.secrets, ingest.DefaultTolerance)
+		if err != nil {
+			return flagError("webhook-secret", err)
+		}
+		opts.Signatures = v
+	}
 	if o.against != "" {
 		cp, err := audit.ReadCheckpoint(o.against)
 		if errors.Is(err, audit.ErrCheckpointTampered) {
@@ -105,6 +122,9 @@ func runVerify(ctx context.Context, f *factory, o *verifyOptions) error {
 		rep.Events, rep.Streams, rep.Head, time.Since(start).Round(time.Millisecond))
 	if o.against != "" {
 		summary += fmt.Sprintf("; %d of %d checkpoint streams hold their checkpointed prefix", rep.CheckpointStreams, len(opts.Against.Streams))
+	}
+	if opts.Signatures != nil {
+		summary += fmt.Sprintf("; %d webhook signatures re-checked, %d signed with a secret not given", rep.Signatures.Checked, rep.Signatures.Unchecked)
 	}
 	if !rep.Intact() {
 		fmt.Fprintln(f.out, summary)
