@@ -316,9 +316,21 @@ func backoff(ctx context.Context, attempt int) error {
 // readHead reads a stream's last event.
 func (s *Store) readHead(ctx context.Context, streamName string) (head, error) {
 	h := head{rev: -1, chain: store.ChainSeed(streamName)}
-	var last *esdb.RecordedEvent
-	err := s.call(ctx, "read head of "+streamName, func(ctx context.Context, c *esdb.Client) error {
-		rs, err := c.ReadStream(ctx, streamName, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+	last, err := s.readOne(ctx, "read head of "+streamName, streamName, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}})
+	if err != nil || last == nil {
+		return h, err
+	}
+	h.rev = int64(last.EventNumber)
+	h.chain, err = chainOf(last)
+	return h, err
+}
+
+// readOne reads the first event a read with opts returns (the first or,
+// backwards from the end, the last), nil when the stream has none.
+func (s *Store) readOne(ctx context.Context, what, streamName string, opts esdb.ReadStreamOptions) (*esdb.RecordedEvent, error) {
+	var one *esdb.RecordedEvent
+	err := s.call(ctx, what, func(ctx context.Context, c *esdb.Client) error {
+		rs, err := c.ReadStream(ctx, streamName, opts, 1)
 		if err != nil {
 			return err
 		}
@@ -330,18 +342,10 @@ func (s *Store) readHead(ctx context.Context, streamName string) (head, error) {
 		if err != nil {
 			return err
 		}
-		last = ev.OriginalEvent()
+		one = ev.OriginalEvent()
 		return nil
 	})
-	if err != nil {
-		return h, err
-	}
-	if last == nil {
-		return h, nil
-	}
-	h.rev = int64(last.EventNumber)
-	h.chain, err = chainOf(last)
-	return h, err
+	return one, err
 }
 
 // claim writes the claim of id for streamName with expected no_stream.
@@ -371,31 +375,15 @@ func (s *Store) claim(ctx context.Context, id, streamName string) (won bool, cla
 // readClaim returns the stream an id is claimed for ("" when unclaimed).
 // The first claim event is authoritative: it won the no_stream append.
 func (s *Store) readClaim(ctx context.Context, id string) (string, error) {
-	var claimed string
-	err := s.call(ctx, "read claim "+id, func(ctx context.Context, c *esdb.Client) error {
-		rs, err := c.ReadStream(ctx, ClaimStream(id), esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Start{}}, 1)
-		if err != nil {
-			return err
-		}
-		defer rs.Close()
-		ev, err := rs.Recv()
-		if errors.Is(err, io.EOF) || isCode(err, esdb.ErrorCodeResourceNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var d claimData
-		if err := json.Unmarshal(ev.OriginalEvent().Data, &d); err != nil {
-			return fmt.Errorf("decode claim of %s: %w", id, err)
-		}
-		claimed = d.Stream
-		return nil
-	})
-	if err != nil {
+	first, err := s.readOne(ctx, "read claim "+id, ClaimStream(id), esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Start{}})
+	if err != nil || first == nil {
 		return "", err
 	}
-	return claimed, nil
+	var d claimData
+	if err := json.Unmarshal(first.Data, &d); err != nil {
+		return "", fmt.Errorf("read claim %s: decode claim of %s: %w", id, id, err)
+	}
+	return d.Stream, nil
 }
 
 // lookup finds a stored event by Stripe id: the claim names the stream, a
