@@ -31,21 +31,25 @@ const (
 	checkpointGap = 20 * time.Millisecond
 )
 
-// openCheckpointer opens the checkpointer's connection and starts it; the
-// writer nudges it after commits that inserted events.
-func (s *Store) openCheckpointer(path string) error {
-	db, err := sql.Open("sqlite", dsn(path, url.Values{"_pragma": {busyPragma()}}))
+// openCheckpointerDB opens the checkpointer's connection (open calls it
+// next to the writer's).
+func openCheckpointerDB(abs string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn(abs, url.Values{"_pragma": {busyPragma()}}))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
-	s.cdb = db
+	return db, nil
+}
+
+// startCheckpointer starts the checkpointer on s.cdb; the writer nudges it
+// after commits that inserted events.
+func (s *Store) startCheckpointer() {
 	s.nudge = make(chan struct{}, 1)
 	s.checkpointerDone = make(chan struct{})
 	go s.runCheckpointer()
-	return nil
 }
 
 // checkpointLogEvery bounds how often a persisting checkpoint failure is

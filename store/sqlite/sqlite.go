@@ -82,10 +82,9 @@ type CommitStats struct {
 // Store is the embedded SQLite event log. It is safe for concurrent use;
 // see the package documentation for its durability and concurrency model.
 type Store struct {
-	path    string
-	absPath string
-	opts    Options
-	log     *slog.Logger
+	path string
+	opts Options
+	log  *slog.Logger
 
 	rdb *sql.DB // read pool (mode=ro connections)
 	wdb *sql.DB // nil when read-only; holds the writer's single connection
@@ -149,11 +148,7 @@ func Open(path string, opts Options) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("open event log %s: %w", path, err)
 	}
-	if err := s.openCheckpointer(s.absPath); err != nil {
-		w.conn.Close()
-		s.closeDBs()
-		return nil, fmt.Errorf("open event log %s: %w", path, err)
-	}
+	s.startCheckpointer()
 	go w.run()
 	return s, nil
 }
@@ -173,7 +168,6 @@ func (s *Store) open() error {
 	if err != nil {
 		return err
 	}
-	s.absPath = abs
 	busy := busyPragma()
 	if !s.opts.ReadOnly {
 		if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
@@ -193,6 +187,9 @@ func (s *Store) open() error {
 		s.wdb.SetMaxIdleConns(1)
 		s.wdb.SetConnMaxLifetime(0)
 		if err := s.migrate(); err != nil {
+			return err
+		}
+		if s.cdb, err = openCheckpointerDB(abs); err != nil {
 			return err
 		}
 	} else if _, err := os.Stat(abs); err != nil {
