@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -169,53 +168,42 @@ func seedLog(tb testing.TB, path string, nEvents, nAccounts int) {
 	types := fcevents.Types()[1:]
 	base := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC).Unix()
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for w := range 16 {
-		wg.Go(func() {
-			rng := mrand.New(mrand.NewPCG(uint64(w), 7))
-			for {
-				a := int(next.Add(1) - 1)
-				if a >= nAccounts {
-					return
-				}
-				k := nEvents / nAccounts
-				if a < nEvents%nAccounts {
-					k++
-				}
-				acct := fmt.Sprintf("fca_bench%015d", a)
-				created := base + rng.Int64N(7*24*3600)
-				batch := make([]store.Event, k)
-				for i := range k {
-					typ := fcevents.TypeCreated
-					c := created
-					if i > 0 {
-						typ = types[rng.IntN(len(types))]
-						created += 3600 + rng.Int64N(24*3600)
-						c = created
-						if rng.IntN(10) == 0 {
-							c -= 48 * 3600 // delivered late
-						}
-					}
-					ev, err := webhookEvent(gen.Event(typ, acct, c), time.Unix(created+2, 0))
-					if err != nil {
-						errs <- err
-						return
-					}
-					batch[i] = ev
-				}
-				if _, err := st.Append(context.Background(), store.AccountStream(acct), store.AnyRevision, batch...); err != nil {
-					errs <- err
-					return
-				}
+	inParallel(tb, 16, func(w int) error {
+		rng := mrand.New(mrand.NewPCG(uint64(w), 7))
+		for {
+			a := int(next.Add(1) - 1)
+			if a >= nAccounts {
+				return nil
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		tb.Fatal(err)
-	}
+			k := nEvents / nAccounts
+			if a < nEvents%nAccounts {
+				k++
+			}
+			acct := fmt.Sprintf("fca_bench%015d", a)
+			created := base + rng.Int64N(7*24*3600)
+			batch := make([]store.Event, k)
+			for i := range k {
+				typ := fcevents.TypeCreated
+				c := created
+				if i > 0 {
+					typ = types[rng.IntN(len(types))]
+					created += 3600 + rng.Int64N(24*3600)
+					c = created
+					if rng.IntN(10) == 0 {
+						c -= 48 * 3600 // delivered late
+					}
+				}
+				ev, err := webhookEvent(gen.Event(typ, acct, c), time.Unix(created+2, 0))
+				if err != nil {
+					return err
+				}
+				batch[i] = ev
+			}
+			if _, err := st.Append(context.Background(), store.AccountStream(acct), store.AnyRevision, batch...); err != nil {
+				return err
+			}
+		}
+	})
 	if err := st.Close(); err != nil {
 		tb.Fatal(err)
 	}

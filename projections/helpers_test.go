@@ -208,27 +208,34 @@ func appendHistory(tb testing.TB, st store.Store, h *history) {
 		rounds = max(rounds, len(evs))
 	}
 	for k := range rounds {
-		var wg sync.WaitGroup
-		errs := make(chan error, workers)
-		for w := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for a := w; a < len(h.accounts); a += workers {
-					id := h.accounts[a]
-					if k >= len(h.perAccount[id]) {
-						continue
-					}
-					if _, err := st.Append(context.Background(), store.AccountStream(id), store.AnyRevision, h.perAccount[id][k]); err != nil {
-						errs <- err
-						return
-					}
+		inParallel(tb, workers, func(w int) error {
+			for a := w; a < len(h.accounts); a += workers {
+				id := h.accounts[a]
+				if k >= len(h.perAccount[id]) {
+					continue
 				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		if err := <-errs; err != nil {
+				if _, err := st.Append(context.Background(), store.AccountStream(id), store.AnyRevision, h.perAccount[id][k]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+}
+
+// inParallel runs fn(0), …, fn(n-1) on n goroutines and fails tb with the
+// first error any returned.
+func inParallel(tb testing.TB, n int, fn func(w int) error) {
+	tb.Helper()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() { errs <- fn(w) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -220,32 +219,22 @@ func seedLiveLog(tb testing.TB, path string, nEvents, nAccounts int) {
 	base := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC).Unix()
 	types := fcevents.Types()
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for w := range 64 {
-		wg.Go(func() {
-			rng := mrand.New(mrand.NewPCG(uint64(w), 11))
-			gen := &fcevents.Generator{Rand: rng, Size: 3000}
-			for next.Add(1) <= int64(nEvents) {
-				acct := fmt.Sprintf("fca_live%015d", rng.IntN(nAccounts))
-				c := base + rng.Int64N(600)
-				ev, err := webhookEvent(gen.Event(types[rng.IntN(len(types))], acct, c), time.Unix(base+600, 0))
-				if err != nil {
-					errs <- err
-					return
-				}
-				if _, err := st.Append(context.Background(), store.AccountStream(acct), store.AnyRevision, ev); err != nil {
-					errs <- err
-					return
-				}
+	inParallel(tb, 64, func(w int) error {
+		rng := mrand.New(mrand.NewPCG(uint64(w), 11))
+		gen := &fcevents.Generator{Rand: rng, Size: 3000}
+		for next.Add(1) <= int64(nEvents) {
+			acct := fmt.Sprintf("fca_live%015d", rng.IntN(nAccounts))
+			c := base + rng.Int64N(600)
+			ev, err := webhookEvent(gen.Event(types[rng.IntN(len(types))], acct, c), time.Unix(base+600, 0))
+			if err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		tb.Fatal(err)
-	}
+			if _, err := st.Append(context.Background(), store.AccountStream(acct), store.AnyRevision, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err := st.Close(); err != nil {
 		tb.Fatal(err)
 	}
