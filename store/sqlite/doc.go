@@ -24,6 +24,11 @@
 // WAL reaches about 16 MiB, and SQLite then starts the WAL over (see
 // checkpoint.go).
 //
+// The writer's and the checkpointer's connections use the write-combining
+// VFS of internal/sqlitewc: SQLite's many small writes of one commit (two
+// per WAL frame) or one checkpoint reach the file as a few large ones,
+// always before the fsync that makes them durable.
+//
 // Positions are the table's INTEGER PRIMARY KEY: with a single writer at a
 // time they are 1, 2, 3, … in commit order, so tailing with
 // "position > last" never misses an event.

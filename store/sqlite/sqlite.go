@@ -15,6 +15,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/fcaudit/fcaudit/internal/sqlitewc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -178,8 +179,8 @@ func (s *Store) open() error {
 		// the WAL on every commit so an acknowledged append survives power
 		// loss (NORMAL would not). Checkpoints mostly run in the
 		// background (checkpoint.go).
-		s.wdb, err = sql.Open("sqlite", dsn(abs, url.Values{"_pragma": {busy, "journal_mode(WAL)", "synchronous(FULL)",
-			fmt.Sprintf("wal_autocheckpoint(%d)", walRestartPages)}}))
+		s.wdb, err = sql.Open("sqlite", dsn(abs, sqlitewc.WithVFS(url.Values{"_pragma": {busy, "journal_mode(WAL)", "synchronous(FULL)",
+			fmt.Sprintf("wal_autocheckpoint(%d)", walRestartPages)}})))
 		if err != nil {
 			return err
 		}
