@@ -21,7 +21,7 @@
 // WAL checkpoints run mostly in a background goroutine on a connection of
 // their own, so appenders do not wait while pages are copied into the
 // database file; the writer finishes the last few frames itself when the
-// WAL reaches about 16 MiB, and SQLite then starts the WAL over (see
+// WAL reaches 64 MiB, and SQLite then starts the WAL over (see
 // checkpoint.go).
 //
 // The writer's and the checkpointer's connections use the write-combining
