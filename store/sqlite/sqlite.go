@@ -174,6 +174,9 @@ func (s *Store) open() error {
 		if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 			return &unavailableError{err: err}
 		}
+		if _, err := sqlitewc.Register(); err != nil {
+			s.log.Warn("write-combining VFS unavailable; writing through SQLite's default VFS (slower, equally durable)", "err", err)
+		}
 		// One connection only: the writer goroutine owns it. WAL lets
 		// readers (in this and other processes) run beside it; FULL syncs
 		// the WAL on every commit so an acknowledged append survives power
