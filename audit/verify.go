@@ -127,7 +127,8 @@ type VerifyOptions struct {
 // SignatureCounts tells how many webhooks Verify re-checked against their
 // Stripe signature, and how many it could not for want of their secret.
 type SignatureCounts struct {
-	Checked, Unchecked int64
+	Checked   int64 `json:"checked"`
+	Unchecked int64 `json:"unchecked"`
 }
 
 const defaultPageSize = 5000
@@ -378,6 +379,9 @@ type StreamReport struct {
 	// Last is the last event read: its revision and stored chain value.
 	LastRevision uint64
 	ChainHash    [32]byte
+	// Signatures counts the signature re-checks (zero without
+	// VerifyOptions.Signatures).
+	Signatures SignatureCounts
 }
 
 // streamPageSize is the number of events per ReadStream call.
@@ -389,6 +393,10 @@ const streamPageSize = 1000
 func VerifyStream(ctx context.Context, r StreamReader, stream string, opts VerifyOptions) (*StreamReport, error) {
 	c := newChain(stream)
 	rep := &StreamReport{Stream: stream}
+	var sig *signatureCheck
+	if opts.Signatures != nil {
+		sig = newSignatureCheck(opts.Signatures, &rep.Signatures)
+	}
 	var from uint64
 	for {
 		page, err := r.ReadStream(ctx, stream, from, streamPageSize)
@@ -397,7 +405,7 @@ func VerifyStream(ctx context.Context, r StreamReader, stream string, opts Verif
 		}
 		for i := range page {
 			e := &page[i]
-			if b := c.check(e, sha256.Sum256(e.Data), !opts.SkipMetadata, nil); b != nil {
+			if b := c.check(e, sha256.Sum256(e.Data), !opts.SkipMetadata, sig); b != nil {
 				rep.FirstBroken = b
 			}
 			rep.Events++

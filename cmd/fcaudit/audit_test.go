@@ -105,6 +105,10 @@ func TestAuditEndToEnd(t *testing.T) {
 		FirstBroken  json.RawMessage `json:"first_broken"`
 		LastRevision uint64          `json:"last_revision"`
 		ChainHash    string          `json:"chain_hash"`
+		Signatures   struct {
+			Checked   *int64 `json:"checked"`
+			Unchecked *int64 `json:"unchecked"`
+		} `json:"signatures"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil || code != 200 {
 		t.Fatalf("verify route: %d %s", code, b)
@@ -112,6 +116,10 @@ func TestAuditEndToEnd(t *testing.T) {
 	if v.Account != account || v.Stream != "fcaccount-"+account || v.Events != 3 || !v.Intact ||
 		string(v.FirstBroken) != "null" || v.LastRevision != 2 || v.ChainHash != lastChain {
 		t.Errorf("verify route answered %s", b)
+	}
+	// serve re-checks the stored signatures with its own secrets.
+	if sg := v.Signatures; sg.Checked == nil || *sg.Checked != 3 || sg.Unchecked == nil || *sg.Unchecked != 0 {
+		t.Errorf("verify route signatures: %s; want 3 checked, 0 unchecked", b)
 	}
 	if code, b := call(t, "GET", base+"/v1/accounts/fca_unknown/verify", token, nil, nil); code != 404 || !strings.Contains(string(b), `"error"`) {
 		t.Errorf("verify of an unknown account: %d %s", code, b)
@@ -150,6 +158,30 @@ func TestAuditEndToEnd(t *testing.T) {
 	code, _, errOut = runCmd(t, context.Background(), "export", "--data-dir", dir, "--account", "fca_unknown")
 	if code != 1 || !strings.Contains(errOut, `no stored events for account "fca_unknown"`) {
 		t.Errorf("export of an unknown account: %d %q", code, errOut)
+	}
+
+	// Provenance is outside the chain: give the first webhook the third's
+	// signature header, behind serve's back. Only the signature re-check
+	// can tell, and the verify route runs it.
+	db, err := sql.Open("sqlite", filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE events SET provenance = (SELECT provenance FROM events WHERE event_id = ?) WHERE event_id = ?`, ids[2], ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	code, b = call(t, "GET", base+"/v1/accounts/"+account+"/verify", token, nil, nil)
+	var broken struct {
+		Intact      bool `json:"intact"`
+		FirstBroken *struct {
+			ID      string `json:"id"`
+			Problem string `json:"problem"`
+		} `json:"first_broken"`
+	}
+	if err := json.Unmarshal(b, &broken); err != nil || code != 200 || broken.Intact || broken.FirstBroken == nil ||
+		broken.FirstBroken.ID != ids[0] || broken.FirstBroken.Problem != "signature_mismatch" {
+		t.Errorf("verify route after swapping a provenance: %d %s; want intact false, first broken %s signature_mismatch", code, b, ids[0])
 	}
 }
 

@@ -159,7 +159,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	}
 	svc := ingest.NewService(verifier, st, ingest.ServiceOptions{Logger: log, Observe: m.ObserveIngest})
 	srv := api.NewServer(api.Config{
-		Routes:         append([]func(*mux.Router, api.Helpers){proj.Routes(), replay.Routes(st), audit.Routes(st)}, extraRoutes...),
+		Routes:         append([]func(*mux.Router, api.Helpers){proj.Routes(), replay.Routes(st), audit.Routes(st, verifier)}, extraRoutes...),
 		Store:          st,
 		Ingest:         svc,
 		Tokens:         o.tokens,
