@@ -80,6 +80,10 @@ type Options struct {
 	// events). It is sent to APIBase only and never stored or logged; the
 	// stored provenance carries ingest.Fingerprint(APIKey).
 	APIKey string
+	// StripeAccount, when set (acct_…), lists a Connect connected account's
+	// events: it is sent as the Stripe-Account header, as a platform's key
+	// needs, and named in the stored provenance.
+	StripeAccount string
 	// APIBase is the API's base URL (default stripe.APIURL,
 	// https://api.stripe.com); tests point it at an httptest server or
 	// stripe-mock.
@@ -255,6 +259,9 @@ func newRunner(lg Log, opts Options) (*runner, error) {
 	})
 	r.client = event.Client{B: backend, Key: opts.APIKey}
 	r.note = "fetched from the Events API with key fingerprint " + ingest.Fingerprint(opts.APIKey)
+	if opts.StripeAccount != "" {
+		r.note += " as connected account " + opts.StripeAccount
+	}
 	return r, nil
 }
 
@@ -276,6 +283,9 @@ func (r *runner) list(ctx context.Context, rep *Report) ([]pending, error) {
 		}
 		params.Limit = stripe.Int64(int64(r.opts.PageSize))
 		params.Context = ctx
+		if r.opts.StripeAccount != "" {
+			params.SetStripeAccount(r.opts.StripeAccount)
+		}
 		if startingAfter != "" {
 			params.StartingAfter = stripe.String(startingAfter)
 		}

@@ -365,6 +365,42 @@ func TestConnectAccountAndOtherAPIVersions(t *testing.T) {
 	}
 }
 
+// TestStripeAccountHeader: with StripeAccount every listing request carries
+// the Stripe-Account header (a platform reading a connected account's
+// events) and the stored provenance names the account; without it no
+// request does.
+func TestStripeAccountHeader(t *testing.T) {
+	ctx := context.Background()
+	const acct = "acct_1OeWz12eZvKYlo2C"
+	for _, account := range []string{acct, ""} {
+		st := openStore(t)
+		srv := backfilltest.New(t, apiKey)
+		srv.Add(timeline(t, 3, "fca_1AAAAAAAAAAAAAAAAAAAAAAA")...)
+		o := opts(srv)
+		o.StripeAccount = account
+		o.PageSize = 1 // several requests
+		rep, err := backfill.Run(ctx, st, o)
+		if err != nil || rep.Appended != 3 {
+			t.Fatalf("account %q: Run appended %d, %v", account, rep.Appended, err)
+		}
+		reqs := srv.Requests()
+		if len(reqs) < 3 {
+			t.Fatalf("account %q: %d requests, want one per page", account, len(reqs))
+		}
+		for i, r := range reqs {
+			if r.StripeAccount != account {
+				t.Errorf("account %q: request %d had Stripe-Account %q", account, i, r.StripeAccount)
+			}
+		}
+		for _, e := range allEvents(t, st) {
+			named := e.Provenance != nil && strings.Contains(e.Provenance.Note, "as connected account "+acct)
+			if named != (account != "") {
+				t.Errorf("account %q: event %s provenance %+v", account, e.ID, e.Provenance)
+			}
+		}
+	}
+}
+
 func TestDryRunAppendsNothing(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)

@@ -188,6 +188,13 @@ func TestStripeMock(t *testing.T) {
 	if got, want := rep.Summary(), "fetched 1, already stored 1, appended 0"; got != want {
 		t.Errorf("second summary %q, want %q", got, want)
 	}
+	// A platform listing a connected account's events: stripe-mock takes
+	// the Stripe-Account header stripe-go sends.
+	o.StripeAccount = "acct_1OeWz12eZvKYlo2C"
+	if rep, err = backfill.Run(ctx, st, o); err != nil || rep.Fetched != 1 {
+		t.Errorf("Run with StripeAccount: fetched %d, %v", rep.Fetched, err)
+	}
+	o.StripeAccount = ""
 
 	// stripe-mock refuses a key that is not a test secret key.
 	o.APIKey = "pk_test_123"

@@ -31,6 +31,8 @@ type Request struct {
 	Limit         string
 	StartingAfter string
 	StripeVersion string
+	// StripeAccount is the Stripe-Account header (Connect).
+	StripeAccount string
 	Query         url.Values
 }
 
@@ -116,6 +118,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		Limit:         q.Get("limit"),
 		StartingAfter: q.Get("starting_after"),
 		StripeVersion: r.Header.Get("Stripe-Version"),
+		StripeAccount: r.Header.Get("Stripe-Account"),
 		Query:         q,
 	}
 	req.Types = arrayParam(q, "types")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +18,7 @@ import (
 
 type backfillOptions struct {
 	key     string
+	account string
 	since   string
 	apiBase string
 	dryRun  bool
@@ -44,6 +46,7 @@ run while 'fcaudit serve' is running on the same data directory; serve picks
 the appended events up.`,
 		Example: `  STRIPE_API_KEY=rk_live_… fcaudit backfill --dry-run
   fcaudit backfill --stripe-key sk_test_… --since 72h
+  fcaudit backfill --stripe-key sk_live_platform… --stripe-account acct_1Connected…   # a connected account
   fcaudit backfill --stripe-key sk_test_123 --api-base http://127.0.0.1:12111   # stripe-mock`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -53,6 +56,7 @@ the appended events up.`,
 	fl := cmd.Flags()
 	// No environment default in the flag itself: --help would print the key.
 	fl.StringVar(&o.key, "stripe-key", "", "Stripe secret or restricted API key with read access to events (env STRIPE_API_KEY)")
+	fl.StringVar(&o.account, "stripe-account", "", "Connect: list this connected account's events (acct_…), sent as the Stripe-Account header")
 	fl.StringVar(&o.since, "since", "30d", "list events created since this time: a duration back from now (72h, 30d) or RFC 3339 / Unix seconds")
 	fl.StringVar(&o.apiBase, "api-base", "", "Stripe API base URL (default https://api.stripe.com; e.g. a stripe-mock address)")
 	fl.BoolVar(&o.dryRun, "dry-run", false, "report the missing events without appending them")
@@ -87,6 +91,9 @@ func runBackfill(ctx context.Context, f *factory, o *backfillOptions) error {
 			return flagError("api-base", fmt.Errorf("%q is not an http(s) URL", o.apiBase))
 		}
 	}
+	if o.account != "" && !strings.HasPrefix(o.account, "acct_") {
+		return flagError("stripe-account", fmt.Errorf("%q is not a Stripe account id (acct_…)", o.account))
+	}
 	if o.retries < 0 {
 		return flagError("max-retries", fmt.Errorf("must not be negative, got %d", o.retries))
 	}
@@ -103,6 +110,7 @@ func runBackfill(ctx context.Context, f *factory, o *backfillOptions) error {
 
 	opts := backfill.Options{
 		APIKey:            o.key,
+		StripeAccount:     o.account,
 		APIBase:           o.apiBase,
 		Since:             since,
 		DryRun:            o.dryRun,

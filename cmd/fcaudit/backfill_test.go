@@ -73,6 +73,12 @@ func TestBackfillCommand(t *testing.T) {
 	if code != 0 || !strings.HasSuffix(out, "fetched 5, already stored 5, appended 0\n") || !strings.HasPrefix(out, "no gaps") {
 		t.Errorf("rerun: exit %d\n%s", code, out)
 	}
+	// Connect: the connected account goes out as the Stripe-Account header.
+	code, out, _ = runCmd(t, ctx, "backfill", "--data-dir", dir, "--api-base", srv.URL, "--stripe-account", "acct_1CmdConnected00", "--dry-run")
+	reqs := srv.Requests()
+	if code != 0 || len(reqs) == 0 || reqs[len(reqs)-1].StripeAccount != "acct_1CmdConnected00" {
+		t.Errorf("--stripe-account: exit %d, last request's Stripe-Account %q\n%s", code, reqs[len(reqs)-1].StripeAccount, out)
+	}
 }
 
 func TestBackfillCommandErrors(t *testing.T) {
@@ -91,6 +97,7 @@ func TestBackfillCommandErrors(t *testing.T) {
 		{"future since", []string{"--stripe-key", backfillKey, "--since", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)}, exitUsage, []string{"--since:", "future"}},
 		{"negative retries", []string{"--stripe-key", backfillKey, "--max-retries", "-1"}, exitUsage, []string{"--max-retries:"}},
 		{"bad api base", []string{"--stripe-key", backfillKey, "--api-base", "localhost:12111"}, exitUsage, []string{"--api-base:", "not an http(s) URL"}},
+		{"bad stripe account", []string{"--stripe-key", backfillKey, "--stripe-account", "fca_notAnAccount"}, exitUsage, []string{"--stripe-account:", "not a Stripe account id"}},
 		{"key rejected", []string{"--stripe-key", "sk_test_wrong", "--api-base", srv.URL}, exitFailure,
 			[]string{"Stripe rejected the API key (HTTP 401", "nothing was appended"}},
 		{"unreachable", []string{"--stripe-key", backfillKey, "--api-base", closed, "--max-retries", "0"}, exitFailure,
