@@ -116,6 +116,7 @@ verify, export and replay the history.`,
 		newLoadgenCommand(f),
 		newVerifyCommand(f),
 		newExportCommand(f),
+		newBackupCommand(f),
 		newVersionCommand(f),
 	)
 	for _, c := range root.Commands() {
