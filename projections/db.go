@@ -144,7 +144,8 @@ func openDBs(path string, readOnly bool) (wdb, rdb *sql.DB, err error) {
 			return nil, nil, err
 		}
 		// The write-combining VFS turns a commit's thousands of WAL
-		// page writes into a few dozen; it needs synchronous=FULL.
+		// page writes into one write per 124 KiB; it needs
+		// synchronous=FULL.
 		wdb, err = sql.Open("sqlite", dsn(abs, sqlitewc.WithVFS(url.Values{
 			// A 16 MiB page cache (default 2 MiB) keeps the rows of
 			// ~20,000 accounts and their index pages in memory, so
