@@ -219,6 +219,12 @@ func (r *Runner) applyLive(ctx context.Context, batches [][]store.RecordedEvent,
 		return 0, fmt.Errorf("apply batch: %w", err)
 	}
 	defer rows.Close()
+	// The per-row statements run without ctx's cancellation: given a
+	// cancellable context the driver starts a watcher goroutine and installs
+	// a progress handler for every statement (1.4 % of serve's CPU under
+	// load, thousands of statements a batch). A batch is short; shutdown
+	// cancels between batches and at BEGIN and COMMIT.
+	rowCtx := context.WithoutCancel(ctx)
 
 	accounts := make(map[string]*liveAccount)
 	var (
@@ -243,7 +249,7 @@ func (r *Runner) applyLive(ctx context.Context, batches [][]store.RecordedEvent,
 				case lc.complete:
 					a.s = new(AccountStatus)
 				default:
-					if a.s, a.stored, err = rows.load(ctx, id); err != nil {
+					if a.s, a.stored, err = rows.load(rowCtx, id); err != nil {
 						return 0, fmt.Errorf("apply batch: %w", err)
 					}
 				}
@@ -265,7 +271,7 @@ func (r *Runner) applyLive(ctx context.Context, batches [][]store.RecordedEvent,
 		a.s.offerBest(a.cands, func(ev *store.RecordedEvent) {
 			r.logger.Warn("event body is not a readable account; counted, not used as status", "event_id", ev.ID)
 		})
-		if err := rows.store(ctx, a.s, a.stored); err != nil {
+		if err := rows.store(rowCtx, a.s, a.stored); err != nil {
 			return 0, fmt.Errorf("apply batch: %w", err)
 		}
 	}
