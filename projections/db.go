@@ -147,9 +147,12 @@ func openDBs(path string, readOnly bool) (wdb, rdb *sql.DB, err error) {
 		// page writes into one write per 124 KiB; it needs
 		// synchronous=FULL.
 		wdb, err = sql.Open("sqlite", dsn(abs, sqlitewc.WithVFS(url.Values{
-			// A 16 MiB page cache (default 2 MiB) keeps the rows of
-			// ~20,000 accounts and their index pages in memory, so
-			// the live runner's updates rarely read the file.
+			// A 16 MiB page cache (default 2 MiB) holds the rows and
+			// index pages of about 10,000 accounts (measured: 11 % of
+			// page fetches missed after 60,000 events over 10,000);
+			// past that, updates read pages back through the OS page
+			// cache. 48 MiB was no faster under load (0.96x) and
+			// cost 54 MiB of RSS.
 			"_pragma": {busy, "journal_mode(WAL)", "synchronous(FULL)", "cache_size(-16384)"},
 			"_txlock": {"immediate"},
 		})))
