@@ -194,12 +194,24 @@ func (f *wcFile) flush(tls *libc.TLS, pFile uintptr) int32 {
 	if f.n == 0 {
 		return sqlite3.SQLITE_OK
 	}
-	wcFlushes.Add(1)
-	rc := (*(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&f.methods().FxWrite)))(tls, pFile, f.buf, int32(f.n), f.start)
+	rc := f.write(tls, pFile, f.buf, int32(f.n), f.start)
 	if rc == sqlite3.SQLITE_OK {
 		f.n = 0
 	}
 	return rc
+}
+
+// write is the unix VFS's xWrite: one write that reaches the file.
+func (f *wcFile) write(tls *libc.TLS, pFile, buf uintptr, n int32, off int64) int32 {
+	wcFlushes.Add(1)
+	return (*(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&f.methods().FxWrite)))(tls, pFile, buf, n, off)
+}
+
+// flushed returns pFile's state after writing its buffered run; every file
+// method but xWrite, xSectorSize and xDeviceCharacteristics starts with it.
+func flushed(tls *libc.TLS, pFile uintptr) (*wcFile, int32) {
+	f := wcState(pFile)
+	return f, f.flush(tls, pFile)
 }
 
 func wcWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
@@ -212,8 +224,7 @@ func wcWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 
 		}
 	}
 	if amt > wcBufBytes {
-		wcFlushes.Add(1)
-		return (*(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&f.methods().FxWrite)))(tls, pFile, zBuf, iAmt, iOfst)
+		return f.write(tls, pFile, zBuf, iAmt, iOfst)
 	}
 	if f.n == 0 {
 		f.start = iOfst
@@ -227,8 +238,7 @@ func wcWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 
 // written is dropped with the file (SQLite syncs before it relies on any
 // write, so it only ever held frames of a transaction that did not commit).
 func wcClose(tls *libc.TLS, pFile uintptr) int32 {
-	f := wcState(pFile)
-	frc := f.flush(tls, pFile)
+	f, frc := flushed(tls, pFile)
 	rc := (*(*func(*libc.TLS, uintptr) int32)(unsafe.Pointer(&f.methods().FxClose)))(tls, pFile)
 	wcFiles.Delete(pFile)
 	libc.Xfree(tls, f.buf)
@@ -239,64 +249,64 @@ func wcClose(tls *libc.TLS, pFile uintptr) int32 {
 }
 
 func wcRead(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
-	f := wcState(pFile)
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	f, rc := flushed(tls, pFile)
+	if rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return (*(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&f.methods().FxRead)))(tls, pFile, zBuf, iAmt, iOfst)
 }
 
 func wcTruncate(tls *libc.TLS, pFile uintptr, size int64) int32 {
-	f := wcState(pFile)
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	f, rc := flushed(tls, pFile)
+	if rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return (*(*func(*libc.TLS, uintptr, int64) int32)(unsafe.Pointer(&f.methods().FxTruncate)))(tls, pFile, size)
 }
 
 func wcSync(tls *libc.TLS, pFile uintptr, flags int32) int32 {
-	f := wcState(pFile)
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	f, rc := flushed(tls, pFile)
+	if rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return (*(*func(*libc.TLS, uintptr, int32) int32)(unsafe.Pointer(&f.methods().FxSync)))(tls, pFile, flags)
 }
 
 func wcFileSize(tls *libc.TLS, pFile, pSize uintptr) int32 {
-	f := wcState(pFile)
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	f, rc := flushed(tls, pFile)
+	if rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return (*(*func(*libc.TLS, uintptr, uintptr) int32)(unsafe.Pointer(&f.methods().FxFileSize)))(tls, pFile, pSize)
 }
 
 func wcLock(tls *libc.TLS, pFile uintptr, lock int32) int32 {
-	f := wcState(pFile)
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	f, rc := flushed(tls, pFile)
+	if rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return (*(*func(*libc.TLS, uintptr, int32) int32)(unsafe.Pointer(&f.methods().FxLock)))(tls, pFile, lock)
 }
 
 func wcUnlock(tls *libc.TLS, pFile uintptr, lock int32) int32 {
-	f := wcState(pFile)
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	f, rc := flushed(tls, pFile)
+	if rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return (*(*func(*libc.TLS, uintptr, int32) int32)(unsafe.Pointer(&f.methods().FxUnlock)))(tls, pFile, lock)
 }
 
 func wcCheckReservedLock(tls *libc.TLS, pFile, pResOut uintptr) int32 {
-	f := wcState(pFile)
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	f, rc := flushed(tls, pFile)
+	if rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return (*(*func(*libc.TLS, uintptr, uintptr) int32)(unsafe.Pointer(&f.methods().FxCheckReservedLock)))(tls, pFile, pResOut)
 }
 
 func wcFileControl(tls *libc.TLS, pFile uintptr, op int32, pArg uintptr) int32 {
-	f := wcState(pFile)
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	f, rc := flushed(tls, pFile)
+	if rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return (*(*func(*libc.TLS, uintptr, int32, uintptr) int32)(unsafe.Pointer(&f.methods().FxFileControl)))(tls, pFile, op, pArg)
@@ -313,16 +323,16 @@ func wcDeviceCharacteristics(tls *libc.TLS, pFile uintptr) int32 {
 }
 
 func wcShmMap(tls *libc.TLS, pFile uintptr, iPage, pgsz, bExtend int32, pp uintptr) int32 {
-	f := wcState(pFile)
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	f, rc := flushed(tls, pFile)
+	if rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return (*(*func(*libc.TLS, uintptr, int32, int32, int32, uintptr) int32)(unsafe.Pointer(&f.methods().FxShmMap)))(tls, pFile, iPage, pgsz, bExtend, pp)
 }
 
 func wcShmLock(tls *libc.TLS, pFile uintptr, offset, n, flags int32) int32 {
-	f := wcState(pFile)
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	f, rc := flushed(tls, pFile)
+	if rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return (*(*func(*libc.TLS, uintptr, int32, int32, int32) int32)(unsafe.Pointer(&f.methods().FxShmLock)))(tls, pFile, offset, n, flags)
@@ -331,30 +341,29 @@ func wcShmLock(tls *libc.TLS, pFile uintptr, offset, n, flags int32) int32 {
 // wcShmBarrier cannot report a failed flush; the run stays buffered and
 // the sync that follows every commit and checkpoint retries and reports it.
 func wcShmBarrier(tls *libc.TLS, pFile uintptr) {
-	f := wcState(pFile)
-	f.flush(tls, pFile)
+	f, _ := flushed(tls, pFile)
 	(*(*func(*libc.TLS, uintptr))(unsafe.Pointer(&f.methods().FxShmBarrier)))(tls, pFile)
 }
 
 func wcShmUnmap(tls *libc.TLS, pFile uintptr, deleteFlag int32) int32 {
-	f := wcState(pFile)
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	f, rc := flushed(tls, pFile)
+	if rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return (*(*func(*libc.TLS, uintptr, int32) int32)(unsafe.Pointer(&f.methods().FxShmUnmap)))(tls, pFile, deleteFlag)
 }
 
 func wcFetch(tls *libc.TLS, pFile uintptr, iOfst int64, iAmt int32, pp uintptr) int32 {
-	f := wcState(pFile)
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	f, rc := flushed(tls, pFile)
+	if rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return (*(*func(*libc.TLS, uintptr, int64, int32, uintptr) int32)(unsafe.Pointer(&f.methods().FxFetch)))(tls, pFile, iOfst, iAmt, pp)
 }
 
 func wcUnfetch(tls *libc.TLS, pFile uintptr, iOfst int64, p uintptr) int32 {
-	f := wcState(pFile)
-	if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
+	f, rc := flushed(tls, pFile)
+	if rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	return (*(*func(*libc.TLS, uintptr, int64, uintptr) int32)(unsafe.Pointer(&f.methods().FxUnfetch)))(tls, pFile, iOfst, p)
