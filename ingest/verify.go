@@ -178,7 +178,7 @@ func parseHeader(header string, sh *signedHeader) error {
 // constant time with hmac.Equal against each v1 value; the header is parsed
 // once rather than once per secret as webhook.ValidatePayload* would.
 func (v *Verifier) Verify(payload []byte, header string) (Verification, error) {
-	signedAt, matched, err := v.match(payload, header)
+	ver, err := v.Reverify(payload, header)
 	if err != nil {
 		return Verification{}, err
 	}
@@ -188,14 +188,14 @@ func (v *Verifier) Verify(payload []byte, header string) (Verification, error) {
 	}
 	// Sub saturates instead of overflowing, so absurd t values compare as
 	// far away rather than wrapping into the window.
-	if d := now().Sub(signedAt); d > v.tolerance || d < -v.tolerance {
+	if d := now().Sub(time.Unix(ver.SignedAt, 0)); d > v.tolerance || d < -v.tolerance {
 		dir := "old"
 		if d < 0 {
 			dir = "far in the future"
 		}
-		return Verification{}, fmt.Errorf("%w: signature timestamp %d is too %s (tolerance %s)", ErrTimestampOutsideTolerance, signedAt.Unix(), dir, v.tolerance)
+		return Verification{}, fmt.Errorf("%w: signature timestamp %d is too %s (tolerance %s)", ErrTimestampOutsideTolerance, ver.SignedAt, dir, v.tolerance)
 	}
-	return Verification{SignedAt: signedAt.Unix(), SecretFingerprint: matched.fingerprint, Header: header}, nil
+	return ver, nil
 }
 
 // Reverify checks a stored event's signature as Verify does, without the
@@ -203,20 +203,10 @@ func (v *Verifier) Verify(payload []byte, header string) (Verification, error) {
 // payload is byte for byte what the holder of a configured secret signed at
 // the header's t.
 func (v *Verifier) Reverify(payload []byte, header string) (Verification, error) {
-	signedAt, matched, err := v.match(payload, header)
-	if err != nil {
-		return Verification{}, err
-	}
-	return Verification{SignedAt: signedAt.Unix(), SecretFingerprint: matched.fingerprint, Header: header}, nil
-}
-
-// match parses header and returns its timestamp and the configured secret
-// one of its v1 signatures was made with.
-func (v *Verifier) match(payload []byte, header string) (time.Time, *secret, error) {
 	var buf [2][sha256.Size]byte
 	sh := signedHeader{sigs: buf[:0]}
 	if err := parseHeader(header, &sh); err != nil {
-		return time.Time{}, nil, err
+		return Verification{}, err
 	}
 	signedAt := time.Unix(sh.timestamp, 0)
 	for i := range v.secrets {
@@ -224,9 +214,9 @@ func (v *Verifier) match(payload []byte, header string) (time.Time, *secret, err
 		expected := webhook.ComputeSignature(signedAt, payload, s.value)
 		for j := range sh.sigs {
 			if hmac.Equal(expected, sh.sigs[j][:]) {
-				return signedAt, s, nil
+				return Verification{SignedAt: sh.timestamp, SecretFingerprint: s.fingerprint, Header: header}, nil
 			}
 		}
 	}
-	return time.Time{}, nil, fmt.Errorf("%w: no v1 signature matches a configured secret: %w", ErrSignatureInvalid, webhook.ErrNoValidSignature)
+	return Verification{}, fmt.Errorf("%w: no v1 signature matches a configured secret: %w", ErrSignatureInvalid, webhook.ErrNoValidSignature)
 }
