@@ -311,9 +311,9 @@ func (w *writer) commit(batch []*request) {
 		fail(err)
 		return
 	}
-	// Stream heads written by this transaction. Only valid inside it: once
-	// it commits, another process may append to the same streams, so the
-	// next transaction reads heads from the database again.
+	// Stream heads written by this transaction, by requests that succeeded
+	// (a request rolled back to its savepoint leaves none). They join the
+	// committed-head cache only once COMMIT succeeds.
 	heads := make(map[string]streamHead)
 	record := w.s.subs.Load() > 0
 	for _, r := range live {
