@@ -63,9 +63,6 @@ func runBackup(ctx context.Context, f *factory, o *backupOptions) error {
 	if f.eventStore != "" {
 		return &usageError{errors.New("backup copies the embedded SQLite event log; back up EventStoreDB with its own tools (docs/eventstoredb.md)")}
 	}
-	if _, err := os.Lstat(o.out); err == nil {
-		return flagError("out", fmt.Errorf("%s exists; backup never overwrites a file", o.out))
-	}
 	if fi, err := os.Stat(filepath.Dir(o.out)); err != nil || !fi.IsDir() {
 		return flagError("out", fmt.Errorf("directory %s does not exist", filepath.Dir(o.out)))
 	}
@@ -80,6 +77,9 @@ func runBackup(ctx context.Context, f *factory, o *backupOptions) error {
 	}
 	start := time.Now()
 	size, err := src.Backup(ctx, o.out)
+	if errors.Is(err, os.ErrExist) {
+		return flagError("out", fmt.Errorf("%s exists; backup never overwrites a file", o.out))
+	}
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,11 +22,11 @@ func TestBackupWhileServingAndRestore(t *testing.T) {
 	var ids []string
 	for _, typ := range []string{"created", "refreshed_balance", "deactivated"} {
 		code, out, errOut := runCmd(t, context.Background(), "trigger", typ, "--data-dir", dir, "--account", "fca_backup")
-		if code != 0 {
+		var ack struct{ ID string }
+		if code != 0 || json.NewDecoder(strings.NewReader(out)).Decode(&ack) != nil || ack.ID == "" {
 			t.Fatalf("trigger %s: %d %s %s", typ, code, out, errOut)
 		}
-		i := strings.Index(out, `"id":"`)
-		ids = append(ids, out[i+6:i+6+28])
+		ids = append(ids, ack.ID)
 	}
 
 	out := filepath.Join(t.TempDir(), "fcaudit.db")
