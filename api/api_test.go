@@ -19,7 +19,7 @@ import (
 
 	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/ingest"
-	"github.com/fcaudit/fcaudit/record"
+	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
 

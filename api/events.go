@@ -15,9 +15,9 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/fcaudit/fcaudit/ingest"
-	"github.com/fcaudit/fcaudit/record"
+	"github.com/fcaudit/fcaudit/internal/record"
+	"github.com/fcaudit/fcaudit/internal/timearg"
 	"github.com/fcaudit/fcaudit/store"
-	"github.com/fcaudit/fcaudit/timearg"
 )
 
 // webhookResponse is the 200 answer to a delivery.

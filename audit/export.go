@@ -14,8 +14,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/projections"
-	"github.com/fcaudit/fcaudit/record"
 	"github.com/fcaudit/fcaudit/store"
 )
 

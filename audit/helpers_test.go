@@ -11,8 +11,8 @@ import (
 
 	_ "modernc.org/sqlite" // the "sqlite" driver, for tampering with the file directly
 
-	"github.com/fcaudit/fcaudit/fcevents"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )

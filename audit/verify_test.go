@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fcaudit/fcaudit/fcevents"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 
 	"github.com/fcaudit/fcaudit/store"
 )

@@ -18,8 +18,8 @@ import (
 
 	"github.com/fcaudit/fcaudit/backfill"
 	"github.com/fcaudit/fcaudit/backfill/backfilltest"
-	"github.com/fcaudit/fcaudit/fcevents"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )

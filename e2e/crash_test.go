@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fcaudit/fcaudit/fcevents"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fcaudit/fcaudit/fcevents"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts it

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/api"
-	"github.com/fcaudit/fcaudit/fcevents"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store/esdb"
 	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"
 )

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/audit"
-	"github.com/fcaudit/fcaudit/fcevents"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )

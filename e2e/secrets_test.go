@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fcaudit/fcaudit/fcevents"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
 // TestSecretsNotLogged runs serve at debug level with JSON logs, sends good

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fcaudit/fcaudit/fcevents"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
 // drip writes data one byte every interval until the server closes the

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/fcaudit/fcaudit/jsonscan"
+	"github.com/fcaudit/fcaudit/internal/jsonscan"
 	"github.com/fcaudit/fcaudit/store"
 )
 

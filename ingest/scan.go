@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/fcaudit/fcaudit/jsonscan"
+	"github.com/fcaudit/fcaudit/internal/jsonscan"
 )
 
 // envelopeFields is what envelopeScanner decodes. The has* flags mirror the

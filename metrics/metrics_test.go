@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/api"
-	"github.com/fcaudit/fcaudit/fcevents"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/metrics"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/fcaudit/fcaudit/jsonscan"
+	"github.com/fcaudit/fcaudit/internal/jsonscan"
 )
 
 // decodeAccount reads data.object of a Stripe event body. encoding/json

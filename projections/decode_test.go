@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fcaudit/fcaudit/fcevents"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
 // decodeSeeds are bodies the scanner must read itself (ordinary Stripe

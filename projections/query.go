@@ -14,8 +14,8 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/internal/timearg"
 	"github.com/fcaudit/fcaudit/store"
-	"github.com/fcaudit/fcaudit/timearg"
 )
 
 // ListOptions select accounts for Accounts. Empty fields do not filter.

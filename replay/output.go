@@ -8,7 +8,7 @@ import (
 	"io"
 	"strconv"
 
-	"github.com/fcaudit/fcaudit/record"
+	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/store"
 )
 

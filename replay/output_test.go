@@ -15,7 +15,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/fcaudit/fcaudit/api"
-	"github.com/fcaudit/fcaudit/record"
+	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/store"
 )
 

@@ -38,7 +38,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/fcaudit/fcaudit/loadgen"
+	"github.com/fcaudit/fcaudit/internal/loadgen"
 )
 
 // Targets of the issue, for this 2-core machine.

@@ -20,8 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fcaudit/fcaudit/fcevents"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/backfill/backfilltest"
-	"github.com/fcaudit/fcaudit/fcevents"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
 const backfillKey = "sk_test_cmd_backfill"

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fcaudit/fcaudit/fcevents"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/esdb"
 	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"

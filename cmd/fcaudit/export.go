@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fcaudit/fcaudit/audit"
-	"github.com/fcaudit/fcaudit/timearg"
+	"github.com/fcaudit/fcaudit/internal/timearg"
 )
 
 type exportOptions struct {

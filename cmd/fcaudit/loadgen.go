@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fcaudit/fcaudit/loadgen"
+	"github.com/fcaudit/fcaudit/internal/loadgen"
 )
 
 type loadgenOptions struct {

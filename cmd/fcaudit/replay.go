@@ -15,10 +15,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fcaudit/fcaudit/internal/timearg"
 	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/replay"
 	"github.com/fcaudit/fcaudit/store"
-	"github.com/fcaudit/fcaudit/timearg"
 )
 
 // exitInterrupted is replay's status after Ctrl-C (128 + SIGINT).

@@ -20,8 +20,8 @@ import (
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
-	"github.com/fcaudit/fcaudit/fcevents"
-	"github.com/fcaudit/fcaudit/record"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
+	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/replay"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"

@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fcaudit/fcaudit/fcevents"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
 // Defaults for the zero fields of Config.

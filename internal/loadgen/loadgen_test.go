@@ -17,7 +17,7 @@ import (
 
 	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/ingest"
-	"github.com/fcaudit/fcaudit/loadgen"
+	"github.com/fcaudit/fcaudit/internal/loadgen"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
