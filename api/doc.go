@@ -3,12 +3,20 @@
 // query API behind bearer-token authentication, /healthz, /readyz and
 // /metrics.
 //
-// Handlers bound the input, make one call, and encode; every error goes
-// through one function (classify) that maps it to a status code and the JSON
-// envelope {"error":{"type":…,"message":…}}. The signature policy lives in
-// package ingest; api only knows ingest's sentinel errors.
+// Every route and handler lives here; the domain packages expose plain
+// methods, which api consumes through narrow interfaces it declares
+// (Accounts, ReplayRuns, AccountVerifier, Reconciliation) and which cmd wires
+// into Config. A route whose dependency is not configured is not registered.
 //
-// api imports store (vocabulary), ingest (error sentinels) and record (the
-// event JSON); never a backend. Other packages add /v1 routes through
-// Config.Routes.
+// Handlers bound the input, make one call, and encode; every error goes
+// through one function (classify) that maps it, domain sentinels included,
+// to a status code and the JSON envelope {"error":{"type":…,"message":…}}.
+// Every list route reads its limit and starting_after with parsePage and
+// answers with writeList (Stripe's list envelope, List). The signature
+// policy lives in package ingest; api only knows ingest's sentinel errors.
+//
+// api imports store (vocabulary), ingest (error sentinels), record (the
+// event JSON), and projections, replay, audit and backfill for the types of
+// the interfaces above; never a backend. It is the only package that
+// imports gorilla/mux.
 package api

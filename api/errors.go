@@ -8,6 +8,8 @@ import (
 	"net/http"
 
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/projections"
+	"github.com/fcaudit/fcaudit/replay"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -54,6 +56,10 @@ type notFoundError struct{ msg string }
 
 func (e *notFoundError) Error() string { return e.msg }
 
+func notFound(format string, args ...any) error {
+	return &notFoundError{msg: fmt.Sprintf(format, args...)}
+}
+
 var (
 	errUnauthorized       = errors.New("a valid API token is required: Authorization: Bearer <token>")
 	errMethodNotAllowed   = errors.New("method not allowed")
@@ -86,7 +92,8 @@ func classify(err error) (int, errorDetail) {
 		return http.StatusMethodNotAllowed, errorDetail{Type: TypeMethodNotAllowed, Message: err.Error()}
 	case errors.Is(err, errUnsupportedContent):
 		return http.StatusUnsupportedMediaType, errorDetail{Type: TypeUnsupportedMediaType, Message: err.Error()}
-	case errors.Is(err, store.ErrEventNotFound), errors.Is(err, store.ErrStreamNotFound):
+	case errors.Is(err, store.ErrEventNotFound), errors.Is(err, store.ErrStreamNotFound),
+		errors.Is(err, projections.ErrAccountNotFound), errors.Is(err, replay.ErrRunNotFound):
 		return http.StatusNotFound, errorDetail{Type: TypeNotFound, Message: err.Error()}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrClosed):
 		return http.StatusServiceUnavailable, errorDetail{Type: TypeStoreUnavailable,

@@ -16,7 +16,6 @@ import (
 
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/internal/record"
-	"github.com/fcaudit/fcaudit/internal/timearg"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -63,7 +62,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		s.writeError(w, r, BadParam("body", "reading request body: %v", err))
+		s.writeError(w, r, badParam("body", "reading request body: %v", err))
 		return
 	}
 	// The store has persisted (or rejected) the body by the time Ingest
@@ -77,57 +76,15 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		Position: res.Position, Duplicate: res.Duplicate})
 }
 
-// List is Stripe's list envelope.
-type List[T any] struct {
-	Object  string `json:"object"`
-	Data    []T    `json:"data"`
-	HasMore bool   `json:"has_more"`
-	URL     string `json:"url"`
-}
-
-// NewList builds a list envelope; data is never encoded as null.
-func NewList[T any](u *url.URL, data []T, hasMore bool) List[T] {
-	if data == nil {
-		data = []T{}
-	}
-	return List[T]{Object: "list", Data: data, HasMore: hasMore, URL: u.Path}
-}
-
-// ParseLimit reads the limit parameter: 1–100, default 10.
-func ParseLimit(q url.Values) (int, error) {
-	s := q.Get("limit")
-	if s == "" {
-		return 10, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 100 {
-		return 0, badParam("limit", "must be an integer from 1 to 100, got %q", s)
-	}
-	return n, nil
-}
-
-// ParseTimeParam parses an optional time parameter (RFC 3339 or Unix
-// seconds) into Unix seconds; 0 when absent.
-func ParseTimeParam(q url.Values, name string) (int64, error) {
-	s := q.Get(name)
-	if s == "" {
-		return 0, nil
-	}
-	t, err := timearg.Parse(s)
+// listParams reads what every event list takes: the page (limit,
+// starting_after) and type, since, until.
+func listParams(q url.Values) (listPage, store.Filter, error) {
+	p, err := parsePage(q)
 	if err != nil {
-		return 0, badParam(name, "%v", err)
-	}
-	return t.Unix(), nil
-}
-
-// listParams reads what every event list takes: limit, type, since, until.
-func listParams(q url.Values) (int, store.Filter, error) {
-	limit, err := ParseLimit(q)
-	if err != nil {
-		return 0, store.Filter{}, err
+		return p, store.Filter{}, err
 	}
 	f, err := eventFilter(q)
-	return limit, f, err
+	return p, f, err
 }
 
 // eventFilter reads the type/since/until parameters shared by event lists.
@@ -141,10 +98,10 @@ func eventFilter(q url.Values) (store.Filter, error) {
 		}
 	}
 	var err error
-	if f.CreatedFrom, err = ParseTimeParam(q, "since"); err != nil {
+	if f.CreatedFrom, err = parseTimeParam(q, "since"); err != nil {
 		return f, err
 	}
-	if f.CreatedTo, err = ParseTimeParam(q, "until"); err != nil {
+	if f.CreatedTo, err = parseTimeParam(q, "until"); err != nil {
 		return f, err
 	}
 	if f.CreatedFrom != 0 && f.CreatedTo != 0 && f.CreatedFrom > f.CreatedTo {
@@ -155,7 +112,7 @@ func eventFilter(q url.Values) (store.Filter, error) {
 
 func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, f, err := listParams(q)
+	page, f, err := listParams(q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -169,7 +126,7 @@ func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		after = store.Position(n)
 	}
-	if id := q.Get("starting_after"); id != "" {
+	if id := page.StartingAfter; id != "" {
 		ev, err := s.cfg.Store.EventByID(r.Context(), id)
 		if errors.Is(err, store.ErrEventNotFound) {
 			s.writeError(w, r, badParam("starting_after", "no stored event %q", id))
@@ -180,24 +137,23 @@ func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		after = max(after, ev.Position)
 	}
-	evs, err := s.cfg.Store.ReadAll(r.Context(), store.ReadOptions{After: after, Limit: limit + 1, Filter: f})
+	evs, err := s.cfg.Store.ReadAll(r.Context(), store.ReadOptions{After: after, Limit: page.Limit + 1, Filter: f})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeRecords(w, r, evs, limit)
+	writeRecords(w, r, evs, page)
 }
 
-func (s *Server) writeRecords(w http.ResponseWriter, r *http.Request, evs []store.RecordedEvent, limit int) {
-	hasMore := len(evs) > limit
-	if hasMore {
-		evs = evs[:limit]
-	}
+// writeRecords answers with the list of records; evs may hold one event
+// more than the page (telling that more follow).
+func writeRecords(w http.ResponseWriter, r *http.Request, evs []store.RecordedEvent, page listPage) {
+	evs, hasMore := cutPage(evs, page)
 	out := make([]record.Record, len(evs))
 	for i := range evs {
 		out[i] = record.From(&evs[i])
 	}
-	writeJSON(w, http.StatusOK, NewList(r.URL, out, hasMore))
+	writeList(w, r, out, hasMore)
 }
 
 func (s *Server) handleGetEvent(w http.ResponseWriter, r *http.Request) {
@@ -236,15 +192,14 @@ func (s *Server) lookup(r *http.Request) (store.RecordedEvent, error) {
 const accountPageSize = 500
 
 func (s *Server) handleAccountEvents(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit, f, err := listParams(q)
+	page, f, err := listParams(r.URL.Query())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	stream := store.AccountStream(mux.Vars(r)["id"])
 	var from uint64
-	if id := q.Get("starting_after"); id != "" {
+	if id := page.StartingAfter; id != "" {
 		ev, err := s.cfg.Store.EventByID(r.Context(), id)
 		if errors.Is(err, store.ErrEventNotFound) || (err == nil && ev.Stream != stream) {
 			s.writeError(w, r, badParam("starting_after", "no event %q in this account's history", id))
@@ -256,7 +211,7 @@ func (s *Server) handleAccountEvents(w http.ResponseWriter, r *http.Request) {
 		from = ev.Revision + 1
 	}
 	var out []store.RecordedEvent
-	for len(out) <= limit {
+	for len(out) <= page.Limit {
 		page, err := s.cfg.Store.ReadStream(r.Context(), stream, from, accountPageSize)
 		if errors.Is(err, store.ErrStreamNotFound) {
 			s.writeError(w, r, &notFoundError{msg: "no events for account " + strconv.Quote(mux.Vars(r)["id"])})
@@ -275,5 +230,5 @@ func (s *Server) handleAccountEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		from = page[len(page)-1].Revision + 1
 	}
-	s.writeRecords(w, r, out, limit)
+	writeRecords(w, r, out, page)
 }

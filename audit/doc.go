@@ -4,7 +4,7 @@
 //   - Verify streams the global log once, recomputing every body's SHA-256
 //     and every stream's hash chain (store.ChainHash), and reports the first
 //     broken event of each damaged stream; VerifyStream checks one stream
-//     (GET /v1/accounts/{id}/verify, see Routes).
+//     (AccountChecker, which api serves as GET /v1/accounts/{id}/verify).
 //   - Checkpoints (WriteCheckpoint, ReadCheckpoint, VerifyOptions.Against)
 //     let an auditor who kept an earlier checkpoint outside the system prove
 //     that every stream still holds exactly that prefix.
@@ -16,6 +16,6 @@
 // never appends, updates or deletes. It imports store (vocabulary and the
 // chain definition), record (the event JSON), ingest (ParseEnvelope and
 // StreamFor, to re-derive an event's metadata from its body exactly as ingest
-// did), projections (the account_status fold, for status timelines) and api
-// (helpers for its one route); never a backend.
+// did) and projections (the account_status fold, for status timelines);
+// never a backend, nor api.
 package audit

@@ -41,7 +41,7 @@
 //
 // backfill imports the standard library, store (vocabulary), ingest
 // (envelope, stream naming, fingerprints) and stripe-go's event client; the
-// Reconciler (serve --reconcile-every) adds api (for its /v1 route), gorilla
-// mux and the Prometheus client. It never imports a store backend; the
-// caller hands it a Log.
+// Reconciler (serve --reconcile-every) adds the Prometheus client; api
+// serves its Status as GET /v1/reconciliation. It never imports a store
+// backend nor api; the caller hands it a Log.
 package backfill

@@ -3,14 +3,10 @@ package backfill
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/fcaudit/fcaudit/api"
 )
 
 // Reconciler runs the backfill periodically inside serve (serve
@@ -141,35 +137,30 @@ func (r *Reconciler) Last() (Result, bool) {
 	return *r.last, true
 }
 
-// status is GET /v1/reconciliation's body.
-type status struct {
-	Object    string     `json:"object"`
-	Interval  string     `json:"interval"`
-	Running   bool       `json:"running"`
-	NextRunAt *time.Time `json:"next_run_at"`
-	LastRun   *Result    `json:"last_run"`
+// ReconcilerStatus is the Reconciler's state, as GET /v1/reconciliation
+// shows it.
+type ReconcilerStatus struct {
+	// Interval is the time between runs.
+	Interval time.Duration
+	// Running is true while a run is in progress.
+	Running bool
+	// NextRunAt is when the next run starts (zero before the first ends).
+	NextRunAt time.Time
+	// LastRun is the last finished run (nil before the first one ends).
+	LastRun *Result
 }
 
-// Routes adds GET /v1/reconciliation (for api.Config.Routes): the interval,
-// whether a run is in progress, when the next starts, and the last result
-// (null before the first run ends).
-func (r *Reconciler) Routes() func(*mux.Router, api.Helpers) {
-	return func(m *mux.Router, h api.Helpers) {
-		m.HandleFunc("/reconciliation", func(w http.ResponseWriter, _ *http.Request) {
-			r.mu.Lock()
-			s := status{Object: "reconciliation", Interval: r.every.String(), Running: r.running}
-			if !r.next.IsZero() {
-				n := r.next.UTC()
-				s.NextRunAt = &n
-			}
-			if r.last != nil {
-				l := *r.last
-				s.LastRun = &l
-			}
-			r.mu.Unlock()
-			h.JSON(w, s)
-		}).Methods(http.MethodGet)
+// Status returns the interval, whether a run is in progress, when the next
+// starts, and the last result.
+func (r *Reconciler) Status() ReconcilerStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := ReconcilerStatus{Interval: r.every, Running: r.running, NextRunAt: r.next}
+	if r.last != nil {
+		l := *r.last
+		s.LastRun = &l
 	}
+	return s
 }
 
 var (

@@ -13,10 +13,9 @@
 // its own. A Runner follows the log through store.Store's Subscribe (catch
 // up, then live, including events other processes append), reports its lag
 // (Status), rebuilds a read model into a fresh table and swaps it in
-// atomically (Rebuild), and serves GET /v1/accounts and /v1/accounts/{id}
-// (Routes).
+// atomically (Rebuild), and answers account queries (Accounts, Account,
+// AccountAt), which api serves as GET /v1/accounts and /v1/accounts/{id}.
 //
-// projections imports store (vocabulary), api (route helpers, error
-// envelope), timearg and jsonscan (the body scanner's lexer); never a store
-// backend.
+// projections imports store (vocabulary) and jsonscan (the body scanner's
+// lexer); never a store backend, nor api.
 package projections

@@ -6,15 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/gorilla/mux"
-
-	"github.com/fcaudit/fcaudit/api"
-	"github.com/fcaudit/fcaudit/internal/timearg"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -165,92 +159,4 @@ func (r *Runner) AccountAt(ctx context.Context, id string, at AsOf) (*AccountSta
 		return nil, fmt.Errorf("account %s: %w at that time", id, ErrAccountNotFound)
 	}
 	return s, nil
-}
-
-// Routes adds GET /v1/accounts and GET /v1/accounts/{id} to the API's
-// authenticated /v1 router (api.Config.Routes).
-func (r *Runner) Routes(router *mux.Router, h api.Helpers) {
-	router.HandleFunc("/accounts", func(w http.ResponseWriter, req *http.Request) { r.handleList(w, req, h) }).
-		Methods(http.MethodGet)
-	// {id} matches one path segment, so /accounts/{id}/events is untouched.
-	router.HandleFunc("/accounts/{id}", func(w http.ResponseWriter, req *http.Request) { r.handleGet(w, req, h) }).
-		Methods(http.MethodGet)
-}
-
-func (r *Runner) handleList(w http.ResponseWriter, req *http.Request, h api.Helpers) {
-	q := req.URL.Query()
-	limit, err := api.ParseLimit(q)
-	if err != nil {
-		h.Error(w, req, err)
-		return
-	}
-	o := ListOptions{Status: q.Get("status"), Institution: q.Get("institution"), StartingAfter: q.Get("starting_after"), Limit: limit}
-	if v := q.Get("livemode"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			h.Error(w, req, api.BadParam("livemode", "must be true or false, got %q", v))
-			return
-		}
-		o.Livemode = &b
-	}
-	out, more, err := r.Accounts(req.Context(), o)
-	if err != nil {
-		h.Error(w, req, err)
-		return
-	}
-	h.JSON(w, api.NewList(req.URL, out, more))
-}
-
-func (r *Runner) handleGet(w http.ResponseWriter, req *http.Request, h api.Helpers) {
-	id := mux.Vars(req)["id"]
-	q := req.URL.Query()
-	var (
-		at      AsOf
-		hasTime bool
-	)
-	if v := q.Get("as_of"); v != "" {
-		t, err := timearg.Parse(v)
-		if err != nil {
-			h.Error(w, req, api.BadParam("as_of", "%v", err))
-			return
-		}
-		// created is whole seconds: "≤ 10:00:00.5" keeps 10:00:00.
-		at.Created, hasTime = t.Unix(), true
-		if at.Created <= 0 {
-			// Every stored event has created > 0, so nothing existed yet.
-			h.Error(w, req, api.NotFound(fmt.Sprintf("account %q did not exist at the time asked (no event selected)", id)))
-			return
-		}
-	}
-	if v := q.Get("known_at"); v != "" {
-		if hasTime {
-			h.Error(w, req, api.BadParam("known_at", "cannot be combined with as_of: ask one question at a time"))
-			return
-		}
-		t, err := timearg.Parse(v)
-		if err != nil {
-			h.Error(w, req, api.BadParam("known_at", "%v", err))
-			return
-		}
-		at.Received, hasTime = t, true
-	}
-	var (
-		s   *AccountStatus
-		err error
-	)
-	if hasTime {
-		s, err = r.AccountAt(req.Context(), id, at)
-	} else {
-		s, err = r.Account(req.Context(), id)
-	}
-	switch {
-	case errors.Is(err, ErrAccountNotFound) && hasTime:
-		h.Error(w, req, api.NotFound(fmt.Sprintf("account %q did not exist at the time asked (no event selected)", id)))
-	case errors.Is(err, ErrAccountNotFound):
-		h.Error(w, req, api.NotFound(fmt.Sprintf("no account %q", id)))
-	case err != nil:
-		h.Error(w, req, err)
-	default:
-		h.JSON(w, s)
-	}
 }

@@ -31,10 +31,9 @@
 //
 // Every run (not a dry run) is appended as one event of type
 // "fcaudit.replay.completed" to the stream "fcaudit-replays" with source
-// "fcaudit" (RunRecord); Routes serves them as GET /v1/replays. Selections
-// always exclude fcaudit's own records.
+// "fcaudit" (RunRecord); RunLog reads them back (api serves them as GET
+// /v1/replays). Selections always exclude fcaudit's own records.
 //
-// replay imports store (vocabulary), record (the event JSON), api (route
-// helpers and list envelope), gorilla/mux and stripe-go's webhook package
-// (signatures); never a store backend.
+// replay imports store (vocabulary), record (the event JSON) and stripe-go's
+// webhook package (signatures); never a store backend, nor api.
 package replay

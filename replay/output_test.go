@@ -6,15 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gorilla/mux"
-
-	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/store"
 )
@@ -118,60 +113,5 @@ func TestWriteNDJSON(t *testing.T) {
 	}
 	if i != 3 || stored == nil {
 		t.Fatalf("%d lines, want 3", i)
-	}
-}
-
-func TestRunsAPI(t *testing.T) {
-	st, _ := openStore(t)
-	srv := api.NewServer(api.Config{Store: st, Tokens: []string{"tok"}, Routes: []func(*mux.Router, api.Helpers){Routes(st)}})
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	get := func(path string) (int, map[string]any) {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer tok")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m
-	}
-	if code, m := get("/v1/replays"); code != 200 || len(m["data"].([]any)) != 0 {
-		t.Fatalf("empty log: %d %v", code, m)
-	}
-	for i := range 3 {
-		rec := RunRecord{ID: fmt.Sprintf("replay_%d", i), User: "alice", Host: "h", StartedAt: time.Unix(t0+int64(i), 0).UTC(),
-			Target: Target{Kind: "http", URL: "https://example.com/hook"}, Counts: Result{Replayed: i}, Status: StatusSucceeded}
-		if err := AppendRun(context.Background(), st, rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	code, m := get("/v1/replays?limit=2")
-	data := m["data"].([]any)
-	if code != 200 || len(data) != 2 || m["has_more"] != true || m["object"] != "list" {
-		t.Fatalf("page 1: %d %v", code, m)
-	}
-	first := data[0].(map[string]any)
-	if first["id"] != "replay_0" || first["object"] != "replay_run" || first["user"] != "alice" {
-		t.Fatalf("first item %v", first)
-	}
-	code, m = get("/v1/replays?limit=2&starting_after=replay_1")
-	if data = m["data"].([]any); code != 200 || len(data) != 1 || m["has_more"] != false || data[0].(map[string]any)["id"] != "replay_2" {
-		t.Fatalf("page 2: %d %v", code, m)
-	}
-	if code, _ := get("/v1/replays/replay_2"); code != 200 {
-		t.Fatalf("get one: %d", code)
-	}
-	for path, want := range map[string]int{"/v1/replays?starting_after=evt_nope": 400, "/v1/replays?limit=0": 400, "/v1/replays/evt_x": 404} {
-		if code, _ := get(path); code != want {
-			t.Fatalf("%s: %d, want %d", path, code, want)
-		}
-	}
-	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/v1/replays", nil)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
-		t.Fatalf("without token: %v %v", resp, err)
 	}
 }

@@ -7,15 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/user"
-	"strconv"
 	"time"
 
-	"github.com/gorilla/mux"
-
-	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -148,65 +143,77 @@ func AppendRun(ctx context.Context, a Appender, rec RunRecord) error {
 	return nil
 }
 
-// RunReader is the part of the log GET /v1/replays reads.
+// RunReader is the part of the log RunLog reads.
 type RunReader interface {
 	ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]store.RecordedEvent, error)
 	EventByID(ctx context.Context, id string) (store.RecordedEvent, error)
 }
 
-// Routes adds GET /v1/replays (oldest first, Stripe list envelope with limit
-// and starting_after) and GET /v1/replays/{id} for api.Config.Routes.
-func Routes(r RunReader) func(*mux.Router, api.Helpers) {
-	return func(m *mux.Router, h api.Helpers) {
-		m.HandleFunc("/replays", func(w http.ResponseWriter, req *http.Request) { listRuns(w, req, r, h) }).Methods(http.MethodGet)
-		m.HandleFunc("/replays/{id}", func(w http.ResponseWriter, req *http.Request) { getRun(w, req, r, h) }).Methods(http.MethodGet)
-	}
+// ErrRunNotFound: no recorded replay run has that id.
+var ErrRunNotFound = errors.New("no such replay run")
+
+// RunLog reads the recorded replay runs (GET /v1/replays).
+type RunLog struct{ r RunReader }
+
+// NewRunLog returns a RunLog reading RunsStream through r.
+func NewRunLog(r RunReader) *RunLog { return &RunLog{r: r} }
+
+// RunListOptions page through the recorded runs.
+type RunListOptions struct {
+	// StartingAfter: only runs recorded after the run with this id.
+	StartingAfter string
+	// Limit caps the result (<= 0: 10).
+	Limit int
 }
 
-func listRuns(w http.ResponseWriter, req *http.Request, r RunReader, h api.Helpers) {
-	q := req.URL.Query()
-	limit, err := api.ParseLimit(q)
-	if err != nil {
-		h.Error(w, req, err)
-		return
+// List returns recorded runs oldest first, each as its stored JSON (a
+// RunRecord, byte for byte as recorded), and whether more follow. An
+// unknown StartingAfter is ErrRunNotFound.
+func (l *RunLog) List(ctx context.Context, o RunListOptions) ([]json.RawMessage, bool, error) {
+	if o.Limit <= 0 {
+		o.Limit = 10
 	}
 	var from uint64
-	if id := q.Get("starting_after"); id != "" {
-		ev, err := r.EventByID(req.Context(), id)
-		if errors.Is(err, store.ErrEventNotFound) || (err == nil && ev.Stream != RunsStream) {
-			h.Error(w, req, api.BadParam("starting_after", "no replay run %q", id))
-			return
-		} else if err != nil {
-			h.Error(w, req, err)
-			return
+	if o.StartingAfter != "" {
+		ev, err := l.run(ctx, o.StartingAfter)
+		if err != nil {
+			return nil, false, err
 		}
 		from = ev.Revision + 1
 	}
-	evs, err := r.ReadStream(req.Context(), RunsStream, from, limit+1)
+	evs, err := l.r.ReadStream(ctx, RunsStream, from, o.Limit+1)
 	if err != nil && !errors.Is(err, store.ErrStreamNotFound) {
-		h.Error(w, req, err)
-		return
+		return nil, false, fmt.Errorf("list replay runs: %w", err)
 	}
-	hasMore := len(evs) > limit
+	hasMore := len(evs) > o.Limit
 	if hasMore {
-		evs = evs[:limit]
+		evs = evs[:o.Limit]
 	}
 	out := make([]json.RawMessage, 0, len(evs))
 	for i := range evs {
 		out = append(out, json.RawMessage(evs[i].Data))
 	}
-	h.JSON(w, api.NewList(req.URL, out, hasMore))
+	return out, hasMore, nil
 }
 
-func getRun(w http.ResponseWriter, req *http.Request, r RunReader, h api.Helpers) {
-	id := mux.Vars(req)["id"]
-	ev, err := r.EventByID(req.Context(), id)
-	if errors.Is(err, store.ErrEventNotFound) || (err == nil && ev.Stream != RunsStream) {
-		h.Error(w, req, api.NotFound("no replay run "+strconv.Quote(id)))
-		return
-	} else if err != nil {
-		h.Error(w, req, err)
-		return
+// Get returns the stored JSON of the run id (ErrRunNotFound when no run
+// has that id).
+func (l *RunLog) Get(ctx context.Context, id string) (json.RawMessage, error) {
+	ev, err := l.run(ctx, id)
+	if err != nil {
+		return nil, err
 	}
-	h.JSON(w, json.RawMessage(ev.Data))
+	return json.RawMessage(ev.Data), nil
+}
+
+// run finds the event of run id; an event of another stream is no run.
+func (l *RunLog) run(ctx context.Context, id string) (store.RecordedEvent, error) {
+	ev, err := l.r.EventByID(ctx, id)
+	if errors.Is(err, store.ErrEventNotFound) || (err == nil && ev.Stream != RunsStream) {
+		return ev, fmt.Errorf("replay run %q: %w", id, ErrRunNotFound)
+	}
+	if err != nil {
+		return ev, fmt.Errorf("replay run %q: %w", id, err)
+	}
+	return ev, nil
 }

@@ -10,10 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/spf13/cobra"
 
-	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/store"
 )
@@ -43,9 +41,6 @@ func startProjections(f *factory, st store.Store, log *slog.Logger) (*startedPro
 	}()
 	return p, nil
 }
-
-// Routes is the api.Config.Routes entry of the projections.
-func (p *startedProjections) Routes() func(*mux.Router, api.Helpers) { return p.Runner.Routes }
 
 // Stop stops the runner and closes the read models; later calls do nothing.
 func (p *startedProjections) Stop() {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/spf13/cobra"
 
 	"github.com/fcaudit/fcaudit/api"
@@ -147,7 +146,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		}
 		return out
 	})
-	var extraRoutes []func(*mux.Router, api.Helpers)
+	var reconciliation api.Reconciliation // nil: no GET /v1/reconciliation
 	if o.reconcileEvery != 0 {
 		rec, wait, err := startReconciler(ctx, st, o.reconcileEvery, log)
 		if err != nil {
@@ -155,11 +154,14 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		}
 		defer wait() // the loop ends with ctx; a run cut short keeps what it appended
 		m.Registry().MustRegister(rec.Collector())
-		extraRoutes = append(extraRoutes, rec.Routes())
+		reconciliation = rec
 	}
 	svc := ingest.NewService(verifier, st, ingest.ServiceOptions{Logger: log, Observe: m.ObserveIngest})
 	srv := api.NewServer(api.Config{
-		Routes:         append([]func(*mux.Router, api.Helpers){proj.Routes(), replay.Routes(st), audit.Routes(st, verifier)}, extraRoutes...),
+		Accounts:       proj.Runner,
+		Replays:        replay.NewRunLog(st),
+		Verify:         audit.NewAccountChecker(st, verifier),
+		Reconciliation: reconciliation,
 		Store:          st,
 		Ingest:         svc,
 		Tokens:         o.tokens,

@@ -1,54 +1,127 @@
-package projections
+package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/gorilla/mux"
+	"time"
 
 	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/store/sqlite"
 )
 
-const testToken = "tok_test"
+// fixtureEvents returns the 7 fixture events as recorded events of the
+// fixture account's stream, positions 1..7 in file order, received one
+// minute after created.
+func fixtureEvents(t *testing.T) []store.RecordedEvent {
+	t.Helper()
+	var out []store.RecordedEvent
+	for i, b := range fixtures(t) {
+		var env struct {
+			ID       string `json:"id"`
+			Type     string `json:"type"`
+			Created  int64  `json:"created"`
+			Livemode bool   `json:"livemode"`
+			Version  string `json:"api_version"`
+		}
+		if err := json.Unmarshal(b, &env); err != nil {
+			t.Fatal(err)
+		}
+		e := store.Event{ID: env.ID, Type: env.Type, Data: b, ReceivedAt: time.Unix(env.Created+60, 0).UTC(), Created: env.Created,
+			Livemode: env.Livemode, APIVersion: env.Version, Source: store.SourceWebhook}
+		out = append(out, store.RecordedEvent{Event: e, Stream: store.AccountStream(account), Revision: uint64(i), Position: store.Position(i + 1)})
+	}
+	return out
+}
 
-// apiFixture: the fixture timeline (received_at = created + 60 s) plus two
-// generated accounts, projected and served through the real api router.
-func apiFixture(t *testing.T) (*httptest.Server, []store.RecordedEvent) {
+// accountsServer: the fixture timeline (received_at = created + 60 s) plus
+// four generated accounts that walk its first five events (created, three
+// refreshes, deactivated), projected by a real projections.Runner and served
+// through the api router.
+func accountsServer(t *testing.T) (*httptest.Server, []store.RecordedEvent) {
 	t.Helper()
 	dir := t.TempDir()
-	st := openStore(t, dir)
+	st, err := sqlite.Open(filepath.Join(dir, sqlite.FileName), sqlite.Options{PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
 	evs := fixtureEvents(t)
 	for _, e := range evs {
-		if _, err := st.Append(context.Background(), e.Stream, store.AnyRevision, e.Event); err != nil {
+		if _, err := st.Append(ctx, e.Stream, store.AnyRevision, e.Event); err != nil {
 			t.Fatal(err)
 		}
 	}
-	h := genHistory(t, 9, 20, 4) // 4 accounts, 5 events each: created, balance, ownership, transactions, deactivated
-	appendHistory(t, st, h)
-	r := openRunner(t, dir, st, Options{})
-	startRunner(t, r)
+	for a := range 4 {
+		id := fmt.Sprintf("fca_gen%08d", a)
+		for k, e := range evs[:5] {
+			g := e.Event
+			g.ID = fmt.Sprintf("evt_gen%04d%04d", a, k)
+			g.Data = bytes.ReplaceAll(bytes.ReplaceAll(e.Data, []byte(account), []byte(id)), []byte(e.ID), []byte(g.ID))
+			if _, err := st.Append(ctx, store.AccountStream(id), store.AnyRevision, g); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r, err := projections.Open(filepath.Join(dir, projections.FileName), st, projections.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 	waitCaughtUp(t, r)
-	srv := api.NewServer(api.Config{Store: st, Tokens: []string{testToken},
-		Routes: []func(*mux.Router, api.Helpers){r.Routes}})
+	srv := api.NewServer(api.Config{Store: st, Tokens: []string{token}, Accounts: r})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return ts, evs
+}
+
+// waitCaughtUp polls until r has nothing left to apply (bounded).
+func waitCaughtUp(t *testing.T, r *projections.Runner) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last projections.Status
+	for time.Now().Before(deadline) {
+		sts, err := r.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = sts[0]
+		if last.EventsBehind == 0 && last.Error == "" {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("projection did not catch up in 30s: %+v", last)
 }
 
 type apiError struct {
 	Error struct{ Type, Message, Param string } `json:"error"`
 }
 
-func get(t *testing.T, ts *httptest.Server, path string, out any) int {
+// getJSON GETs path with the token and decodes the answer into out.
+func getJSON(t *testing.T, ts *httptest.Server, path string, out any) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -62,10 +135,10 @@ func get(t *testing.T, ts *httptest.Server, path string, out any) int {
 	return resp.StatusCode
 }
 
-func TestAPIGetAndTimeTravel(t *testing.T) {
-	ts, evs := apiFixture(t)
+func TestAccountsGetAndTimeTravel(t *testing.T) {
+	ts, evs := accountsServer(t)
 	t0 := evs[0].Created // 2024-01-15T10:00:00Z
-	acct := "/v1/accounts/" + fixtureAccount
+	acct := "/v1/accounts/" + account
 	tests := []struct {
 		name       string
 		query      string
@@ -93,13 +166,13 @@ func TestAPIGetAndTimeTravel(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var body map[string]json.RawMessage
-			code := get(t, ts, acct+tt.query, &body)
+			code := getJSON(t, ts, acct+tt.query, &body)
 			if code != tt.wantCode {
 				t.Fatalf("status %d, want %d: %s", code, tt.wantCode, body)
 			}
 			switch code {
 			case 200:
-				var s AccountStatus
+				var s projections.AccountStatus
 				b, _ := json.Marshal(body)
 				_ = json.Unmarshal(b, &s)
 				if s.Status != tt.wantStatus || s.EventsCount != tt.wantCount || s.FirstSeenAt != t0 || s.Object != "account_status" {
@@ -123,15 +196,15 @@ func TestAPIGetAndTimeTravel(t *testing.T) {
 	}
 
 	var e apiError
-	if code := get(t, ts, "/v1/accounts/fca_unknown", &e); code != 404 || e.Error.Type != "resource_missing" {
+	if code := getJSON(t, ts, "/v1/accounts/fca_unknown", &e); code != 404 || e.Error.Type != "resource_missing" {
 		t.Errorf("unknown account: %d %+v", code, e)
 	}
-	if code := get(t, ts, "/v1/accounts/fca_unknown?as_of=2100-01-01T00:00:00Z", &e); code != 404 {
+	if code := getJSON(t, ts, "/v1/accounts/fca_unknown?as_of=2100-01-01T00:00:00Z", &e); code != 404 {
 		t.Errorf("unknown account as_of: %d", code)
 	}
 	// The history route is not shadowed by /accounts/{id}.
 	var list api.List[json.RawMessage]
-	if code := get(t, ts, acct+"/events?limit=100", &list); code != 200 || len(list.Data) != 7 {
+	if code := getJSON(t, ts, acct+"/events?limit=100", &list); code != 200 || len(list.Data) != 7 {
 		t.Errorf("/events route: %d, %d events", code, len(list.Data))
 	}
 	// Authentication applies.
@@ -145,17 +218,17 @@ func TestAPIGetAndTimeTravel(t *testing.T) {
 	}
 }
 
-func TestAPIList(t *testing.T) {
-	ts, _ := apiFixture(t)
-	ids := func(l api.List[AccountStatus]) []string {
+func TestAccountsList(t *testing.T) {
+	ts, _ := accountsServer(t)
+	ids := func(l api.List[projections.AccountStatus]) []string {
 		var out []string
 		for _, a := range l.Data {
 			out = append(out, a.ID)
 		}
 		return out
 	}
-	var all api.List[AccountStatus]
-	if code := get(t, ts, "/v1/accounts?limit=100", &all); code != 200 || len(all.Data) != 5 || all.HasMore || all.Object != "list" || all.URL != "/v1/accounts" {
+	var all api.List[projections.AccountStatus]
+	if code := getJSON(t, ts, "/v1/accounts?limit=100", &all); code != 200 || len(all.Data) != 5 || all.HasMore || all.Object != "list" || all.URL != "/v1/accounts" {
 		t.Fatalf("list all: %d %+v", code, all)
 	}
 	for i := 1; i < len(all.Data); i++ {
@@ -168,12 +241,12 @@ func TestAPIList(t *testing.T) {
 	var walked []string
 	after := ""
 	for page := 0; ; page++ {
-		var l api.List[AccountStatus]
+		var l api.List[projections.AccountStatus]
 		q := "/v1/accounts?limit=2"
 		if after != "" {
 			q += "&starting_after=" + after
 		}
-		if code := get(t, ts, q, &l); code != 200 {
+		if code := getJSON(t, ts, q, &l); code != 200 {
 			t.Fatalf("page %d: %d", page, code)
 		}
 		walked = append(walked, ids(l)...)
@@ -200,14 +273,14 @@ func TestAPIList(t *testing.T) {
 		{"status=inactive&institution=StripeBank&livemode=false", 4},
 	}
 	for _, tt := range tests {
-		var l api.List[AccountStatus]
-		if code := get(t, ts, "/v1/accounts?"+tt.query, &l); code != 200 || len(l.Data) != tt.want {
+		var l api.List[projections.AccountStatus]
+		if code := getJSON(t, ts, "/v1/accounts?"+tt.query, &l); code != 200 || len(l.Data) != tt.want {
 			t.Errorf("%s: %d, %d accounts; want %d", tt.query, code, len(l.Data), tt.want)
 		}
 	}
 	for _, q := range []string{"livemode=maybe", "limit=0", "limit=101"} {
 		var e apiError
-		if code := get(t, ts, "/v1/accounts?"+q, &e); code != 400 || e.Error.Type != "invalid_request" {
+		if code := getJSON(t, ts, "/v1/accounts?"+q, &e); code != 400 || e.Error.Type != "invalid_request" {
 			t.Errorf("%s: %d %+v", q, code, e)
 		}
 	}
