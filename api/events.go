@@ -212,7 +212,7 @@ func (s *Server) handleAccountEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	var out []store.RecordedEvent
 	for len(out) <= page.Limit {
-		page, err := s.cfg.Store.ReadStream(r.Context(), stream, from, accountPageSize)
+		evs, err := s.cfg.Store.ReadStream(r.Context(), stream, from, accountPageSize)
 		if errors.Is(err, store.ErrStreamNotFound) {
 			s.writeError(w, r, &notFoundError{msg: "no events for account " + strconv.Quote(mux.Vars(r)["id"])})
 			return
@@ -220,15 +220,15 @@ func (s *Server) handleAccountEvents(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		for i := range page {
-			if f.Match(&page[i]) {
-				out = append(out, page[i])
+		for i := range evs {
+			if f.Match(&evs[i]) {
+				out = append(out, evs[i])
 			}
 		}
-		if len(page) < accountPageSize {
+		if len(evs) < accountPageSize {
 			break
 		}
-		from = page[len(page)-1].Revision + 1
+		from = evs[len(evs)-1].Revision + 1
 	}
 	writeRecords(w, r, out, page)
 }
