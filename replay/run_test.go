@@ -149,7 +149,7 @@ func TestRunProgressOnTerminal(t *testing.T) {
 		seed(t, st, 1, 2)
 		var errOut bytes.Buffer
 		_, err := Run(context.Background(), st, RunRequest{Target: Target{Kind: "projection", Projection: "account_status"},
-			Progress: progress.New(&errOut, tty),
+			Progress:  progress.New(&errOut, tty),
 			Rebuilder: rebuildFunc(func(n func(int)) error { n(1); n(2); return nil })})
 		if err != nil {
 			t.Fatal(err)
