@@ -6,6 +6,11 @@
 // evidence bundle, dev.json). github.com/google/renameio/v2 was not taken:
 // it promises atomicity only and leaves the directory unsynced, so a rename
 // it reports done can vanish at a power loss.
+//
+// store/sqlite's Backup keeps its own variant on purpose: SQLite's VACUUM
+// INTO writes the temporary file itself (no io.Writer to hand it), and the
+// backup is hard-linked into place rather than renamed, so an existing
+// destination is refused instead of replaced.
 package atomicfile
 
 import (
