@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fcaudit/fcaudit/internal/atomicfile"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -117,7 +118,7 @@ func WriteBundle(h *History, dir string, now time.Time) (*BundleResult, error) {
 		return nil, fmt.Errorf("write bundle: %w", err)
 	}
 	for name, b := range files {
-		if err := writeFileAtomic(filepath.Join(dir, filepath.FromSlash(name)), b, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, filepath.FromSlash(name)), b, 0o644); err != nil {
 			return nil, fmt.Errorf("write bundle: %s: %w", name, err)
 		}
 	}

@@ -2,10 +2,10 @@ package replay
 
 import (
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
+	"github.com/fcaudit/fcaudit/internal/progress"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -13,19 +13,19 @@ import (
 // from the read position between the start and the log's head (or from
 // --limit), so it is an estimate when the selection is uneven.
 type ProgressBar struct {
-	w          io.Writer
+	w          *progress.Line
 	from, head store.Position
 	limit      int
 	every      time.Duration
 
-	mu    sync.Mutex
-	last  time.Duration
-	drawn bool
+	mu   sync.Mutex
+	last time.Duration
 }
 
-// NewProgressBar returns a bar for a selection read from `from` up to
-// `head`, at most limit events (0 = no limit).
-func NewProgressBar(w io.Writer, from, head store.Position, limit int) *ProgressBar {
+// NewProgressBar returns a bar drawn on w for a selection read from `from`
+// up to `head`, at most limit events (0 = no limit). The throttle runs on the
+// run's own clock (Progress.Elapsed), not w's.
+func NewProgressBar(w *progress.Line, from, head store.Position, limit int) *ProgressBar {
 	return &ProgressBar{w: w, from: from, head: head, limit: limit, every: 200 * time.Millisecond, last: -time.Hour}
 }
 
@@ -37,17 +37,12 @@ func (b *ProgressBar) Update(p Progress) {
 		return
 	}
 	b.last = p.Elapsed
-	b.drawn = true
-	fmt.Fprint(b.w, "\r\033[K"+b.line(p))
+	b.w.Draw(b.line(p))
 }
 
 // Finish clears the bar so the summary starts on a clean line.
 func (b *ProgressBar) Finish() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.drawn {
-		fmt.Fprint(b.w, "\r\033[K")
-	}
+	b.w.Finish()
 }
 
 func (b *ProgressBar) line(p Progress) string {
@@ -66,18 +61,9 @@ func (b *ProgressBar) line(p Progress) string {
 	if frac < 0 || frac > 1 {
 		return fmt.Sprintf("%d events  %.0f/s", p.Done, rate)
 	}
-	const width = 24
-	filled := int(frac * width)
-	bar := make([]byte, width)
-	for i := range bar {
-		bar[i] = ' '
-		if i < filled {
-			bar[i] = '='
-		}
-	}
 	eta := "?"
 	if frac > 0 {
 		eta = (time.Duration(secs*(1-frac)/frac) * time.Second).Round(time.Second).String()
 	}
-	return fmt.Sprintf("[%s] %3.0f%%  %d events  %.0f/s  ETA %s", bar, frac*100, p.Done, rate, eta)
+	return fmt.Sprintf("%s %3.0f%%  %d events  %.0f/s  ETA %s", progress.Bar(frac, 24), frac*100, p.Done, rate, eta)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fcaudit/fcaudit/backfill"
+	"github.com/fcaudit/fcaudit/internal/progress"
 	"github.com/fcaudit/fcaudit/internal/timearg"
 )
 
@@ -83,9 +84,6 @@ func runBackfill(ctx context.Context, f *factory, o *backfillOptions) error {
 	if since.After(now) {
 		return flagError("since", fmt.Errorf("%s is in the future", since.UTC().Format(time.RFC3339)))
 	}
-	if since.Before(now.Add(-backfill.RetentionPeriod - time.Minute)) {
-		log.Warn("Stripe's Events API keeps 30 days of events; older ones cannot be backfilled", "since", since.UTC().Format(time.RFC3339))
-	}
 	if o.apiBase != "" {
 		if u, err := url.Parse(o.apiBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return flagError("api-base", fmt.Errorf("%q is not an http(s) URL", o.apiBase))
@@ -117,34 +115,7 @@ func runBackfill(ctx context.Context, f *factory, o *backfillOptions) error {
 		MaxNetworkRetries: retries,
 		Logger:            log,
 	}
-	terminal := isTerminal(f.errOut)
-	if terminal {
-		opts.Progress = func(p backfill.Progress) {
-			if p.Phase == "appending" {
-				fmt.Fprintf(f.errOut, "\r\033[Kappending %d/%d", p.Appended, p.Missing)
-				return
-			}
-			fmt.Fprintf(f.errOut, "\r\033[Klisting: %d events in %d pages, %d missing", p.Fetched, p.Pages, p.Missing)
-		}
-	}
-	rep, err := backfill.Run(ctx, st, opts)
-	if terminal {
-		fmt.Fprint(f.errOut, "\r\033[K")
-	}
-	if err != nil {
-		if rep.Appended > 0 {
-			// What was appended is real and stays; show it before the error.
-			if werr := rep.WriteText(f.out); werr != nil {
-				log.Warn("write report", "err", werr)
-			}
-			return fmt.Errorf("backfill stopped after appending %d of %d missing events: %w", rep.Appended, len(rep.Gaps), err)
-		}
-		return fmt.Errorf("backfill: %w (nothing was appended)", err)
-	}
-	if err := rep.WriteText(f.out); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	return nil
+	return backfill.RunAndReport(ctx, st, opts, f.out, progress.New(f.errOut, isTerminal(f.errOut)))
 }
 
 // minReconcileEvery keeps serve --reconcile-every from hammering the Events

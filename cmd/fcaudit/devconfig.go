@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/fcaudit/fcaudit/internal/atomicfile"
 )
 
 // devConfigFile is where `serve --dev` keeps its generated credentials so
@@ -71,23 +73,10 @@ func writeDevConfig(dataDir string, c devConfig) error {
 		return err
 	}
 	path := filepath.Join(dataDir, devConfigFile)
-	tmp, err := os.CreateTemp(dataDir, ".dev-*.json")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
 
 // webhookTarget fills in a webhook URL and signing secret the user did not

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -70,14 +67,15 @@ func runExport(ctx context.Context, f *factory, o *exportOptions) error {
 	if o.account == "" {
 		return flagError("account", errors.New("required"))
 	}
-	if o.format != "ndjson" && o.format != "csv" {
+	if !slices.Contains(audit.ExportFormats, o.format) {
 		return flagError("format", fmt.Errorf("%q: want ndjson or csv", o.format))
 	}
-	opts := audit.ExportOptions{Account: o.account}
+	req := audit.ExportRequest{ExportOptions: audit.ExportOptions{Account: o.account},
+		Format: o.format, Out: o.out, Stdout: f.out, Bundle: o.bundle, Now: o.now()}
 	for _, tf := range []struct {
 		flag, val string
 		dst       *int64
-	}{{"since", o.since, &opts.Since}, {"until", o.until, &opts.Until}} {
+	}{{"since", o.since, &req.Since}, {"until", o.until, &req.Until}} {
 		if tf.val == "" {
 			continue
 		}
@@ -87,7 +85,7 @@ func runExport(ctx context.Context, f *factory, o *exportOptions) error {
 		}
 		*tf.dst = t.Unix()
 	}
-	if opts.Since != 0 && opts.Until != 0 && opts.Since > opts.Until {
+	if req.Since != 0 && req.Until != 0 && req.Since > req.Until {
 		return flagError("since", errors.New("is after --until"))
 	}
 	st, err := f.OpenStore(ctx, storeOptions{readOnly: true})
@@ -95,69 +93,22 @@ func runExport(ctx context.Context, f *factory, o *exportOptions) error {
 		return err
 	}
 	defer st.Close()
-	h, err := audit.LoadHistory(ctx, st, opts)
+	res, err := audit.Export(ctx, st, req)
+	if res.Written {
+		fmt.Fprintf(f.errOut, "exported %d of %d events of account %s\n", res.Selected, res.Total, o.account)
+	}
 	if errors.Is(err, audit.ErrUnknownAccount) {
 		return &exitError{code: exitFailure, msg: fmt.Sprintf("export: no stored events for account %q (is --data-dir right?)", o.account)}
 	}
 	if err != nil {
 		return err
 	}
-	write := h.WriteNDJSON
-	if o.format == "csv" {
-		write = h.WriteCSV
-	}
-	if err := writeOutput(f.out, o.out, write); err != nil {
-		return err
-	}
-	fmt.Fprintf(f.errOut, "exported %d of %d events of account %s\n", len(h.Selected), len(h.Events), o.account)
-	if o.bundle != "" {
-		res, err := audit.WriteBundle(h, o.bundle, o.now())
-		if err != nil {
-			return err
-		}
+	if b := res.Bundle; b != nil {
 		fmt.Fprintf(f.errOut, "evidence bundle written to %s (%d files); manifest.json SHA-256 %s — record it\n",
-			res.Dir, res.Files, res.ManifestSHA256)
+			b.Dir, b.Files, b.ManifestSHA256)
 	}
-	if b := h.Check.FirstBroken; b != nil {
-		return &exitError{code: exitFailure, msg: fmt.Sprintf("export: the account's hash chain is BROKEN: %s", b)}
-	}
-	return nil
-}
-
-// writeOutput runs write into stdout ("-") or into path via a temporary file
-// renamed into place, so a failed export never leaves a partial file.
-func writeOutput(stdout io.Writer, path string, write func(io.Writer) error) error {
-	if path == "-" {
-		bw := bufio.NewWriter(stdout)
-		if err := write(bw); err != nil {
-			return err
-		}
-		return bw.Flush()
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("export to %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	bw := bufio.NewWriter(tmp)
-	err = write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("export to %s: %w", path, err)
+	if res.Broken != nil {
+		return &exitError{code: exitFailure, msg: fmt.Sprintf("export: the account's hash chain is BROKEN: %s", res.Broken)}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fcaudit/fcaudit/internal/progress"
 	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/store"
 )
@@ -171,24 +172,17 @@ func runProjectionsRebuild(ctx context.Context, f *factory, args []string) error
 		return err
 	}
 	defer r.Close()
-	tty := isTerminal(f.errOut)
+	line := progress.New(f.errOut, isTerminal(f.errOut))
 	for _, name := range names {
 		start := time.Now()
 		var n int
-		progress := func(applied int) {
+		err := r.Rebuild(ctx, name, store.Filter{}, func(applied int) {
 			n = applied
-			if tty {
-				fmt.Fprintf(f.errOut, "\rrebuilding %s: %d events", name, applied)
-			}
-		}
-		if err := r.Rebuild(ctx, name, store.Filter{}, progress); err != nil {
-			if tty {
-				fmt.Fprintln(f.errOut)
-			}
+			line.Draw(fmt.Sprintf("rebuilding %s: %d events", name, applied))
+		})
+		line.Finish()
+		if err != nil {
 			return err
-		}
-		if tty {
-			fmt.Fprintln(f.errOut)
 		}
 		fmt.Fprintf(f.out, "rebuilt %s: %d events in %s\n", name, n, time.Since(start).Round(time.Millisecond))
 	}

@@ -15,14 +15,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fcaudit/fcaudit/internal/progress"
 	"github.com/fcaudit/fcaudit/internal/timearg"
 	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/replay"
 	"github.com/fcaudit/fcaudit/store"
 )
-
-// exitInterrupted is replay's status after Ctrl-C (128 + SIGINT).
-const exitInterrupted = 130
 
 type replayOptions struct {
 	accounts     []string
@@ -240,138 +238,36 @@ func runReplay(ctx context.Context, f *factory, cmd *cobra.Command, o *replayOpt
 		return err
 	}
 	defer st.Close()
-
-	host, _ := os.Hostname()
-	rec := replay.RunRecord{
-		ID: replay.NewRunID(), User: replay.CurrentUser(), Host: host,
-		StartedAt: time.Now().UTC(), Selection: rr.sel, Target: rr.target,
+	req := replay.RunRequest{
+		Selection: rr.sel, Target: rr.target, URL: rr.url, Secret: o.signingSecret,
+		Concurrency: o.concurrency, Rate: o.rate, MaxRetries: o.maxRetries, Timeout: o.timeout,
+		Checkpoint: o.checkpoint, TargetKey: rr.targetKey(),
+		Out: f.out, Progress: progress.New(f.errOut, isTerminal(f.errOut)), Logger: log,
 	}
-	var res replay.Result
-	var runErr error
-	tty := isTerminal(f.errOut)
-	switch rr.target.Kind {
-	case "http":
-		rec.Settings = replay.RunSettings{Concurrency: o.concurrency, Rate: o.rate, MaxRetries: o.maxRetries,
-			Timeout: o.timeout.String(), Checkpoint: o.checkpoint}
-		maxRetries := o.maxRetries
-		if maxRetries == 0 {
-			maxRetries = -1 // replay.Options: 0 means the default
+	if rr.target.Kind == "projection" {
+		r, err := projections.Open(filepath.Join(f.dataDir, projections.FileName), st, projections.Options{Logger: log})
+		if err != nil {
+			return err
 		}
-		opts := replay.Options{
-			Concurrency: o.concurrency, Rate: o.rate, MaxRetries: maxRetries,
-			Checkpoint: o.checkpoint, TargetKey: rr.targetKey(), TargetLabel: rr.target.URL,
-			RunID: rec.ID, Logger: log,
-		}
-		var bar *replay.ProgressBar
-		if tty {
-			head, err := st.Head(ctx)
-			if err == nil {
-				bar = replay.NewProgressBar(f.errOut, rr.sel.FromPosition, head, rr.sel.Limit)
-				opts.Progress = bar.Update
-			}
-		}
-		sender := &replay.HTTPSender{URL: rr.url, Secret: o.signingSecret, RunID: rec.ID,
-			Client: replay.NewHTTPClient(o.concurrency), Timeout: o.timeout}
-		res, runErr = replay.Deliver(ctx, st, rr.sel, sender, opts)
-		if bar != nil {
-			bar.Finish()
-		}
-		if errors.Is(runErr, replay.ErrCheckpointMismatch) {
-			return flagError("checkpoint", runErr) // nothing was sent: not a run
-		}
-	case "ndjson":
-		res.Replayed, runErr = replay.WriteNDJSON(ctx, st, rr.sel, f.out)
-		if runErr != nil && ctx.Err() != nil {
-			res.Interrupted, runErr = true, nil
-		}
-	case "projection":
-		res.Replayed, runErr = rebuildForReplay(ctx, f, st, rr, tty)
-		if runErr != nil && ctx.Err() != nil {
-			res.Interrupted, runErr = true, nil
-		}
+		defer r.Close()
+		req.Rebuilder = r
 	}
-	rec.FinishedAt = time.Now().UTC()
-	elapsed := rec.FinishedAt.Sub(rec.StartedAt)
-	rec.Counts = res
-	rec.SetFailures(res)
-	var exit *exitError
-	switch {
-	case runErr != nil:
-		rec.Status, rec.ExitCode, rec.Error = replay.StatusError, exitFailure, runErr.Error()
-	case res.Interrupted:
-		msg := fmt.Sprintf("interrupted: %d events not sent", res.NotAttempted)
-		if o.checkpoint != "" {
-			msg += "; rerun the same command to resume from --checkpoint " + o.checkpoint
+	run, err := replay.Run(ctx, st, req)
+	if errors.Is(err, replay.ErrCheckpointMismatch) {
+		return flagError("checkpoint", err) // nothing was sent: not a run
+	}
+	run.WriteSummary(f.errOut)
+	if run.RecordErr != nil {
+		if run.ExitCode == replay.ExitSucceeded {
+			return fmt.Errorf("replay %s succeeded but its audit record was not written: %w", run.Record.ID, run.RecordErr)
 		}
-		rec.Status, rec.ExitCode = replay.StatusInterrupted, exitInterrupted
-		exit = &exitError{code: exitInterrupted, msg: msg}
-	case res.Failed > 0:
-		rec.Status, rec.ExitCode = replay.StatusFailed, exitFailure
-		exit = &exitError{code: exitFailure, msg: fmt.Sprintf("%d events failed, %d skipped", res.Failed, res.Skipped)}
-	default:
-		rec.Status = replay.StatusSucceeded
+		fmt.Fprintf(f.errOut, "fcaudit: audit record of %s not written: %v\n", run.Record.ID, run.RecordErr)
 	}
-
-	fmt.Fprintf(f.errOut, "replayed %d events, %d failed, %d skipped in %s\n", res.Replayed, res.Failed, res.Skipped,
-		elapsed.Round(time.Millisecond))
-	if res.AlreadyDone > 0 {
-		fmt.Fprintf(f.errOut, "%d events were already delivered by an earlier run (--checkpoint %s)\n", res.AlreadyDone, o.checkpoint)
+	if err != nil {
+		return err
 	}
-	for _, fl := range res.Failures {
-		acct := store.AccountOf(fl.Stream)
-		if acct == "" {
-			acct = fl.Stream
-		}
-		fmt.Fprintf(f.errOut, "failed: %s (position %d, %s, %d attempts): %s\n", fl.ID, fl.Position, acct, fl.Attempts, fl.Error)
-	}
-	if len(res.SkippedIDs) > 0 {
-		const show = 20
-		ids := res.SkippedIDs[:min(show, len(res.SkippedIDs))]
-		more := ""
-		if len(res.SkippedIDs) > show {
-			more = fmt.Sprintf(" and %d more", len(res.SkippedIDs)-show)
-		}
-		fmt.Fprintf(f.errOut, "skipped (an earlier event of their account failed): %s%s\n", strings.Join(ids, ", "), more)
-	}
-
-	// Record the run even when ctx was cancelled: auditors need to see
-	// interrupted runs too.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer cancel()
-	if err := replay.AppendRun(actx, st, rec); err != nil {
-		if runErr == nil && exit == nil {
-			return fmt.Errorf("replay %s succeeded but its audit record was not written: %w", rec.ID, err)
-		}
-		fmt.Fprintf(f.errOut, "fcaudit: audit record of %s not written: %v\n", rec.ID, err)
-	}
-	if runErr != nil {
-		return runErr
-	}
-	if exit != nil {
-		return exit
+	if run.ExitCode != replay.ExitSucceeded {
+		return &exitError{code: run.ExitCode, msg: run.ExitMessage()}
 	}
 	return nil
-}
-
-// rebuildForReplay rebuilds the read model in --data-dir from the selection.
-func rebuildForReplay(ctx context.Context, f *factory, st store.Store, rr *replayRun, tty bool) (int, error) {
-	log, err := f.Logger()
-	if err != nil {
-		return 0, err
-	}
-	r, err := projections.Open(filepath.Join(f.dataDir, projections.FileName), st, projections.Options{Logger: log})
-	if err != nil {
-		return 0, err
-	}
-	defer r.Close()
-	progress := func(n int) {
-		if tty {
-			fmt.Fprintf(f.errOut, "\r\033[Krebuilding %s: %d events", rr.target.Projection, n)
-		}
-	}
-	n, err := replay.RebuildProjection(ctx, r, rr.sel, rr.target.Projection, progress)
-	if tty {
-		fmt.Fprint(f.errOut, "\r\033[K")
-	}
-	return n, err
 }

@@ -342,8 +342,8 @@ func TestReplayCommandInterruptAndResume(t *testing.T) {
 	args := []string{"replay", "--data-dir", dir, "--to", rc.srv.URL, "--signing-secret", replayTestSecret,
 		"--concurrency", "6", "--checkpoint", cp}
 	code, _, errOut := runCmd(t, ctx, args...)
-	if code != exitInterrupted || !strings.Contains(errOut, "interrupted") || !strings.Contains(errOut, cp) {
-		t.Fatalf("first run: exit %d, want %d; stderr:\n%s", code, exitInterrupted, errOut)
+	if code != replay.ExitInterrupted || !strings.Contains(errOut, "interrupted") || !strings.Contains(errOut, cp) {
+		t.Fatalf("first run: exit %d, want %d; stderr:\n%s", code, replay.ExitInterrupted, errOut)
 	}
 	first, _, _ := summary(t, errOut)
 	// The plan of the resumed run is exactly what is left.
@@ -372,7 +372,7 @@ func TestReplayCommandInterruptAndResume(t *testing.T) {
 		t.Fatalf("runs replayed %d + %d, want a split of %d", first, second, len(stored))
 	}
 	runs := replayRuns(t, dir)
-	if len(runs) != 2 || runs[0].Status != replay.StatusInterrupted || runs[0].ExitCode != exitInterrupted ||
+	if len(runs) != 2 || runs[0].Status != replay.StatusInterrupted || runs[0].ExitCode != replay.ExitInterrupted ||
 		runs[1].Status != replay.StatusSucceeded || runs[1].Counts.AlreadyDone != first {
 		t.Fatalf("run records %+v", runs)
 	}

@@ -8,11 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
-	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
+	"github.com/fcaudit/fcaudit/internal/progress"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
@@ -195,8 +196,13 @@ func (f *factory) OpenStore(ctx context.Context, o storeOptions) (store.Store, e
 	return s, nil
 }
 
-// isTerminal reports whether w is a terminal (progress bars only then).
+// isTerminal reports whether w is a terminal (progress lines only then).
+// FCAUDIT_TTY=1 or 0 forces the answer: progress under a wrapper that
+// hides the terminal, none in a terminal recording, and the terminal path
+// in tests.
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && isatty.IsTerminal(f.Fd())
+	if force, err := strconv.ParseBool(os.Getenv("FCAUDIT_TTY")); err == nil {
+		return force
+	}
+	return progress.IsTerminal(w)
 }

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fcaudit/fcaudit/audit"
 	"github.com/fcaudit/fcaudit/ingest"
-	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/internal/progress"
 )
 
 type verifyOptions struct {
@@ -105,13 +104,12 @@ func runVerify(ctx context.Context, f *factory, o *verifyOptions) error {
 	defer st.Close()
 
 	start := time.Now()
-	var bar *progressBar
-	if isTerminal(f.errOut) {
-		bar = &progressBar{w: f.errOut, label: "verify"}
-		opts.Progress = func(p audit.Progress) { bar.update(p.Position, p.Head, p.Events) }
+	line := progress.New(f.errOut, isTerminal(f.errOut))
+	if line.TTY() {
+		opts.Progress = func(p audit.Progress) { drawVerifyProgress(line, p) }
 	}
 	rep, err := audit.Verify(ctx, st, opts)
-	bar.done()
+	line.Finish()
 	if err != nil {
 		return err
 	}
@@ -142,39 +140,19 @@ func runVerify(ctx context.Context, f *factory, o *verifyOptions) error {
 	return nil
 }
 
-// progressBar draws a one-line progress bar on a terminal; a nil bar draws
-// nothing. Updates are throttled so a fast scan is not slowed by the terminal.
-type progressBar struct {
-	w     io.Writer
-	label string
-	last  time.Time
-	drawn bool
-}
-
-func (b *progressBar) update(pos, head store.Position, events int64) {
-	if b == nil || (time.Since(b.last) < 200*time.Millisecond && pos < head) {
+// drawVerifyProgress draws "verify [====  ] 42% N events", throttled but
+// always drawing the last page so the bar ends full.
+func drawVerifyProgress(line *progress.Line, p audit.Progress) {
+	text := func() string {
+		frac := 1.0
+		if p.Head > 0 {
+			frac = float64(p.Position) / float64(p.Head)
+		}
+		return fmt.Sprintf("verify %s %3.0f%% %d events", progress.Bar(frac, 30), frac*100, p.Events)
+	}
+	if p.Position >= p.Head {
+		line.Draw(text())
 		return
 	}
-	b.last = time.Now()
-	frac := 1.0
-	if head > 0 {
-		frac = float64(pos) / float64(head)
-	}
-	const width = 30
-	n := int(frac * width)
-	bar := make([]byte, width)
-	for i := range bar {
-		bar[i] = ' '
-		if i < n {
-			bar[i] = '='
-		}
-	}
-	fmt.Fprintf(b.w, "\r%s [%s] %3.0f%% %d events", b.label, bar, frac*100, events)
-	b.drawn = true
-}
-
-func (b *progressBar) done() {
-	if b != nil && b.drawn {
-		fmt.Fprint(b.w, "\r\033[K")
-	}
+	line.Tick(text)
 }

@@ -1,0 +1,96 @@
+package audit
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/fcaudit/fcaudit/internal/atomicfile"
+)
+
+// ExportFormats are the formats Export writes.
+var ExportFormats = []string{"ndjson", "csv"}
+
+// ExportRequest is one `fcaudit export`: which history, in which format,
+// where to.
+type ExportRequest struct {
+	ExportOptions
+	// Format is "ndjson" or "csv".
+	Format string
+	// Out is the file to write (replaced atomically); "-" writes to Stdout.
+	Out    string
+	Stdout io.Writer
+	// Bundle, when set, is a new or empty directory that also receives an
+	// evidence bundle generated at Now.
+	Bundle string
+	Now    time.Time
+}
+
+// ExportResult says what Export wrote.
+type ExportResult struct {
+	// Written is true once the export itself (Out) is complete; Selected
+	// of Total events were written.
+	Written         bool
+	Selected, Total int
+	// Bundle describes the evidence bundle, when one was asked for and
+	// written.
+	Bundle *BundleResult
+	// Broken is the stream's first broken event, nil when the chain is
+	// intact. The export is written all the same (it is evidence too), but
+	// the run has failed.
+	Broken *Break
+}
+
+// ErrExportFormat is returned for a format Export does not know.
+var ErrExportFormat = errors.New("unknown export format: want ndjson or csv")
+
+// Export loads req's history (ErrUnknownAccount when the account has no
+// stream), writes it in req.Format to req.Out, then writes the bundle if
+// asked. A broken chain is not an error: it is reported in
+// ExportResult.Broken after everything was written.
+func Export(ctx context.Context, r StreamReader, req ExportRequest) (ExportResult, error) {
+	var res ExportResult
+	h, err := LoadHistory(ctx, r, req.ExportOptions)
+	if err != nil {
+		return res, err
+	}
+	var write func(io.Writer) error
+	switch req.Format {
+	case "ndjson":
+		write = h.WriteNDJSON
+	case "csv":
+		write = h.WriteCSV
+	default:
+		return res, fmt.Errorf("%q: %w", req.Format, ErrExportFormat)
+	}
+	if err := writeOutput(req.Stdout, req.Out, write); err != nil {
+		return res, err
+	}
+	res.Written, res.Selected, res.Total = true, len(h.Selected), len(h.Events)
+	if req.Bundle != "" {
+		if res.Bundle, err = WriteBundle(h, req.Bundle, req.Now); err != nil {
+			return res, err
+		}
+	}
+	res.Broken = h.Check.FirstBroken
+	return res, nil
+}
+
+// writeOutput runs write into stdout ("-") or into path replaced
+// atomically, so a failed export never leaves a partial file.
+func writeOutput(stdout io.Writer, path string, write func(io.Writer) error) error {
+	if path == "-" {
+		bw := bufio.NewWriter(stdout)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
+	if err := atomicfile.Write(path, 0o644, write); err != nil {
+		return fmt.Errorf("export to %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+package replay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fcaudit/fcaudit/internal/progress"
+	"github.com/fcaudit/fcaudit/store"
+)
+
+// recordedRuns reads the audit log of replays.
+func recordedRuns(t *testing.T, st store.Store) []RunRecord {
+	t.Helper()
+	evs, err := st.ReadStream(context.Background(), RunsStream, 0, 100)
+	if errors.Is(err, store.ErrStreamNotFound) {
+		return nil
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var out []RunRecord
+	for _, e := range evs {
+		var rec RunRecord
+		if err := json.Unmarshal(e.Data, &rec); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+func httpRequest(rc *receiver) RunRequest {
+	return RunRequest{Target: Target{Kind: "http", URL: rc.srv.URL}, URL: rc.srv.URL, Secret: testSecret,
+		Concurrency: 2, Timeout: 5 * time.Second, TargetKey: rc.srv.URL, Host: "h", User: "u"}
+}
+
+// Run decides a run's status and exit code and records it, whatever the
+// outcome: success 0, failed events 1, interrupted 130.
+func TestRunRecordsOutcome(t *testing.T) {
+	t.Run("succeeded", func(t *testing.T) {
+		st, _ := openStore(t)
+		seed(t, st, 2, 3)
+		rc := newReceiver(t)
+		out, err := Run(context.Background(), st, httpRequest(rc))
+		if err != nil || out.ExitCode != ExitSucceeded || out.RecordErr != nil || out.ExitMessage() != "" {
+			t.Fatalf("outcome %+v, %v", out, err)
+		}
+		if got := len(rc.deliveries()); got != 6 {
+			t.Errorf("%d deliveries", got)
+		}
+		recs := recordedRuns(t, st)
+		if len(recs) != 1 || recs[0].Status != StatusSucceeded || recs[0].ExitCode != 0 || recs[0].Counts.Replayed != 6 ||
+			recs[0].ID != out.Record.ID || recs[0].User != "u" || recs[0].Settings.Concurrency != 2 {
+			t.Errorf("records %+v", recs)
+		}
+	})
+	t.Run("failed", func(t *testing.T) {
+		st, _ := openStore(t)
+		seed(t, st, 2, 3)
+		rc := newReceiver(t)
+		rc.respond = func(n int, id string, w http.ResponseWriter) bool {
+			w.WriteHeader(http.StatusBadRequest)
+			return true
+		}
+		out, err := Run(context.Background(), st, httpRequest(rc))
+		if err != nil || out.ExitCode != ExitFailure || out.Result.Failed != 2 || out.Result.Skipped != 4 {
+			t.Fatalf("outcome %+v, %v", out.Result, err)
+		}
+		if msg := out.ExitMessage(); msg != "2 events failed, 4 skipped" {
+			t.Errorf("exit message %q", msg)
+		}
+		var sum bytes.Buffer
+		out.WriteSummary(&sum)
+		if !strings.Contains(sum.String(), "replayed 0 events, 2 failed, 4 skipped") || strings.Count(sum.String(), "failed: evt_") != 2 {
+			t.Errorf("summary %q", sum.String())
+		}
+		recs := recordedRuns(t, st)
+		if len(recs) != 1 || recs[0].Status != StatusFailed || recs[0].ExitCode != ExitFailure || len(recs[0].FailedIDs) != 2 {
+			t.Errorf("records %+v", recs)
+		}
+	})
+	t.Run("interrupted", func(t *testing.T) {
+		st, _ := openStore(t)
+		seed(t, st, 2, 3)
+		var b bytes.Buffer
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		out, err := Run(ctx, st, RunRequest{Target: Target{Kind: "ndjson"}, Out: &b})
+		if err != nil || out.ExitCode != ExitInterrupted || out.RecordErr != nil {
+			t.Fatalf("outcome %+v, %v", out, err)
+		}
+		if !strings.HasPrefix(out.ExitMessage(), "interrupted: ") {
+			t.Errorf("exit message %q", out.ExitMessage())
+		}
+		recs := recordedRuns(t, st)
+		if len(recs) != 1 || recs[0].Status != StatusInterrupted || recs[0].ExitCode != ExitInterrupted {
+			t.Errorf("an interrupted run must be recorded: %+v", recs)
+		}
+	})
+}
+
+// A checkpoint of another target stops the run before anything is sent or
+// recorded.
+func TestRunCheckpointMismatchIsNotARun(t *testing.T) {
+	st, _ := openStore(t)
+	seed(t, st, 1, 2)
+	rc := newReceiver(t)
+	req := httpRequest(rc)
+	req.Checkpoint = filepath.Join(t.TempDir(), "cp")
+	if _, err := Run(context.Background(), st, req); err != nil {
+		t.Fatal(err)
+	}
+	req.TargetKey = "another receiver"
+	if _, err := Run(context.Background(), st, req); !errors.Is(err, ErrCheckpointMismatch) {
+		t.Fatalf("err = %v, want ErrCheckpointMismatch", err)
+	}
+	if recs := recordedRuns(t, st); len(recs) != 1 {
+		t.Errorf("%d runs recorded, want only the first", len(recs))
+	}
+}
+
+// A rebuild that fails is recorded as an error, exit 1.
+func TestRunErrorIsRecorded(t *testing.T) {
+	st, _ := openStore(t)
+	seed(t, st, 1, 2)
+	boom := errors.New("boom")
+	out, err := Run(context.Background(), st, RunRequest{Target: Target{Kind: "projection", Projection: "account_status"},
+		Rebuilder: rebuildFunc(func(n func(int)) error { n(1); return boom })})
+	if !errors.Is(err, boom) || out.ExitCode != ExitFailure {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+	recs := recordedRuns(t, st)
+	if len(recs) != 1 || recs[0].Status != StatusError || !strings.Contains(recs[0].Error, "boom") {
+		t.Errorf("records %+v", recs)
+	}
+}
+
+// On a terminal the projection rebuild redraws its line in place and clears
+// it at the end; elsewhere it draws nothing.
+func TestRunProgressOnTerminal(t *testing.T) {
+	for _, tty := range []bool{true, false} {
+		st, _ := openStore(t)
+		seed(t, st, 1, 2)
+		var errOut bytes.Buffer
+		_, err := Run(context.Background(), st, RunRequest{Target: Target{Kind: "projection", Projection: "account_status"},
+			Progress:  progress.New(&errOut, tty),
+			Rebuilder: rebuildFunc(func(n func(int)) error { n(1); n(2); return nil })})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ""
+		if tty {
+			want = "\r\033[Krebuilding account_status: 1 events\r\033[Krebuilding account_status: 2 events\r\033[K"
+		}
+		if errOut.String() != want {
+			t.Errorf("tty %v: progress %q, want %q", tty, errOut.String(), want)
+		}
+	}
+}
+
+type rebuildFunc func(progress func(int)) error
+
+func (f rebuildFunc) Rebuild(_ context.Context, _ string, _ store.Filter, progress func(int)) error {
+	return f(progress)
+}
