@@ -11,7 +11,7 @@ import (
 
 	_ "modernc.org/sqlite" // the "sqlite" driver, for tampering with the file directly
 
-	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
@@ -89,7 +89,7 @@ func (l *testLog) appendRound(tb testing.TB, g *fcevents.Generator, perAccount i
 // makeEvent builds the store.Event ingest would build for body.
 func makeEvent(tb testing.TB, body []byte, received time.Time) store.Event {
 	tb.Helper()
-	env, err := ingest.ParseEnvelope(body)
+	env, err := fc.ParseEnvelope(body)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/event"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/store"
 )
@@ -357,7 +358,7 @@ func (r *runner) list(ctx context.Context, rep *Report) ([]pending, error) {
 // consider files one listed event: counts it and returns it when the log
 // lacks it.
 func (r *runner) consider(ctx context.Context, rep *Report, seen map[string]bool, raw []byte, id string, received time.Time) (*pending, error) {
-	env, err := ingest.ParseEnvelope(raw)
+	env, err := fc.ParseEnvelope(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: event %s: %v", ErrBadEvent, id, err)
 	}
@@ -369,7 +370,7 @@ func (r *runner) consider(ctx context.Context, rep *Report, seen map[string]bool
 	}
 	seen[env.ID] = true
 	rep.Fetched++
-	if !strings.HasPrefix(env.Type, ingest.AccountEventPrefix) {
+	if !strings.HasPrefix(env.Type, fc.AccountEventPrefix) {
 		rep.Ignored++
 		r.logger.Warn("ignoring listed event outside the requested types", "event_id", env.ID, "type", env.Type)
 		return nil, nil
@@ -380,7 +381,7 @@ func (r *runner) consider(ctx context.Context, rep *Report, seen map[string]bool
 	} else if !errors.Is(err, store.ErrEventNotFound) {
 		return nil, fmt.Errorf("look up %s in the event log: %w", env.ID, err)
 	}
-	stream := ingest.StreamFor(env)
+	stream := fc.StreamFor(env)
 	at := received.UTC().Truncate(time.Microsecond)
 	return &pending{
 		gap: Gap{

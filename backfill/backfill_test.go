@@ -18,6 +18,7 @@ import (
 
 	"github.com/fcaudit/fcaudit/backfill"
 	"github.com/fcaudit/fcaudit/backfill/backfilltest"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
@@ -61,9 +62,9 @@ func timeline(t *testing.T, n int, accounts ...string) [][]byte {
 	return out
 }
 
-func envOf(t *testing.T, body []byte) ingest.Envelope {
+func envOf(t *testing.T, body []byte) fc.Envelope {
 	t.Helper()
-	env, err := ingest.ParseEnvelope(body)
+	env, err := fc.ParseEnvelope(body)
 	if err != nil {
 		t.Fatalf("parse generated event: %v", err)
 	}
@@ -137,7 +138,7 @@ func TestRunPaginatesFiltersAndAppends(t *testing.T) {
 		}
 	}
 	for _, typ := range wantTypes {
-		if !strings.HasPrefix(typ, ingest.AccountEventPrefix) {
+		if !strings.HasPrefix(typ, fc.AccountEventPrefix) {
 			t.Errorf("EventTypes has %q", typ)
 		}
 	}

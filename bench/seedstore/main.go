@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
@@ -82,7 +83,7 @@ func run(dir string, events, accounts, size, workers int) error {
 						created += 3600 + r.Int64N(24*3600)
 					}
 					body := gen.Event(typ, acct, created)
-					env, err := ingest.ParseEnvelope(body)
+					env, err := fc.ParseEnvelope(body)
 					if err != nil {
 						errs <- err
 						return

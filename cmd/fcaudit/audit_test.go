@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
@@ -64,7 +65,7 @@ func TestAuditEndToEnd(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("webhook %s: %d %s", typ, code, resp)
 		}
-		env, _ := ingest.ParseEnvelope(body)
+		env, _ := fc.ParseEnvelope(body)
 		ids, headers = append(ids, env.ID), append(headers, sig)
 	}
 
@@ -196,7 +197,7 @@ func cmdLog(t *testing.T, dir string, g *fcevents.Generator, accounts []string, 
 	for i := 0; i < n; i++ {
 		for j, acct := range accounts {
 			body := g.Event(fcevents.Types()[i%7], acct, at.Unix()+int64(i))
-			env, err := ingest.ParseEnvelope(body)
+			env, err := fc.ParseEnvelope(body)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/backfill/backfilltest"
-	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
@@ -27,7 +27,7 @@ func fakeEvents(t *testing.T, account string, n int) (*backfilltest.Server, []st
 	var ids []string
 	for i := range n {
 		body := g.Event(fcevents.Types()[i%7], account, base+int64(i)*60)
-		env, err := ingest.ParseEnvelope(body)
+		env, err := fc.ParseEnvelope(body)
 		if err != nil {
 			t.Fatal(err)
 		}

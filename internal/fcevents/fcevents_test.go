@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
-
-	"github.com/fcaudit/fcaudit/ingest"
 )
 
 const created = 1705312800
@@ -113,7 +112,7 @@ func TestSize(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Size %d, %s: %v", size, typ, err)
 			}
-			if env, err := ingest.ParseEnvelope(body); err != nil || env.Type != typ {
+			if env, err := fc.ParseEnvelope(body); err != nil || env.Type != typ {
 				t.Fatalf("Size %d, %s: ParseEnvelope = %+v, %v", size, typ, env, err)
 			}
 			var a stripe.FinancialConnectionsAccount
