@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/store"
 )
@@ -48,7 +49,7 @@ func Routes(r StreamReader, signatures *ingest.Verifier) func(*mux.Router, api.H
 	return func(m *mux.Router, h api.Helpers) {
 		m.HandleFunc("/accounts/{id}/verify", func(w http.ResponseWriter, req *http.Request) {
 			id := mux.Vars(req)["id"]
-			rep, err := VerifyStream(req.Context(), r, store.AccountStream(id), VerifyOptions{Signatures: signatures})
+			rep, err := VerifyStream(req.Context(), r, fc.AccountStream(id), VerifyOptions{Signatures: signatures})
 			if errors.Is(err, store.ErrStreamNotFound) {
 				h.Error(w, req, api.NotFound("no events for account "+strconv.Quote(id)))
 				return

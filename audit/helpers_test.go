@@ -68,9 +68,9 @@ func (l *testLog) appendRound(tb testing.TB, g *fcevents.Generator, perAccount i
 	}
 	for i := 0; i < perAccount; i++ {
 		for _, acct := range l.accounts {
-			rev := len(l.byStream[store.AccountStream(acct)])
+			rev := len(l.byStream[fc.AccountStream(acct)])
 			ev := makeEvent(tb, g.Event(types[rev%len(types)], acct, t0.Unix()+int64(rev)*60), t0.Add(time.Duration(l.n)*time.Millisecond+123*time.Microsecond))
-			stream := store.AccountStream(acct)
+			stream := fc.AccountStream(acct)
 			l.byStream[stream] = append(l.byStream[stream], ev.ID)
 			l.n++
 			// Append one at a time for small logs (true interleaving); in

@@ -386,7 +386,7 @@ func (r *runner) consider(ctx context.Context, rep *Report, seen map[string]bool
 	return &pending{
 		gap: Gap{
 			ID: env.ID, Type: env.Type, Created: env.Created,
-			Account: store.AccountOf(stream), Stream: stream, ConnectAccount: env.ConnectAccount,
+			Account: fc.AccountOf(stream), Stream: stream, ConnectAccount: env.ConnectAccount,
 		},
 		ev: store.Event{
 			ID:             env.ID,

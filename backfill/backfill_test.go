@@ -165,7 +165,7 @@ func TestRunPaginatesFiltersAndAppends(t *testing.T) {
 		if !bytes.Equal(e.Data, bytes.TrimSpace(b)) {
 			t.Errorf("%s: stored body differs from the listed bytes", env.ID)
 		}
-		if e.Stream != store.AccountStream(env.ObjectID) || e.Type != env.Type || e.Created != env.Created ||
+		if e.Stream != fc.AccountStream(env.ObjectID) || e.Type != env.Type || e.Created != env.Created ||
 			e.APIVersion != env.APIVersion || e.Livemode != env.Livemode {
 			t.Errorf("%s: metadata %+v does not match envelope %+v", env.ID, e.Event, env)
 		}
@@ -181,7 +181,7 @@ func TestRunPaginatesFiltersAndAppends(t *testing.T) {
 		}
 	}
 	for _, a := range accts {
-		evs, err := st.ReadStream(ctx, store.AccountStream(a), 0, 0)
+		evs, err := st.ReadStream(ctx, fc.AccountStream(a), 0, 0)
 		if err != nil {
 			t.Fatalf("read %s: %v", a, err)
 		}

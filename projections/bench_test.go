@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
@@ -199,7 +200,7 @@ func seedLog(tb testing.TB, path string, nEvents, nAccounts int) {
 				}
 				batch[i] = ev
 			}
-			if _, err := st.Append(context.Background(), store.AccountStream(acct), store.AnyRevision, batch...); err != nil {
+			if _, err := st.Append(context.Background(), fc.AccountStream(acct), store.AnyRevision, batch...); err != nil {
 				return err
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -131,7 +132,7 @@ func TestApplyTieBrokenByPosition(t *testing.T) {
 func TestApplyLenientAndErrors(t *testing.T) {
 	evs := fixtureEvents(t)
 	newer := toEvent(t, readFixture(t, "variants/newer_fields.account.refreshed_balance.json"), time.Unix(1, 0))
-	rec := store.RecordedEvent{Event: newer, Stream: store.AccountStream(fixtureAccount), Position: 50}
+	rec := store.RecordedEvent{Event: newer, Stream: fc.AccountStream(fixtureAccount), Position: 50}
 	var s AccountStatus
 	if err := s.Apply(&rec); err != nil {
 		t.Fatalf("newer API fields: %v", err)
@@ -150,7 +151,7 @@ func TestApplyLenientAndErrors(t *testing.T) {
 	}
 
 	other := evs[0]
-	other.Stream = store.AccountStream("fca_other")
+	other.Stream = fc.AccountStream("fca_other")
 	if err := s.Apply(&other); err == nil {
 		t.Error("event of another account: want error")
 	}
@@ -177,7 +178,7 @@ func TestFoldThroughStore(t *testing.T) {
 			}
 		}
 	}
-	stored, err := st.ReadStream(context.Background(), store.AccountStream(fixtureAccount), 0, 0)
+	stored, err := st.ReadStream(context.Background(), fc.AccountStream(fixtureAccount), 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

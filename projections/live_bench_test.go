@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
@@ -229,7 +230,7 @@ func seedLiveLog(tb testing.TB, path string, nEvents, nAccounts int) {
 			if err != nil {
 				return err
 			}
-			if _, err := st.Append(context.Background(), store.AccountStream(acct), store.AnyRevision, ev); err != nil {
+			if _, err := st.Append(context.Background(), fc.AccountStream(acct), store.AnyRevision, ev); err != nil {
 				return err
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/timearg"
 	"github.com/fcaudit/fcaudit/store"
 )
@@ -140,7 +141,7 @@ type AsOf struct {
 // event log, not the read model, so it is exact even while the projection
 // lags. ErrAccountNotFound when no selected event exists.
 func (r *Runner) AccountAt(ctx context.Context, id string, at AsOf) (*AccountStatus, error) {
-	evs, err := r.log.ReadStream(ctx, store.AccountStream(id), 0, 0)
+	evs, err := r.log.ReadStream(ctx, fc.AccountStream(id), 0, 0)
 	if errors.Is(err, store.ErrStreamNotFound) {
 		return nil, fmt.Errorf("account %s: %w", id, ErrAccountNotFound)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -64,7 +65,7 @@ type Options struct {
 }
 
 // accountFilter selects what account_status folds.
-var accountFilter = store.Filter{StreamPrefix: store.AccountStreamPrefix}
+var accountFilter = store.Filter{StreamPrefix: fc.AccountStreamPrefix}
 
 // Runner runs the projections over a Log and answers queries on their read
 // models. It is safe for concurrent use; Run and Rebuild may run at the same

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
@@ -95,7 +96,7 @@ func seed(tb testing.TB, st store.Store, accounts, perAccount int) []store.Recor
 			tpl := tpls[i%len(tpls)]
 			created := int64(t0 + 60*n)
 			n++
-			_, err := st.Append(ctx, store.AccountStream(fca), store.AnyRevision, store.Event{
+			_, err := st.Append(ctx, fc.AccountStream(fca), store.AnyRevision, store.Event{
 				ID: evt, Type: tpl.typ, Data: tpl.render(evt, fca, created),
 				ReceivedAt: time.Unix(created+5, 0).UTC(), Created: created,
 				APIVersion: "2023-10-16", Source: store.SourceWebhook,

@@ -96,7 +96,7 @@ func run(dir string, events, accounts, size, workers int) error {
 							SignedAt: at.Unix(), SecretFingerprint: ingest.Fingerprint("whsec_seed"), VerifiedAt: at},
 					}
 				}
-				if _, err := st.Append(ctx, store.AccountStream(acct), store.AnyRevision, batch...); err != nil {
+				if _, err := st.Append(ctx, fc.AccountStream(acct), store.AnyRevision, batch...); err != nil {
 					errs <- err
 					return
 				}

@@ -203,7 +203,7 @@ func cmdLog(t *testing.T, dir string, g *fcevents.Generator, accounts []string, 
 			}
 			ev := store.Event{ID: env.ID, Type: env.Type, Data: body, Created: env.Created, APIVersion: env.APIVersion,
 				ReceivedAt: at.Add(time.Duration(i*len(accounts)+j) * time.Millisecond), Source: store.SourceImport}
-			if _, err := st.Append(context.Background(), store.AccountStream(acct), store.AnyRevision, ev); err != nil {
+			if _, err := st.Append(context.Background(), fc.AccountStream(acct), store.AnyRevision, ev); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -235,7 +235,7 @@ func TestVerifyCheckpoints(t *testing.T) {
 			t.Fatalf("%q changed nothing", query)
 		}
 	}
-	streamB := store.AccountStream(accounts[1])
+	streamB := fc.AccountStream(accounts[1])
 	for _, tc := range []struct {
 		name     string
 		change   func(t *testing.T, dir, cp string)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/esdb"
@@ -108,7 +109,7 @@ func TestServeOnEventStoreDB(t *testing.T) {
 	defer st.Close()
 	seen := map[string]int{}
 	for a := 0; a < accounts; a++ {
-		stream := store.AccountStream(fmt.Sprintf("fca_e2e%d", a))
+		stream := fc.AccountStream(fmt.Sprintf("fca_e2e%d", a))
 		evs, err := st.ReadStream(context.Background(), stream, 0, 0)
 		if err != nil {
 			t.Fatalf("read %s: %v", stream, err)

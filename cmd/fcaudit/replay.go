@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/timearg"
 	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/replay"
@@ -318,7 +319,7 @@ func runReplay(ctx context.Context, f *factory, cmd *cobra.Command, o *replayOpt
 		fmt.Fprintf(f.errOut, "%d events were already delivered by an earlier run (--checkpoint %s)\n", res.AlreadyDone, o.checkpoint)
 	}
 	for _, fl := range res.Failures {
-		acct := store.AccountOf(fl.Stream)
+		acct := fc.AccountOf(fl.Stream)
 		if acct == "" {
 			acct = fl.Stream
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/replay"
@@ -52,7 +53,7 @@ func replaySeed(t *testing.T, dir string, accounts, per int) []store.RecordedEve
 			if err := json.Unmarshal(body, &env); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := st.Append(context.Background(), store.AccountStream(fca), store.AnyRevision, store.Event{
+			if _, err := st.Append(context.Background(), fc.AccountStream(fca), store.AnyRevision, store.Event{
 				ID: env.ID, Type: env.Type, Data: body, Created: created, ReceivedAt: time.Unix(created, 0).UTC(),
 				APIVersion: fcevents.APIVersion, Source: store.SourceWebhook,
 			}); err != nil {
@@ -64,7 +65,7 @@ func replaySeed(t *testing.T, dir string, accounts, per int) []store.RecordedEve
 	var out []store.RecordedEvent
 	var after store.Position
 	for {
-		page, err := st.ReadAll(context.Background(), store.ReadOptions{After: after, Filter: store.Filter{StreamPrefix: store.AccountStreamPrefix}})
+		page, err := st.ReadAll(context.Background(), store.ReadOptions{After: after, Filter: store.Filter{StreamPrefix: fc.AccountStreamPrefix}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
 // fcauditPrefixes are the stream prefixes of everything fcaudit reads from
 // $all. Claim streams (ClaimStreamPrefix) are deliberately not among them.
-var fcauditPrefixes = []string{store.AccountStreamPrefix, store.ObjectStreamPrefix, store.SystemStreamPrefix}
+var fcauditPrefixes = []string{fc.AccountStreamPrefix, fc.ObjectStreamPrefix, store.SystemStreamPrefix}
 
 // ReadStream implements store.Store.
 func (s *Store) ReadStream(ctx context.Context, streamName string, from uint64, limit int) ([]store.RecordedEvent, error) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -44,7 +45,7 @@ func BenchmarkServeShape(b *testing.B) {
 	var seen atomic.Int64
 	done := make(chan error, 1)
 	go func() {
-		done <- s.Subscribe(ctx, 0, store.Filter{StreamPrefix: store.AccountStreamPrefix}, func(_ context.Context, batch []store.RecordedEvent) error {
+		done <- s.Subscribe(ctx, 0, store.Filter{StreamPrefix: fc.AccountStreamPrefix}, func(_ context.Context, batch []store.RecordedEvent) error {
 			seen.Add(int64(len(batch)))
 			return nil
 		})

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -198,7 +199,7 @@ func Run(t *testing.T, b Backend) {
 func testRoundTrip(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := store.AccountStream("fca_" + p)
+	stream := fc.AccountStream("fca_" + p)
 	withProv := newEvent("evt_"+p+"_prov", 1)
 	withProv.ConnectAccount = "acct_123"
 	withProv.Source = store.SourceBackfill
