@@ -63,7 +63,7 @@ type badCase struct {
 // A few oddities are accepted by design and are listed in
 // TestAcceptedOddInputs instead.
 func TestBadInputs(t *testing.T) {
-	real := (&fcevents.Generator{Size: 3 << 10}).Event(fcevents.TypeRefreshedBalance, "", time.Now().Unix())
+	real := (&fcevents.Generator{Size: 3 << 10}).Event(fc.TypeRefreshedBalance, "", time.Now().Unix())
 	half := real[:len(real)/2]
 	deep := []byte(`{"nested":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `,` + minimalEvent[1:])
 	longID := "evt_" + strings.Repeat("x", 100_000)

@@ -53,7 +53,7 @@ func newTestLog(tb testing.TB, accounts, perAccount, size int) *testLog {
 // appendRound appends perAccount more events to every account, interleaved.
 func (l *testLog) appendRound(tb testing.TB, g *fcevents.Generator, perAccount int) {
 	tb.Helper()
-	types := fcevents.Types()
+	types := fc.Types()
 	ctx := context.Background()
 	const batch = 256
 	pending := map[string][]store.Event{}

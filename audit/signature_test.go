@@ -39,7 +39,7 @@ func signedLog(t *testing.T) (path string, ids map[string][]string) {
 	}
 	g := &fcevents.Generator{Rand: mrand.New(mrand.NewPCG(7, 8)), Size: 1500}
 	ids = map[string][]string{}
-	types := fcevents.Types()
+	types := fc.Types()
 	n := 0
 	for rev := 0; rev < 4; rev++ {
 		for a := 0; a < 3; a++ {

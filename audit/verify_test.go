@@ -230,7 +230,7 @@ func TestVerifyWhileAppending(t *testing.T) {
 		defer wg.Done()
 		for i := 0; ctx.Err() == nil; i++ {
 			acct := l.accounts[i%len(l.accounts)]
-			ev := makeEvent(t, g.Event(fcevents.TypeRefreshedBalance, acct, t0.Unix()+3600+int64(i)), t0.Add(time.Hour+time.Duration(i)*time.Microsecond))
+			ev := makeEvent(t, g.Event(fc.TypeRefreshedBalance, acct, t0.Unix()+3600+int64(i)), t0.Add(time.Hour+time.Duration(i)*time.Microsecond))
 			if _, err := l.st.Append(ctx, fc.AccountStream(acct), store.AnyRevision, ev); err != nil {
 				if ctx.Err() == nil {
 					errc <- err

@@ -53,7 +53,7 @@ func openStore(t *testing.T) *sqlite.Store {
 func timeline(t *testing.T, n int, accounts ...string) [][]byte {
 	t.Helper()
 	g := &fcevents.Generator{Rand: rand.New(rand.NewPCG(uint64(n), 7))}
-	types := fcevents.Types()
+	types := fc.Types()
 	var out [][]byte
 	for i := range n {
 		created := int64(t0 + 60*(i/2)) // pairs share a second
@@ -99,7 +99,7 @@ func TestRunPaginatesFiltersAndAppends(t *testing.T) {
 	srv.Add(bodies...)
 	// Outside the filters: too old, and not an FC account type.
 	g := &fcevents.Generator{Rand: rand.New(rand.NewPCG(1, 1))}
-	srv.Add(g.Event(fcevents.TypeCreated, accts[0], t0-1))
+	srv.Add(g.Event(fc.TypeCreated, accts[0], t0-1))
 	srv.Add([]byte(`{"id":"evt_customer1","object":"event","type":"customer.created","created":` + strconv.Itoa(t0+5) +
 		`,"livemode":false,"api_version":"2023-10-16","data":{"object":{"id":"cus_1","object":"customer"}}}`))
 

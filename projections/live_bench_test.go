@@ -218,7 +218,7 @@ func seedLiveLog(tb testing.TB, path string, nEvents, nAccounts int) {
 	}
 	defer st.Close()
 	base := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC).Unix()
-	types := fcevents.Types()
+	types := fc.Types()
 	var next atomic.Int64
 	inParallel(tb, 64, func(w int) error {
 		rng := mrand.New(mrand.NewPCG(uint64(w), 11))

@@ -54,7 +54,7 @@ func run(dir string, events, accounts, size, workers int) error {
 	}
 	defer st.Close()
 	gen := &fcevents.Generator{Size: size}
-	types := fcevents.Types()[1:4] // the refreshes
+	types := fc.Types()[1:4] // the refreshes
 	start := time.Now()
 	base := start.Add(-30 * 24 * time.Hour).Unix()
 	var next, done atomic.Int64
@@ -77,7 +77,7 @@ func run(dir string, events, accounts, size, workers int) error {
 				created := base + r.Int64N(7*24*3600)
 				batch := make([]store.Event, n)
 				for i := range n {
-					typ := fcevents.TypeCreated
+					typ := fc.TypeCreated
 					if i > 0 {
 						typ = types[r.IntN(len(types))]
 						created += 3600 + r.Int64N(24*3600)

@@ -58,7 +58,7 @@ func TestAuditEndToEnd(t *testing.T) {
 
 	g := &fcevents.Generator{}
 	var ids, headers []string
-	for i, typ := range []string{fcevents.TypeCreated, fcevents.TypeRefreshedBalance, fcevents.TypeDeactivated} {
+	for i, typ := range []string{fc.TypeCreated, fc.TypeRefreshedBalance, fc.TypeDeactivated} {
 		body := g.Event(typ, account, time.Now().Unix()-int64(100-i))
 		sig := fcevents.Sign(body, newSecret, time.Now())
 		code, resp := call(t, "POST", base+"/webhooks/stripe", "", body, map[string]string{"Stripe-Signature": sig, "Content-Type": "application/json"})
@@ -196,7 +196,7 @@ func cmdLog(t *testing.T, dir string, g *fcevents.Generator, accounts []string, 
 	defer st.Close()
 	for i := 0; i < n; i++ {
 		for j, acct := range accounts {
-			body := g.Event(fcevents.Types()[i%7], acct, at.Unix()+int64(i))
+			body := g.Event(fc.Types()[i%7], acct, at.Unix()+int64(i))
 			env, err := fc.ParseEnvelope(body)
 			if err != nil {
 				t.Fatal(err)

@@ -59,7 +59,7 @@ func TestServeOnEventStoreDB(t *testing.T) {
 	for a := 0; a < accounts; a++ {
 		acct := fmt.Sprintf("fca_e2e%d", a)
 		for i := 0; i < perAccount; i++ {
-			body := g.Event(fcevents.Types()[i%7], acct, 1705312800+int64(i))
+			body := g.Event(fc.Types()[i%7], acct, 1705312800+int64(i))
 			var env struct{ ID string }
 			if err := json.Unmarshal(body, &env); err != nil {
 				t.Fatal(err)
@@ -153,7 +153,7 @@ func TestServeOnEventStoreDB(t *testing.T) {
 	// The cluster goes away: ingest answers 503 store_unavailable (Stripe
 	// retries), /readyz fails; when it is back, the same process recovers.
 	srv.SetUnavailable(true)
-	extra := g.Event(fcevents.TypeRefreshedBalance, "fca_e2e0", 1705400000)
+	extra := g.Event(fc.TypeRefreshedBalance, "fca_e2e0", 1705400000)
 	if code, m := post(addrs[0], extra); code != 503 || m["error"].(map[string]any)["type"] != "store_unavailable" {
 		t.Fatalf("while unavailable: %d %v", code, m)
 	}

@@ -40,7 +40,7 @@ func replaySeed(t *testing.T, dir string, accounts, per int) []store.RecordedEve
 	}
 	defer st.Close()
 	var g fcevents.Generator
-	types := fcevents.Types()
+	types := fc.Types()
 	created := int64(1705312800)
 	for i := range per {
 		for a := range accounts {
@@ -402,7 +402,7 @@ func TestReplayWhileServing(t *testing.T) {
 				return
 			default:
 			}
-			body := g.Event(fcevents.TypeRefreshedBalance, "fca_live"+fmt.Sprint(i%3), time.Now().Unix())
+			body := g.Event(fc.TypeRefreshedBalance, "fca_live"+fmt.Sprint(i%3), time.Now().Unix())
 			req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/webhooks/stripe", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Stripe-Signature", fcevents.Sign(body, dc.WebhookSecret, time.Now()))

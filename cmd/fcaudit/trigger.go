@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
@@ -32,7 +33,7 @@ func newTriggerCommand(f *factory) *cobra.Command {
 as Stripe would, and POSTs it to a running fcaudit (or any webhook endpoint).
 
 TYPE is a full event type or its last part (created, refreshed_balance, …):
-  ` + strings.Join(fcevents.Types(), "\n  ") + `
+  ` + strings.Join(fc.Types(), "\n  ") + `
 
 Defaults for --url and --secret come from DATA_DIR/dev.json, written by 'serve --dev'.`,
 		Example: `  fcaudit trigger created
@@ -54,7 +55,7 @@ Defaults for --url and --secret come from DATA_DIR/dev.json, written by 'serve -
 
 // resolveType accepts a full FC event type or its suffix.
 func resolveType(s string) (string, error) {
-	types := fcevents.Types()
+	types := fc.Types()
 	if slices.Contains(types, s) {
 		return s, nil
 	}
