@@ -22,18 +22,10 @@ import (
 )
 
 // EventTypes are the Financial Connections account event types Run asks the
-// Events API for (its types[] filter). Newer types that stripe-go v76 does
-// not know (…upcoming_deactivation, …) are not requested; webhooks of those
-// types are stored by ingest as usual.
-var EventTypes = []string{
-	"financial_connections.account.created",
-	"financial_connections.account.deactivated",
-	"financial_connections.account.disconnected",
-	"financial_connections.account.reactivated",
-	"financial_connections.account.refreshed_balance",
-	"financial_connections.account.refreshed_ownership",
-	"financial_connections.account.refreshed_transactions",
-}
+// Events API for (its types[] filter): fc.Types, sorted by name. Newer types
+// that stripe-go v76 does not know (…upcoming_deactivation, …) are not
+// requested; webhooks of those types are stored by ingest as usual.
+var EventTypes = slices.Sorted(slices.Values(fc.Types()))
 
 // Defaults of Options.
 const (
