@@ -171,7 +171,7 @@ func TestStripeMock(t *testing.T) {
 		t.Fatalf("fixture event not stored: %v", err)
 	}
 	if e.Source != store.SourceBackfill || e.Stream != fc.AccountStream(mockAccountID) ||
-		e.Type != "financial_connections.account.refreshed_balance" || e.APIVersion != "2023-10-16" {
+		e.Type != fc.TypeRefreshedBalance || e.APIVersion != "2023-10-16" {
 		t.Errorf("stored %s in %s, type %s, api_version %s", e.Source, e.Stream, e.Type, e.APIVersion)
 	}
 	// stripe-mock renders compact JSON (indented only for curl): the body

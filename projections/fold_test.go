@@ -37,7 +37,7 @@ func TestFoldFixtureOrders(t *testing.T) {
 	if want.FirstSeenAt != 1705312800 {
 		t.Errorf("first_seen_at = %d, want 1705312800 (event 01)", want.FirstSeenAt)
 	}
-	if want.LastEvent.ID != evs[6].ID || want.LastEvent.Type != "financial_connections.account.disconnected" {
+	if want.LastEvent.ID != evs[6].ID || want.LastEvent.Type != fc.TypeDisconnected {
 		t.Errorf("last_event = %+v, want 07 %s", want.LastEvent, evs[6].ID)
 	}
 	// 07's transaction_refresh: succeeded, attempted at T0+5d (from 06's refresh).
@@ -50,7 +50,7 @@ func TestFoldFixtureOrders(t *testing.T) {
 	if want.Object != "account_status" || want.ID != fixtureAccount {
 		t.Errorf("object/id = %q/%q", want.Object, want.ID)
 	}
-	if got := want.LastEventTimes["financial_connections.account.created"]; got != 1705312800 {
+	if got := want.LastEventTimes[fc.TypeCreated]; got != 1705312800 {
 		t.Errorf("last created time = %d", got)
 	}
 	if len(want.LastEventTimes) != 7 {

@@ -64,7 +64,7 @@ func TestRunnerFollowsLiveAndOtherProcesses(t *testing.T) {
 	}
 	waitFor(t, "the other process's events applied", func() bool {
 		a, err := r.Account(context.Background(), fixtureAccount)
-		return err == nil && a.EventsCount == 7
+		return err == nil && a.EventsCount == int64(len(evs))
 	})
 	a, _ = r.Account(context.Background(), fixtureAccount)
 	want, _ := FoldAccount(evs)

@@ -82,7 +82,7 @@ func (t template) render(evt, fca string, created int64) []byte {
 const t0 = 1705312800
 
 // seed appends accounts×perAccount events, interleaved across accounts
-// (round-robin), event i of an account using fixture i%7; created grows by
+// (round-robin), event i of an account using fixture i%len(templates); created grows by
 // 60 s per event in store order. It returns the events in store order.
 func seed(tb testing.TB, st store.Store, accounts, perAccount int) []store.RecordedEvent {
 	tb.Helper()

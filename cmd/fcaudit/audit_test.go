@@ -196,7 +196,7 @@ func cmdLog(t *testing.T, dir string, g *fcevents.Generator, accounts []string, 
 	defer st.Close()
 	for i := 0; i < n; i++ {
 		for j, acct := range accounts {
-			body := g.Event(fc.Types()[i%7], acct, at.Unix()+int64(i))
+			body := g.Event(fc.Types()[i%len(fc.Types())], acct, at.Unix()+int64(i))
 			env, err := fc.ParseEnvelope(body)
 			if err != nil {
 				t.Fatal(err)

@@ -26,7 +26,7 @@ func fakeEvents(t *testing.T, account string, n int) (*backfilltest.Server, []st
 	base := time.Now().Add(-48 * time.Hour).Unix()
 	var ids []string
 	for i := range n {
-		body := g.Event(fc.Types()[i%7], account, base+int64(i)*60)
+		body := g.Event(fc.Types()[i%len(fc.Types())], account, base+int64(i)*60)
 		env, err := fc.ParseEnvelope(body)
 		if err != nil {
 			t.Fatal(err)

@@ -59,7 +59,7 @@ func TestServeOnEventStoreDB(t *testing.T) {
 	for a := 0; a < accounts; a++ {
 		acct := fmt.Sprintf("fca_e2e%d", a)
 		for i := 0; i < perAccount; i++ {
-			body := g.Event(fc.Types()[i%7], acct, 1705312800+int64(i))
+			body := g.Event(fc.Types()[i%len(fc.Types())], acct, 1705312800+int64(i))
 			var env struct{ ID string }
 			if err := json.Unmarshal(body, &env); err != nil {
 				t.Fatal(err)

@@ -267,7 +267,7 @@ func TestReplayCommandFailureExit1(t *testing.T) {
 
 func TestReplayCommandDryRunAndNDJSON(t *testing.T) {
 	dir := t.TempDir()
-	stored := replaySeed(t, dir, 4, 7)
+	stored := replaySeed(t, dir, 4, len(fc.Types())) // one event of each type per account
 	var want strings.Builder
 	var wantIDs []string
 	for _, ev := range stored {

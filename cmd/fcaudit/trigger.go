@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -53,18 +52,12 @@ Defaults for --url and --secret come from DATA_DIR/dev.json, written by 'serve -
 	return cmd
 }
 
-// resolveType accepts a full FC event type or its suffix.
+// resolveType accepts a full FC event type or its short name (fc.Lookup).
 func resolveType(s string) (string, error) {
-	types := fc.Types()
-	if slices.Contains(types, s) {
-		return s, nil
+	if t, ok := fc.Lookup(s); ok {
+		return t, nil
 	}
-	for _, t := range types {
-		if strings.TrimPrefix(t, "financial_connections.account.") == s {
-			return t, nil
-		}
-	}
-	return "", &usageError{fmt.Errorf("unknown event type %q; one of: %s", s, strings.Join(types, ", "))}
+	return "", &usageError{fmt.Errorf("unknown event type %q; one of: %s", s, strings.Join(fc.Types(), ", "))}
 }
 
 func runTrigger(ctx context.Context, f *factory, o *triggerOptions) error {

@@ -65,7 +65,7 @@ func TestContractRealServer(t *testing.T) {
 func BenchmarkInMemory(b *testing.B) { storetest.Bench(b, memBackend()) }
 
 func ev(id string, i int) store.Event {
-	return store.Event{ID: id, Type: "financial_connections.account.refreshed_balance",
+	return store.Event{ID: id, Type: fc.TypeRefreshedBalance,
 		Data:       []byte(fmt.Sprintf(`{"id":%q,"n":%d}`, id, i)),
 		ReceivedAt: time.Date(2025, 1, 2, 3, 4, 5, i*1000, time.UTC), Created: 1700000000 + int64(i), Source: store.SourceWebhook}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -23,7 +24,7 @@ var benchBody = func() []byte {
 
 func benchEvent(id string) store.Event {
 	return store.Event{
-		ID: id, Type: "financial_connections.account.refreshed_balance", Data: benchBody,
+		ID: id, Type: fc.TypeRefreshedBalance, Data: benchBody,
 		ReceivedAt: time.Now(), Created: time.Now().Unix(), APIVersion: "2023-10-16", Source: store.SourceWebhook,
 	}
 }

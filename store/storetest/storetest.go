@@ -54,7 +54,7 @@ var baseTime = time.Date(2025, 3, 14, 15, 9, 26, 535897_932, time.UTC)
 func newEvent(id string, i int) store.Event {
 	return store.Event{
 		ID:         id,
-		Type:       "financial_connections.account.refreshed_balance",
+		Type:       fc.TypeRefreshedBalance,
 		Data:       []byte(fmt.Sprintf(`{"id":%q,"object":"event","n":%d,"data":{"object":{"id":"fca_x"}}}`, id, i)),
 		ReceivedAt: baseTime.Add(time.Duration(i) * time.Second),
 		Created:    1700000000 + int64(i),
@@ -564,9 +564,9 @@ func testReadAllFilter(t *testing.T, b Backend) {
 	}
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	specs := []spec{
-		{acct + "1", "financial_connections.account.created", store.SourceWebhook, 100, t0.Add(1 * time.Microsecond)},
-		{acct + "1", "financial_connections.account.refreshed_balance", store.SourceBackfill, 200, t0.Add(2 * time.Microsecond)},
-		{acct + "2", "financial_connections.account.deactivated", store.SourceWebhook, 300, t0.Add(3 * time.Microsecond)},
+		{acct + "1", fc.TypeCreated, store.SourceWebhook, 100, t0.Add(1 * time.Microsecond)},
+		{acct + "1", fc.TypeRefreshedBalance, store.SourceBackfill, 200, t0.Add(2 * time.Microsecond)},
+		{acct + "2", fc.TypeDeactivated, store.SourceWebhook, 300, t0.Add(3 * time.Microsecond)},
 		{obj + "1", "customer.created", store.SourceImport, 400, t0.Add(4 * time.Microsecond)},
 		{acct + "2", "weird?type[1]", store.SourceWebhook, 500, t0.Add(5 * time.Microsecond)},
 		{acct + "3", "weirdXtype11", store.SourceFcaudit, 600, t0.Add(6 * time.Microsecond)},
@@ -596,7 +596,7 @@ func testReadAllFilter(t *testing.T, b Backend) {
 		{"streams", store.Filter{Streams: []string{acct + "2", obj + "1"}}, 3},
 		{"streams and prefix", store.Filter{StreamPrefix: acct, Streams: []string{acct + "2", obj + "1"}}, 2},
 		{"type exact", store.Filter{Types: []string{"customer.created"}}, 1},
-		{"type glob", store.Filter{Types: []string{"financial_connections.account.*"}}, 3},
+		{"type glob", store.Filter{Types: []string{fc.AccountEventPrefix + "*"}}, 3},
 		{"type glob crosses dots", store.Filter{Types: []string{"financial_connections.*"}}, 3},
 		{"type glob suffix", store.Filter{Types: []string{"*.created"}}, 2},
 		{"type globs OR", store.Filter{Types: []string{"*deactivated", "customer.*"}}, 2},
@@ -920,7 +920,7 @@ func testSubscribeFilter(t *testing.T, b Backend) {
 	for i := range 10 {
 		e := newEvent(fmt.Sprintf("evt_%s_%d", p, i), i)
 		if i%3 == 0 {
-			e.Type = "financial_connections.account.deactivated"
+			e.Type = fc.TypeDeactivated
 			want = append(want, e.ID)
 		}
 		mustAppend(t, s, prefix, store.AnyRevision, e)
