@@ -18,6 +18,7 @@ import (
 
 	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -364,7 +365,7 @@ func (r *runner) consider(ctx context.Context, rep *Report, seen map[string]bool
 	rep.Fetched++
 	if !strings.HasPrefix(env.Type, fc.AccountEventPrefix) {
 		rep.Ignored++
-		r.logger.Warn("ignoring listed event outside the requested types", "event_id", env.ID, "type", env.Type)
+		r.logger.Warn("ignoring listed event outside the requested types", logkey.EventID, env.ID, logkey.EventType, env.Type)
 		return nil, nil
 	}
 	if _, err := r.log.EventByID(ctx, env.ID); err == nil {

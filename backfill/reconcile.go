@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 )
 
 // Reconciler runs the backfill periodically inside serve (serve
@@ -111,7 +112,7 @@ func (r *Reconciler) Once(ctx context.Context) Result {
 	if err != nil {
 		msg := err.Error()
 		res.Error = &msg
-		r.logger.Warn("reconciliation with Stripe's Events API failed", "err", err, "appended", rep.Appended)
+		r.logger.Warn("reconciliation with Stripe's Events API failed", logkey.Err(err), "appended", rep.Appended)
 	} else {
 		r.logger.Info("reconciliation with Stripe's Events API", "fetched", rep.Fetched,
 			"already_stored", rep.AlreadyStored, "appended", rep.Appended)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/fc"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -99,8 +100,8 @@ func (s *Service) Ingest(ctx context.Context, body []byte, sigHeader string) (st
 	}
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "webhook",
-			slog.String("outcome", out.Result), slog.String("event_id", res.ID),
-			slog.String("event_type", typ), slog.String("stream", res.Stream),
+			slog.String("outcome", out.Result), slog.String(logkey.EventID, res.ID),
+			slog.String(logkey.EventType, typ), slog.String(logkey.Stream, res.Stream),
 			slog.Duration("duration", out.Duration))
 	}
 	return res, err

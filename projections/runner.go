@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/fc"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -160,7 +161,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			continue
 		}
 		r.setErr(err)
-		r.logger.Error("projection stopped; retrying", "projection", AccountStatusName, "error", err, "retry_in", backoff)
+		r.logger.Error("projection stopped; retrying", "projection", AccountStatusName, logkey.Err(err), "retry_in", backoff)
 		select {
 		case <-ctx.Done():
 			return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fcaudit/fcaudit/backfill"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/internal/timearg"
 )
 
@@ -135,7 +136,7 @@ func runBackfill(ctx context.Context, f *factory, o *backfillOptions) error {
 		if rep.Appended > 0 {
 			// What was appended is real and stays; show it before the error.
 			if werr := rep.WriteText(f.out); werr != nil {
-				log.Warn("write report", "err", werr)
+				log.Warn("write report", logkey.Err(werr))
 			}
 			return fmt.Errorf("backfill stopped after appending %d of %d missing events: %w", rep.Appended, len(rep.Gaps), err)
 		}

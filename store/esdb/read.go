@@ -10,6 +10,7 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/fcaudit/fcaudit/fc"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -264,7 +265,7 @@ func (s *Store) Subscribe(ctx context.Context, after store.Position, filter stor
 			failures = 0
 		}
 		failures++
-		s.log.Warn("eventstoredb: subscription dropped; resubscribing", "after", pos, "attempt", failures, "err", err)
+		s.log.Warn("eventstoredb: subscription dropped; resubscribing", "after", pos, "attempt", failures, logkey.Err(err))
 		d := time.Duration(min(failures, 20)) * 100 * time.Millisecond
 		t := time.NewTimer(d)
 		select {
