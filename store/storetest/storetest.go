@@ -263,7 +263,7 @@ func testRoundTrip(t *testing.T, b Backend) {
 func testRevisionsAndPositions(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	a, c := "fcaccount-a"+p, "fcaccount-c"+p
+	a, c := fc.AccountStream("a"+p), fc.AccountStream("c"+p)
 	var positions []store.Position
 	for i := range 5 {
 		for _, st := range []string{a, c} {
@@ -309,7 +309,7 @@ func testRevisionsAndPositions(t *testing.T, b Backend) {
 func testExpectedRevision(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := "fcaccount-" + p
+	stream := fc.AccountStreamPrefix + p
 	ctx := ctxT(t)
 	wrong := func(exp store.ExpectedRevision, actual int64, id string) {
 		t.Helper()
@@ -336,14 +336,14 @@ func testExpectedRevision(t *testing.T, b Backend) {
 	}
 	wrong(store.Exact(1), 2, "evt_"+p+"_w3")
 	mustAppend(t, s, stream, store.Exact(2), newEvent("evt_"+p+"_3", 3))
-	mustAppend(t, s, "fcaccount-other"+p, store.AnyRevision, newEvent("evt_"+p+"_other", 0))
+	mustAppend(t, s, fc.AccountStream("other"+p), store.AnyRevision, newEvent("evt_"+p+"_other", 0))
 	checkChain(t, s, stream)
 }
 
 func testDuplicates(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	a, other := "fcaccount-a"+p, "fcaccount-b"+p
+	a, other := fc.AccountStream("a"+p), fc.AccountStream("b"+p)
 	ctx := ctxT(t)
 	orig := mustAppend(t, s, a, store.NoStream, events(p, 2)...)
 
@@ -407,7 +407,7 @@ func testDuplicates(t *testing.T, b Backend) {
 func testAtomic(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := "fcaccount-" + p
+	stream := fc.AccountStreamPrefix + p
 	mustAppend(t, s, stream, store.NoStream, newEvent("evt_"+p+"_first", 0))
 	evs := events(p, 3)
 	if _, err := s.Append(ctxT(t), stream, store.NoStream, evs...); !errors.Is(err, store.ErrWrongExpectedRevision) {
@@ -437,7 +437,7 @@ func testAtomic(t *testing.T, b Backend) {
 func testInvalid(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := "fcaccount-" + p
+	stream := fc.AccountStreamPrefix + p
 	for name, mod := range map[string]func(*store.Event){
 		"no id":     func(e *store.Event) { e.ID = "" },
 		"no type":   func(e *store.Event) { e.Type = "" },
@@ -459,14 +459,14 @@ func testInvalid(t *testing.T, b Backend) {
 func testReadStream(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := "fcaccount-" + p
+	stream := fc.AccountStreamPrefix + p
 	ctx := ctxT(t)
 	if _, err := s.ReadStream(ctx, stream, 0, 0); !errors.Is(err, store.ErrStreamNotFound) {
 		t.Errorf("ReadStream of a missing stream: err = %v, want ErrStreamNotFound", err)
 	}
 	evs := events(p, 6)
 	mustAppend(t, s, stream, store.NoStream, evs[:3]...)
-	mustAppend(t, s, "fcaccount-x"+p, store.NoStream, newEvent("evt_"+p+"_x", 0))
+	mustAppend(t, s, fc.AccountStream("x"+p), store.NoStream, newEvent("evt_"+p+"_x", 0))
 	mustAppend(t, s, stream, store.Exact(2), evs[3:]...)
 	for _, tc := range []struct {
 		from  uint64
@@ -502,7 +502,7 @@ func testReadAll(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
 	ctx := ctxT(t)
-	prefix := "fcaccount-" + p + "-"
+	prefix := fc.AccountStreamPrefix + p + "-"
 	var all []string
 	var pos []store.Position
 	for i := range 7 {
@@ -555,7 +555,7 @@ func testReadAllFilter(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
 	ctx := ctxT(t)
-	acct := "fcaccount-" + p + "-"
+	acct := fc.AccountStreamPrefix + p + "-"
 	obj := "stripe-" + p + "-"
 	type spec struct {
 		stream, typ, source string
@@ -639,7 +639,7 @@ func testEventByID(t *testing.T, b Backend) {
 		t.Errorf("EventByID of a missing id: err = %v, want ErrEventNotFound", err)
 	}
 	evs := events(p, 3)
-	res := mustAppend(t, s, "fcaccount-"+p, store.NoStream, evs...)
+	res := mustAppend(t, s, fc.AccountStreamPrefix+p, store.NoStream, evs...)
 	for i, e := range evs {
 		got, err := s.EventByID(ctxT(t), e.ID)
 		if err != nil {
@@ -662,7 +662,7 @@ func testHead(t *testing.T, b Backend) {
 	if b.Features.ContiguousPositions && h0 != 0 {
 		t.Errorf("Head of a fresh store = %d, want 0", h0)
 	}
-	res := mustAppend(t, s, "fcaccount-"+p, store.NoStream, events(p, 3)...)
+	res := mustAppend(t, s, fc.AccountStreamPrefix+p, store.NoStream, events(p, 3)...)
 	h, err := s.Head(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
@@ -675,17 +675,17 @@ func testHead(t *testing.T, b Backend) {
 func testChain(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := "fcaccount-" + p
+	stream := fc.AccountStreamPrefix + p
 	evs := events(p, 10)
 	for i := 0; i < len(evs); i += 3 {
 		mustAppend(t, s, stream, store.AnyRevision, evs[i:min(i+3, len(evs))]...)
-		mustAppend(t, s, "fcaccount-noise"+p, store.AnyRevision, newEvent(fmt.Sprintf("evt_%s_noise%d", p, i), i))
+		mustAppend(t, s, fc.AccountStream("noise"+p), store.AnyRevision, newEvent(fmt.Sprintf("evt_%s_noise%d", p, i), i))
 	}
 	got := checkChain(t, s, stream)
 	if len(got) != len(evs) {
 		t.Fatalf("stream has %d events, want %d", len(got), len(evs))
 	}
-	checkChain(t, s, "fcaccount-noise"+p)
+	checkChain(t, s, fc.AccountStream("noise"+p))
 	if got[0].ChainHash != store.ChainHash(store.ChainSeed(stream), sha256.Sum256(evs[0].Data), evs[0].ID, evs[0].ReceivedAt) {
 		t.Errorf("revision 0 chain hash not seeded from the stream name")
 	}
@@ -694,7 +694,7 @@ func testChain(t *testing.T, b Backend) {
 func testConcurrentAny(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := "fcaccount-" + p
+	stream := fc.AccountStreamPrefix + p
 	const workers, per = 32, 4
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*per)
@@ -731,7 +731,7 @@ func testConcurrentAny(t *testing.T, b Backend) {
 func testConcurrentExact(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := "fcaccount-" + p
+	stream := fc.AccountStreamPrefix + p
 	const workers, per = 32, 2
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*per)
@@ -847,7 +847,7 @@ func subscribe(t testing.TB, s store.Store, after store.Position, f store.Filter
 func testSubscribe(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	prefix := "fcaccount-" + p + "-"
+	prefix := fc.AccountStreamPrefix + p + "-"
 	evs := events(p, 12)
 	var pos []store.Position
 	for i, e := range evs[:6] {
@@ -879,11 +879,11 @@ func testSubscribe(t *testing.T, b Backend) {
 func testSubscribeHandlerError(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	mustAppend(t, s, "fcaccount-"+p, store.NoStream, events(p, 3)...)
+	mustAppend(t, s, fc.AccountStreamPrefix+p, store.NoStream, events(p, 3)...)
 	boom := errors.New("handler failed")
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	err := s.Subscribe(ctx, 0, store.Filter{StreamPrefix: "fcaccount-" + p}, func(context.Context, []store.RecordedEvent) error { return boom })
+	err := s.Subscribe(ctx, 0, store.Filter{StreamPrefix: fc.AccountStreamPrefix + p}, func(context.Context, []store.RecordedEvent) error { return boom })
 	if !errors.Is(err, boom) {
 		t.Fatalf("Subscribe returned %v, want the handler's error", err)
 	}
@@ -892,12 +892,12 @@ func testSubscribeHandlerError(t *testing.T, b Backend) {
 func testSubscribeCancel(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	mustAppend(t, s, "fcaccount-"+p, store.NoStream, events(p, 1)...)
+	mustAppend(t, s, fc.AccountStreamPrefix+p, store.NoStream, events(p, 1)...)
 	c := newCollector()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- s.Subscribe(ctx, 0, store.Filter{StreamPrefix: "fcaccount-" + p}, c.handle) }()
+	go func() { errc <- s.Subscribe(ctx, 0, store.Filter{StreamPrefix: fc.AccountStreamPrefix + p}, c.handle) }()
 	c.waitFor(t, 1, errc) // now following live
 	cancel()
 	select {
@@ -913,7 +913,7 @@ func testSubscribeCancel(t *testing.T, b Backend) {
 func testSubscribeFilter(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	prefix := "fcaccount-" + p
+	prefix := fc.AccountStreamPrefix + p
 	c := newCollector()
 	_, errc := subscribe(t, s, 0, store.Filter{StreamPrefix: prefix, Types: []string{"*.deactivated"}}, c.handle)
 	var want []string
@@ -943,7 +943,7 @@ func testSecond(t *testing.T, b Backend) {
 	s := b.New(t)
 	s2 := b.Second(t, s)
 	p := uniq(t)
-	prefix := "fcaccount-" + p
+	prefix := fc.AccountStreamPrefix + p
 	c := newCollector()
 	_, errc := subscribe(t, s, 0, store.Filter{StreamPrefix: prefix}, c.handle)
 	mustAppend(t, s, prefix+"-1", store.NoStream, newEvent("evt_"+p+"_a", 0))
@@ -980,11 +980,11 @@ func toRecorded(evs []store.Event) []store.RecordedEvent {
 func testClosed(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	mustAppend(t, s, "fcaccount-"+p, store.NoStream, events(p, 1)...)
+	mustAppend(t, s, fc.AccountStreamPrefix+p, store.NoStream, events(p, 1)...)
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if _, err := s.Append(context.Background(), "fcaccount-"+p, store.AnyRevision, newEvent("evt_"+p+"_late", 1)); !errors.Is(err, store.ErrClosed) {
+	if _, err := s.Append(context.Background(), fc.AccountStreamPrefix+p, store.AnyRevision, newEvent("evt_"+p+"_late", 1)); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("Append after Close: err = %v, want ErrClosed", err)
 	}
 }
