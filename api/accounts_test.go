@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
@@ -38,7 +39,7 @@ func fixtureEvents(t *testing.T) []store.RecordedEvent {
 		}
 		e := store.Event{ID: env.ID, Type: env.Type, Data: b, ReceivedAt: time.Unix(env.Created+60, 0).UTC(), Created: env.Created,
 			Livemode: env.Livemode, APIVersion: env.Version, Source: store.SourceWebhook}
-		out = append(out, store.RecordedEvent{Event: e, Stream: store.AccountStream(account), Revision: uint64(i), Position: store.Position(i + 1)})
+		out = append(out, store.RecordedEvent{Event: e, Stream: fc.AccountStream(account), Revision: uint64(i), Position: store.Position(i + 1)})
 	}
 	return out
 }
@@ -68,7 +69,7 @@ func accountsServer(t *testing.T) (*httptest.Server, []store.RecordedEvent) {
 			g := e.Event
 			g.ID = fmt.Sprintf("evt_gen%04d%04d", a, k)
 			g.Data = bytes.ReplaceAll(bytes.ReplaceAll(e.Data, []byte(account), []byte(id)), []byte(e.ID), []byte(g.ID))
-			if _, err := st.Append(ctx, store.AccountStream(id), store.AnyRevision, g); err != nil {
+			if _, err := st.Append(ctx, fc.AccountStream(id), store.AnyRevision, g); err != nil {
 				t.Fatal(err)
 			}
 		}

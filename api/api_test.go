@@ -18,6 +18,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/store/sqlite"
@@ -314,7 +315,7 @@ func TestEventQueries(t *testing.T) {
 		}
 		got := ids(m)
 		walked = append(walked, got...)
-		if m["has_more"] != (len(walked) < 7) {
+		if m["has_more"] != (len(walked) < len(all)) {
 			t.Fatalf("%s: has_more = %v after %d events", path, m["has_more"], len(walked))
 		}
 		if m["has_more"] == false {
@@ -354,7 +355,7 @@ func TestEventQueries(t *testing.T) {
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Type != "financial_connections.account.refreshed_balance" || rec.Revision != 1 || rec.Position != 2 ||
+	if rec.Type != fc.TypeRefreshedBalance || rec.Revision != 1 || rec.Position != 2 ||
 		rec.Account == nil || *rec.Account != account || rec.Source != "webhook" || rec.Created != 1705312915 ||
 		rec.APIVersion != "2023-10-16" || rec.ConnectAccount != nil || len(rec.BodySHA256) != 64 || len(rec.ChainHash) != 64 ||
 		rec.Provenance == nil || rec.Provenance.SecretFingerprint != ingest.Fingerprint(secret) || rec.Provenance.SignedAt == 0 {

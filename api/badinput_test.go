@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store/sqlite"
@@ -62,7 +63,7 @@ type badCase struct {
 // A few oddities are accepted by design and are listed in
 // TestAcceptedOddInputs instead.
 func TestBadInputs(t *testing.T) {
-	real := (&fcevents.Generator{Size: 3 << 10}).Event(fcevents.TypeRefreshedBalance, "", time.Now().Unix())
+	real := (&fcevents.Generator{Size: 3 << 10}).Event(fc.TypeRefreshedBalance, "", time.Now().Unix())
 	half := real[:len(real)/2]
 	deep := []byte(`{"nested":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `,` + minimalEvent[1:])
 	longID := "evt_" + strings.Repeat("x", 100_000)
@@ -154,7 +155,7 @@ func TestBadInputs(t *testing.T) {
 // design (docs/reliability.md). Each is signed, so only its sender could
 // have written it; the body is stored byte for byte, exactly once.
 func TestAcceptedOddInputs(t *testing.T) {
-	id255 := "evt_" + strings.Repeat("y", ingest.MaxIDLength-4)
+	id255 := "evt_" + strings.Repeat("y", fc.MaxIDLength-4)
 	for _, tc := range []struct {
 		name, why   string
 		body        []byte
@@ -174,7 +175,7 @@ func TestAcceptedOddInputs(t *testing.T) {
 			body: []byte(minimalEvent), contentType: "-", wantID: "evt_bad1"},
 		{name: "surrounding whitespace", why: "valid JSON; the stored body keeps it",
 			body: []byte("\n  " + minimalEvent + "\n\n"), wantID: "evt_bad1"},
-		{name: "id of 255 characters", why: "Stripe's documented maximum id length (ingest.MaxIDLength)",
+		{name: "id of 255 characters", why: "Stripe's documented maximum id length (fc.MaxIDLength)",
 			body: with(`"id":"evt_bad1"`, `"id":"`+id255+`"`), wantID: id255},
 		{name: "unknown event type", why: "every verified event is stored (interface.md)",
 			body: with(`"type":"financial_connections.account.created"`, `"type":"financial_connections.account.teleported"`), wantID: "evt_bad1"},

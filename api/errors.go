@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/replay"
 	"github.com/fcaudit/fcaudit/store"
@@ -112,7 +113,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.String("request_id", requestID(r.Context())), slog.Int("status", status),
-			slog.String("error", err.Error()))
+			logkey.Err(err))
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")

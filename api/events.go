@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/store"
@@ -197,7 +198,7 @@ func (s *Server) handleAccountEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	stream := store.AccountStream(mux.Vars(r)["id"])
+	stream := fc.AccountStream(mux.Vars(r)["id"])
 	var from uint64
 	if id := page.StartingAfter; id != "" {
 		ev, err := s.cfg.Store.EventByID(r.Context(), id)

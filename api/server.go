@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -186,7 +187,7 @@ func (s *Server) Open(addr string) error {
 	}
 	go func() {
 		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("http server stopped", "error", err)
+			s.log.Error("http server stopped", logkey.Err(err))
 		}
 	}()
 	return nil

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/hex"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
-	"github.com/fcaudit/fcaudit/store"
 )
 
 // AccountVerification is the answer of GET /v1/accounts/{id}/verify.
@@ -51,7 +51,7 @@ func NewAccountChecker(r StreamReader, signatures *ingest.Verifier) *AccountChec
 // VerifyAccount checks the chain (and signatures) of account id's stream.
 // The error wraps store.ErrStreamNotFound when the account has no events.
 func (c *AccountChecker) VerifyAccount(ctx context.Context, id string) (AccountVerification, error) {
-	rep, err := VerifyStream(ctx, c.r, store.AccountStream(id), VerifyOptions{Signatures: c.signatures})
+	rep, err := VerifyStream(ctx, c.r, fc.AccountStream(id), VerifyOptions{Signatures: c.signatures})
 	if err != nil {
 		return AccountVerification{}, err
 	}

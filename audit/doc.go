@@ -14,7 +14,7 @@
 //
 // audit only reads the log, through the narrow Reader interfaces below; it
 // never appends, updates or deletes. It imports store (vocabulary and the
-// chain definition), record (the event JSON), ingest (ParseEnvelope and
+// chain definition), record (the event JSON), fc (ParseEnvelope and
 // StreamFor, to re-derive an event's metadata from its body exactly as ingest
 // did) and projections (the account_status fold, for status timelines);
 // never a backend, nor api.

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/store"
@@ -51,7 +52,7 @@ var ErrUnknownAccount = errors.New("unknown account: no stored events")
 // LoadHistory reads an account's stream (in pages), folds its status and
 // checks its chain.
 func LoadHistory(ctx context.Context, r StreamReader, opts ExportOptions) (*History, error) {
-	stream := store.AccountStream(opts.Account)
+	stream := fc.AccountStream(opts.Account)
 	h := &History{Account: opts.Account, Stream: stream, Options: opts}
 	var from uint64
 	for {

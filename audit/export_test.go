@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
@@ -49,7 +50,7 @@ func fixtureLog(t *testing.T) *sqlite.Store {
 		ev.Source = store.SourceWebhook
 		ev.Provenance = &store.Provenance{SignatureHeader: fcevents.Sign(body, goldenSecret, signed), SignedAt: signed.Unix(),
 			SecretFingerprint: "0123456789abcdef", VerifiedAt: ev.ReceivedAt.Add(40 * time.Microsecond)}
-		if _, err := st.Append(context.Background(), store.AccountStream(fixtureAccount), store.AnyRevision, ev); err != nil {
+		if _, err := st.Append(context.Background(), fc.AccountStream(fixtureAccount), store.AnyRevision, ev); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 
 	_ "modernc.org/sqlite" // the "sqlite" driver, for tampering with the file directly
 
-	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
@@ -53,7 +53,7 @@ func newTestLog(tb testing.TB, accounts, perAccount, size int) *testLog {
 // appendRound appends perAccount more events to every account, interleaved.
 func (l *testLog) appendRound(tb testing.TB, g *fcevents.Generator, perAccount int) {
 	tb.Helper()
-	types := fcevents.Types()
+	types := fc.Types()
 	ctx := context.Background()
 	const batch = 256
 	pending := map[string][]store.Event{}
@@ -68,9 +68,9 @@ func (l *testLog) appendRound(tb testing.TB, g *fcevents.Generator, perAccount i
 	}
 	for i := 0; i < perAccount; i++ {
 		for _, acct := range l.accounts {
-			rev := len(l.byStream[store.AccountStream(acct)])
+			rev := len(l.byStream[fc.AccountStream(acct)])
 			ev := makeEvent(tb, g.Event(types[rev%len(types)], acct, t0.Unix()+int64(rev)*60), t0.Add(time.Duration(l.n)*time.Millisecond+123*time.Microsecond))
-			stream := store.AccountStream(acct)
+			stream := fc.AccountStream(acct)
 			l.byStream[stream] = append(l.byStream[stream], ev.ID)
 			l.n++
 			// Append one at a time for small logs (true interleaving); in
@@ -89,7 +89,7 @@ func (l *testLog) appendRound(tb testing.TB, g *fcevents.Generator, perAccount i
 // makeEvent builds the store.Event ingest would build for body.
 func makeEvent(tb testing.TB, body []byte, received time.Time) store.Event {
 	tb.Helper()
-	env, err := ingest.ParseEnvelope(body)
+	env, err := fc.ParseEnvelope(body)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
@@ -38,7 +39,7 @@ func signedLog(t *testing.T) (path string, ids map[string][]string) {
 	}
 	g := &fcevents.Generator{Rand: mrand.New(mrand.NewPCG(7, 8)), Size: 1500}
 	ids = map[string][]string{}
-	types := fcevents.Types()
+	types := fc.Types()
 	n := 0
 	for rev := 0; rev < 4; rev++ {
 		for a := 0; a < 3; a++ {
@@ -58,7 +59,7 @@ func signedLog(t *testing.T) (path string, ids map[string][]string) {
 			ev.Source = store.SourceWebhook
 			ev.Provenance = &store.Provenance{SignatureHeader: header, SignedAt: ver.SignedAt,
 				SecretFingerprint: ver.SecretFingerprint, VerifiedAt: ev.ReceivedAt}
-			stream := store.AccountStream(acct)
+			stream := fc.AccountStream(acct)
 			if _, err := st.Append(context.Background(), stream, store.AnyRevision, ev); err != nil {
 				t.Fatal(err)
 			}
@@ -110,7 +111,7 @@ func TestVerifySignatures(t *testing.T) {
 // which only the secret's holders can make, can.
 func TestVerifySignaturesCatchRechainedRewrite(t *testing.T) {
 	path, ids := signedLog(t)
-	stream := store.AccountStream("fca_sigB")
+	stream := fc.AccountStream("fca_sigB")
 	rechain(t, path, stream, 1, func(b []byte) []byte {
 		return bytes.Replace(b, []byte(`"status": "active"`), []byte(`"status": "inactive"`), 1)
 	})
@@ -131,7 +132,7 @@ func TestVerifySignaturesCatchRechainedRewrite(t *testing.T) {
 // webhook given another webhook's signature header fails its re-check.
 func TestVerifySignaturesCatchSwappedProvenance(t *testing.T) {
 	path, ids := signedLog(t)
-	a, c := ids[store.AccountStream("fca_sigA")][2], ids[store.AccountStream("fca_sigC")][3]
+	a, c := ids[fc.AccountStream("fca_sigA")][2], ids[fc.AccountStream("fca_sigC")][3]
 	tamper(t, path, sq(`UPDATE events SET provenance = (SELECT provenance FROM events WHERE event_id = ?) WHERE event_id = ?`, c, a))
 	rep := verifySignatures(t, path, sigSecret)
 	if len(rep.Damaged) != 1 || rep.Damaged[0].ID != a || rep.Damaged[0].Problem != ProblemSignature {
@@ -193,7 +194,7 @@ func rechain(t *testing.T, path, stream string, rev int, edit func([]byte) []byt
 // re-checks signatures as Verify does.
 func TestVerifyStreamSignatures(t *testing.T) {
 	path, ids := signedLog(t)
-	stream := store.AccountStream("fca_sigA") // its first event used the rotated-out secret
+	stream := fc.AccountStream("fca_sigA") // its first event used the rotated-out secret
 	rechain(t, path, stream, 2, func(b []byte) []byte {
 		return bytes.Replace(b, []byte(`"livemode": false`), []byte(`"livemode": true`), 1)
 	})

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/store"
 )
@@ -422,7 +423,7 @@ func VerifyStream(ctx context.Context, r StreamReader, stream string, opts Verif
 var stripeSources = map[string]bool{store.SourceWebhook: true, store.SourceBackfill: true, store.SourceImport: true}
 
 // checkMetadata re-derives, from the body, the columns the chain does not
-// cover and compares them with the stored ones, using ingest's own parser so
+// cover and compares them with the stored ones, using the parser ingest uses (fc) so
 // the rules cannot drift. fcaudit's own records (source fcaudit, streams
 // fcaudit-*) are not Stripe events: only their placement is checked.
 func checkMetadata(e *store.RecordedEvent) error {
@@ -435,7 +436,7 @@ func checkMetadata(e *store.RecordedEvent) error {
 	case !stripeSources[e.Source]:
 		return fmt.Errorf("source %q is not a Stripe source (webhook, backfill, import)", e.Source)
 	}
-	env, err := ingest.ParseEnvelope(e.Data)
+	env, err := fc.ParseEnvelope(e.Data)
 	if err != nil {
 		return fmt.Errorf("the body does not parse as the stored Stripe event: %v", err)
 	}
@@ -451,7 +452,7 @@ func checkMetadata(e *store.RecordedEvent) error {
 	diff("livemode", e.Livemode, env.Livemode)
 	diff("api_version", e.APIVersion, env.APIVersion)
 	diff("connect_account", e.ConnectAccount, env.ConnectAccount)
-	diff("stream", e.Stream, ingest.StreamFor(env))
+	diff("stream", e.Stream, fc.StreamFor(env))
 	if len(diffs) > 0 {
 		return errors.New(strings.Join(diffs, ", "))
 	}

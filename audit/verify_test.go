@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 
 	"github.com/fcaudit/fcaudit/store"
@@ -192,7 +193,7 @@ func TestVerifyTamper(t *testing.T) {
 	}
 }
 
-func (l *testLog) streamOf(i int) string { return store.AccountStream(l.accounts[i]) }
+func (l *testLog) streamOf(i int) string { return fc.AccountStream(l.accounts[i]) }
 
 func (l *testLog) position(tb testing.TB, id string) int64 {
 	tb.Helper()
@@ -205,7 +206,7 @@ func (l *testLog) position(tb testing.TB, id string) int64 {
 
 func TestVerifyStreamNotFound(t *testing.T) {
 	l := newTestLog(t, 1, 1, 0)
-	_, err := VerifyStream(context.Background(), l.st, store.AccountStream("fca_nope"), VerifyOptions{})
+	_, err := VerifyStream(context.Background(), l.st, fc.AccountStream("fca_nope"), VerifyOptions{})
 	if !errors.Is(err, store.ErrStreamNotFound) {
 		t.Fatalf("err = %v, want ErrStreamNotFound", err)
 	}
@@ -229,8 +230,8 @@ func TestVerifyWhileAppending(t *testing.T) {
 		defer wg.Done()
 		for i := 0; ctx.Err() == nil; i++ {
 			acct := l.accounts[i%len(l.accounts)]
-			ev := makeEvent(t, g.Event(fcevents.TypeRefreshedBalance, acct, t0.Unix()+3600+int64(i)), t0.Add(time.Hour+time.Duration(i)*time.Microsecond))
-			if _, err := l.st.Append(ctx, store.AccountStream(acct), store.AnyRevision, ev); err != nil {
+			ev := makeEvent(t, g.Event(fc.TypeRefreshedBalance, acct, t0.Unix()+3600+int64(i)), t0.Add(time.Hour+time.Duration(i)*time.Microsecond))
+			if _, err := l.st.Append(ctx, fc.AccountStream(acct), store.AnyRevision, ev); err != nil {
 				if ctx.Err() == nil {
 					errc <- err
 				}

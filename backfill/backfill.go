@@ -16,23 +16,17 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/event"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 )
 
 // EventTypes are the Financial Connections account event types Run asks the
-// Events API for (its types[] filter). Newer types that stripe-go v76 does
-// not know (…upcoming_deactivation, …) are not requested; webhooks of those
-// types are stored by ingest as usual.
-var EventTypes = []string{
-	"financial_connections.account.created",
-	"financial_connections.account.deactivated",
-	"financial_connections.account.disconnected",
-	"financial_connections.account.reactivated",
-	"financial_connections.account.refreshed_balance",
-	"financial_connections.account.refreshed_ownership",
-	"financial_connections.account.refreshed_transactions",
-}
+// Events API for (its types[] filter): fc.Types, sorted by name. Newer types
+// that stripe-go v76 does not know (…upcoming_deactivation, …) are not
+// requested; webhooks of those types are stored by ingest as usual.
+var EventTypes = slices.Sorted(slices.Values(fc.Types()))
 
 // Defaults of Options.
 const (
@@ -357,7 +351,7 @@ func (r *runner) list(ctx context.Context, rep *Report) ([]pending, error) {
 // consider files one listed event: counts it and returns it when the log
 // lacks it.
 func (r *runner) consider(ctx context.Context, rep *Report, seen map[string]bool, raw []byte, id string, received time.Time) (*pending, error) {
-	env, err := ingest.ParseEnvelope(raw)
+	env, err := fc.ParseEnvelope(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: event %s: %v", ErrBadEvent, id, err)
 	}
@@ -369,9 +363,9 @@ func (r *runner) consider(ctx context.Context, rep *Report, seen map[string]bool
 	}
 	seen[env.ID] = true
 	rep.Fetched++
-	if !strings.HasPrefix(env.Type, ingest.AccountEventPrefix) {
+	if !strings.HasPrefix(env.Type, fc.AccountEventPrefix) {
 		rep.Ignored++
-		r.logger.Warn("ignoring listed event outside the requested types", "event_id", env.ID, "type", env.Type)
+		r.logger.Warn("ignoring listed event outside the requested types", logkey.EventID, env.ID, logkey.EventType, env.Type)
 		return nil, nil
 	}
 	if _, err := r.log.EventByID(ctx, env.ID); err == nil {
@@ -380,12 +374,12 @@ func (r *runner) consider(ctx context.Context, rep *Report, seen map[string]bool
 	} else if !errors.Is(err, store.ErrEventNotFound) {
 		return nil, fmt.Errorf("look up %s in the event log: %w", env.ID, err)
 	}
-	stream := ingest.StreamFor(env)
+	stream := fc.StreamFor(env)
 	at := received.UTC().Truncate(time.Microsecond)
 	return &pending{
 		gap: Gap{
 			ID: env.ID, Type: env.Type, Created: env.Created,
-			Account: store.AccountOf(stream), Stream: stream, ConnectAccount: env.ConnectAccount,
+			Account: fc.AccountOf(stream), Stream: stream, ConnectAccount: env.ConnectAccount,
 		},
 		ev: store.Event{
 			ID:             env.ID,

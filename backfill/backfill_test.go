@@ -18,6 +18,7 @@ import (
 
 	"github.com/fcaudit/fcaudit/backfill"
 	"github.com/fcaudit/fcaudit/backfill/backfilltest"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
@@ -52,7 +53,7 @@ func openStore(t *testing.T) *sqlite.Store {
 func timeline(t *testing.T, n int, accounts ...string) [][]byte {
 	t.Helper()
 	g := &fcevents.Generator{Rand: rand.New(rand.NewPCG(uint64(n), 7))}
-	types := fcevents.Types()
+	types := fc.Types()
 	var out [][]byte
 	for i := range n {
 		created := int64(t0 + 60*(i/2)) // pairs share a second
@@ -61,9 +62,9 @@ func timeline(t *testing.T, n int, accounts ...string) [][]byte {
 	return out
 }
 
-func envOf(t *testing.T, body []byte) ingest.Envelope {
+func envOf(t *testing.T, body []byte) fc.Envelope {
 	t.Helper()
-	env, err := ingest.ParseEnvelope(body)
+	env, err := fc.ParseEnvelope(body)
 	if err != nil {
 		t.Fatalf("parse generated event: %v", err)
 	}
@@ -98,7 +99,7 @@ func TestRunPaginatesFiltersAndAppends(t *testing.T) {
 	srv.Add(bodies...)
 	// Outside the filters: too old, and not an FC account type.
 	g := &fcevents.Generator{Rand: rand.New(rand.NewPCG(1, 1))}
-	srv.Add(g.Event(fcevents.TypeCreated, accts[0], t0-1))
+	srv.Add(g.Event(fc.TypeCreated, accts[0], t0-1))
 	srv.Add([]byte(`{"id":"evt_customer1","object":"event","type":"customer.created","created":` + strconv.Itoa(t0+5) +
 		`,"livemode":false,"api_version":"2023-10-16","data":{"object":{"id":"cus_1","object":"customer"}}}`))
 
@@ -137,7 +138,7 @@ func TestRunPaginatesFiltersAndAppends(t *testing.T) {
 		}
 	}
 	for _, typ := range wantTypes {
-		if !strings.HasPrefix(typ, ingest.AccountEventPrefix) {
+		if !strings.HasPrefix(typ, fc.AccountEventPrefix) {
 			t.Errorf("EventTypes has %q", typ)
 		}
 	}
@@ -164,7 +165,7 @@ func TestRunPaginatesFiltersAndAppends(t *testing.T) {
 		if !bytes.Equal(e.Data, bytes.TrimSpace(b)) {
 			t.Errorf("%s: stored body differs from the listed bytes", env.ID)
 		}
-		if e.Stream != store.AccountStream(env.ObjectID) || e.Type != env.Type || e.Created != env.Created ||
+		if e.Stream != fc.AccountStream(env.ObjectID) || e.Type != env.Type || e.Created != env.Created ||
 			e.APIVersion != env.APIVersion || e.Livemode != env.Livemode {
 			t.Errorf("%s: metadata %+v does not match envelope %+v", env.ID, e.Event, env)
 		}
@@ -180,7 +181,7 @@ func TestRunPaginatesFiltersAndAppends(t *testing.T) {
 		}
 	}
 	for _, a := range accts {
-		evs, err := st.ReadStream(ctx, store.AccountStream(a), 0, 0)
+		evs, err := st.ReadStream(ctx, fc.AccountStream(a), 0, 0)
 		if err != nil {
 			t.Fatalf("read %s: %v", a, err)
 		}

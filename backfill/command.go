@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/internal/progress"
 )
 
@@ -37,7 +38,7 @@ func RunAndReport(ctx context.Context, lg Log, opts Options, w io.Writer, line *
 	if err != nil {
 		if rep.Appended > 0 {
 			if werr := rep.WriteText(w); werr != nil && opts.Logger != nil {
-				opts.Logger.Warn("write report", "err", werr)
+				opts.Logger.Warn("write report", logkey.Err(werr))
 			}
 			return fmt.Errorf("backfill stopped after appending %d of %d missing events: %w", rep.Appended, len(rep.Gaps), err)
 		}

@@ -17,8 +17,8 @@
 // key); its note names the fingerprint of the key (ingest.Fingerprint),
 // never the key.
 //
-// Envelope parsing and stream naming are ingest's (ingest.ParseEnvelope,
-// ingest.StreamFor), so a backfilled event lands in the same stream, with the
+// Envelope parsing and stream naming are fc's, as for ingest (fc.ParseEnvelope,
+// fc.StreamFor), so a backfilled event lands in the same stream, with the
 // same metadata, as its webhook would have.
 //
 // # Idempotence

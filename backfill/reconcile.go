@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fcaudit/fcaudit/internal/logkey"
 )
 
 // Reconciler runs the backfill periodically inside serve (serve
@@ -107,7 +109,7 @@ func (r *Reconciler) Once(ctx context.Context) Result {
 	if err != nil {
 		msg := err.Error()
 		res.Error = &msg
-		r.logger.Warn("reconciliation with Stripe's Events API failed", "err", err, "appended", rep.Appended)
+		r.logger.Warn("reconciliation with Stripe's Events API failed", logkey.Err(err), "appended", rep.Appended)
 	} else {
 		r.logger.Info("reconciliation with Stripe's Events API", "fetched", rep.Fetched,
 			"already_stored", rep.AlreadyStored, "appended", rep.Appended)

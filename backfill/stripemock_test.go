@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/backfill"
-	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -170,13 +170,13 @@ func TestStripeMock(t *testing.T) {
 	if err != nil {
 		t.Fatalf("fixture event not stored: %v", err)
 	}
-	if e.Source != store.SourceBackfill || e.Stream != store.AccountStream(mockAccountID) ||
-		e.Type != "financial_connections.account.refreshed_balance" || e.APIVersion != "2023-10-16" {
+	if e.Source != store.SourceBackfill || e.Stream != fc.AccountStream(mockAccountID) ||
+		e.Type != fc.TypeRefreshedBalance || e.APIVersion != "2023-10-16" {
 		t.Errorf("stored %s in %s, type %s, api_version %s", e.Source, e.Stream, e.Type, e.APIVersion)
 	}
 	// stripe-mock renders compact JSON (indented only for curl): the body
 	// is the event object's bytes from the page.
-	if env, err := ingest.ParseEnvelope(e.Data); err != nil || env.ID != mockEventID ||
+	if env, err := fc.ParseEnvelope(e.Data); err != nil || env.ID != mockEventID ||
 		!strings.HasPrefix(string(e.Data), `{"api_version":"2023-10-16",`) {
 		t.Errorf("stored body is not the event as stripe-mock rendered it (%v):\n%.300s", err, e.Data)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fcaudit/fcaudit/internal/fcevents"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
@@ -90,7 +90,7 @@ func crashRound(t *testing.T) {
 	if err != nil || code != http.StatusOK || !a.Duplicate || a.Position != ids[oneID].position {
 		t.Fatalf("redelivery of %s after restart: %d %+v %v, want 200 duplicate at position %d", oneID, code, a, err, ids[oneID].position)
 	}
-	fresh := newEvent(fcevents.TypeRefreshedBalance, "")
+	fresh := newEvent(fc.TypeRefreshedBalance, "")
 	if code, a, err := postWebhook(ctx, c, srv2.url, fresh.body, testSecret); err != nil || code != http.StatusOK || a.Duplicate {
 		t.Fatalf("new event after restart: %d %+v %v", code, a, err)
 	}

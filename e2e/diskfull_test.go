@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
@@ -88,7 +89,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	account := gen.NewAccountID()
 	for range 20 {
-		if code, a := post(newEvent(fcevents.TypeRefreshedBalance, account)); code != http.StatusOK {
+		if code, a := post(newEvent(fc.TypeRefreshedBalance, account)); code != http.StatusOK {
 			t.Fatalf("before the disk filled: %d %+v", code, a)
 		}
 	}
@@ -102,7 +103,7 @@ func TestDiskFull(t *testing.T) {
 		if i == 5000 {
 			t.Fatalf("5000 webhooks all stored on a full disk (%d acknowledged)", len(ids))
 		}
-		code, a := post(newEvent(fcevents.TypeRefreshedBalance, account))
+		code, a := post(newEvent(fc.TypeRefreshedBalance, account))
 		if code == http.StatusOK {
 			continue
 		}
@@ -115,7 +116,7 @@ func TestDiskFull(t *testing.T) {
 	// While full: more webhooks fail the same way, /readyz says not ready,
 	// reads still answer.
 	for range 3 {
-		ev := newEvent(fcevents.TypeRefreshedBalance, account)
+		ev := newEvent(fc.TypeRefreshedBalance, account)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.url+"/webhooks/stripe", bytesReader(ev.body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Stripe-Signature", fcevents.Sign(ev.body, testSecret, time.Now()))
@@ -138,7 +139,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	waitStatus(t, c, srv.url+"/readyz", http.StatusOK, 30*time.Second)
 	for range 20 {
-		if code, a := post(newEvent(fcevents.TypeRefreshedBalance, account)); code != http.StatusOK {
+		if code, a := post(newEvent(fc.TypeRefreshedBalance, account)); code != http.StatusOK {
 			t.Fatalf("after space was freed: %d %+v", code, a)
 		}
 	}

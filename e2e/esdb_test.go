@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
-	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store/esdb"
 	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"
 )
@@ -56,7 +56,7 @@ func TestEventStoreDBDown(t *testing.T) {
 			account := gen.NewAccountID()
 			post := func(want int) {
 				t.Helper()
-				ev := newEvent(fcevents.TypeRefreshedBalance, account)
+				ev := newEvent(fc.TypeRefreshedBalance, account)
 				code, a, err := postWebhook(ctx, c, baseURL, ev.body, testSecret)
 				if err != nil {
 					t.Fatalf("post: %v", err)

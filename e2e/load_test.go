@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/fcaudit/fcaudit/internal/fcevents"
+	"github.com/fcaudit/fcaudit/fc"
 )
 
 // load is a set of concurrent senders posting signed FC events until
@@ -37,7 +37,7 @@ func startLoad(t testing.TB, baseURL string, senders int) *load {
 	for i := range accounts {
 		accounts[i] = gen.NewAccountID()
 	}
-	types := fcevents.Types()
+	types := fc.Types()
 	c := newClient(senders)
 	for range senders {
 		l.wg.Go(func() {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fcaudit/fcaudit/internal/fcevents"
+	"github.com/fcaudit/fcaudit/fc"
 )
 
 // TestSecretsNotLogged runs serve at debug level with JSON logs, sends good
@@ -26,7 +26,7 @@ func TestSecretsNotLogged(t *testing.T) {
 	defer cancel()
 	c := newClient(1)
 
-	good := newEvent(fcevents.TypeCreated, "")
+	good := newEvent(fc.TypeCreated, "")
 	for _, tc := range []struct {
 		name   string
 		secret string

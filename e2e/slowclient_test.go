@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
@@ -85,7 +86,7 @@ func TestSlowClients(t *testing.T) {
 
 	t.Run("body", func(t *testing.T) {
 		t.Parallel()
-		ev := newEvent(fcevents.TypeRefreshedBalance, "")
+		ev := newEvent(fc.TypeRefreshedBalance, "")
 		conn := dial(t)
 		head := fmt.Sprintf("POST /webhooks/stripe HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"+
 			"Stripe-Signature: %s\r\nContent-Length: %d\r\n\r\n", host, fcevents.Sign(ev.body, testSecret, time.Now()), len(ev.body))
@@ -174,7 +175,7 @@ func TestSlowClients(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		c := newClient(1)
-		ev := newEvent(fcevents.TypeCreated, "")
+		ev := newEvent(fc.TypeCreated, "")
 		code, a, err := postWebhook(ctx, c, srv.url, ev.body, testSecret)
 		if err != nil || code != http.StatusOK {
 			t.Fatalf("webhook beside %d idle connections: %d %+v %v", len(conns), code, a, err)

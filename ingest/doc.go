@@ -5,9 +5,9 @@
 // It has no HTTP code: the api package bounds the request body, calls
 // Service.Ingest once and maps the sentinel errors (ErrSignatureInvalid,
 // ErrTimestampOutsideTolerance, ErrPayloadInvalid, and store's) to HTTP
-// statuses. ingest imports the standard library, store, jsonscan (the
-// envelope's single-pass scanner is built on it) and stripe-go's webhook
-// package; it reaches the log only through the Appender interface.
+// statuses. ingest imports the standard library, store, fc (the envelope,
+// its parser and stream naming) and stripe-go's webhook package; it reaches
+// the log only through the Appender interface.
 //
 // # Verification policy
 //
@@ -23,14 +23,9 @@
 //
 // # Streams
 //
-// StreamFor names the stream of an event:
-//
-//	financial_connections.account.*   fcaccount-<data.object.id>
-//	any other type                    stripe-<data.object.object, '.'→'_'>-<data.object.id>
-//	                                  e.g. customer.created → stripe-customer-cus_123
-//	object without an id              stripe-<object type>-unidentified
-//
-// Every verified event is stored; none is dropped for its type or API
+// Ingest files an event in the stream fc.StreamFor names (fcaccount-<id>
+// for Financial Connections account events, stripe-<object>-<id> for any
+// other). Every verified event is stored; none is dropped for its type or API
 // version. Redeliveries of a stored event id are reported as duplicates with
 // the original coordinates and append nothing.
 //

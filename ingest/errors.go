@@ -1,6 +1,10 @@
 package ingest
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/fcaudit/fcaudit/fc"
+)
 
 // Sentinel errors of ingest. The api package maps them to the pinned HTTP
 // error types; test with errors.Is. Every error ingest returns wraps at most
@@ -20,6 +24,7 @@ var (
 	ErrTimestampOutsideTolerance = errors.New("timestamp outside tolerance")
 
 	// ErrPayloadInvalid: the body is correctly signed but is not a Stripe
-	// event (→ 400 payload_invalid).
-	ErrPayloadInvalid = errors.New("payload invalid")
+	// event (→ 400 payload_invalid). It is fc.ErrPayloadInvalid, the error
+	// fc.ParseEnvelope wraps.
+	ErrPayloadInvalid = fc.ErrPayloadInvalid
 )

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -224,101 +225,6 @@ func TestVerifyAgreesWithStripeGo(t *testing.T) {
 	}
 }
 
-func TestParseEnvelope(t *testing.T) {
-	tests := []struct {
-		name    string
-		body    string
-		want    Envelope
-		wantErr bool
-	}{
-		{name: "minimal FC event", body: `{"id":"evt_1","object":"event","type":"financial_connections.account.created","created":17,"data":{"object":{"id":"fca_1","object":"financial_connections.account"}}}`,
-			want: Envelope{ID: "evt_1", Object: "event", Type: "financial_connections.account.created", Created: 17, ObjectID: "fca_1", ObjectType: "financial_connections.account"}},
-		{name: "unknown fields and nested junk", body: `{"zzz":[1,{"a":null}],"id":"evt_1","object":"event","type":"x.y","created":17,"livemode":true,"api_version":"2099-01-01.preview","account":"acct_9","data":{"object":{"id":"x_1","object":"x","deep":{"id":"nope"}}}}`,
-			want: Envelope{ID: "evt_1", Object: "event", Type: "x.y", Created: 17, Livemode: true, APIVersion: "2099-01-01.preview", ConnectAccount: "acct_9", ObjectID: "x_1", ObjectType: "x"}},
-		{name: "non-FC object without id", body: `{"id":"evt_1","object":"event","type":"balance.available","created":17,"data":{"object":{"object":"balance"}}}`,
-			want: Envelope{ID: "evt_1", Object: "event", Type: "balance.available", Created: 17, ObjectType: "balance"}},
-		{name: "not JSON", body: `hello`, wantErr: true},
-		{name: "empty", body: ``, wantErr: true},
-		{name: "JSON array", body: `[1,2]`, wantErr: true},
-		{name: "JSON string", body: `"evt_1"`, wantErr: true},
-		{name: "null", body: `null`, wantErr: true},
-		{name: "trailing garbage", body: `{"id":"evt_1","object":"event","type":"t","created":1,"data":{"object":{"id":"x"}}} {}`, wantErr: true},
-		{name: "object is not event", body: `{"id":"cus_1","object":"customer","type":"t","created":1,"data":{"object":{"id":"x"}}}`, wantErr: true},
-		{name: "missing object", body: `{"id":"evt_1","type":"t","created":1,"data":{"object":{"id":"x"}}}`, wantErr: true},
-		{name: "missing id", body: `{"object":"event","type":"t","created":1,"data":{"object":{"id":"x"}}}`, wantErr: true},
-		{name: "empty id", body: `{"id":"","object":"event","type":"t","created":1,"data":{"object":{"id":"x"}}}`, wantErr: true},
-		{name: "numeric id", body: `{"id":42,"object":"event","type":"t","created":1,"data":{"object":{"id":"x"}}}`, wantErr: true},
-		{name: "null id", body: `{"id":null,"object":"event","type":"t","created":1,"data":{"object":{"id":"x"}}}`, wantErr: true},
-		{name: "missing type", body: `{"id":"evt_1","object":"event","created":1,"data":{"object":{"id":"x"}}}`, wantErr: true},
-		{name: "missing created", body: `{"id":"evt_1","object":"event","type":"t","data":{"object":{"id":"x"}}}`, wantErr: true},
-		{name: "zero created", body: `{"id":"evt_1","object":"event","type":"t","created":0,"data":{"object":{"id":"x"}}}`, wantErr: true},
-		{name: "string created", body: `{"id":"evt_1","object":"event","type":"t","created":"1","data":{"object":{"id":"x"}}}`, wantErr: true},
-		{name: "missing data", body: `{"id":"evt_1","object":"event","type":"t","created":1}`, wantErr: true},
-		{name: "missing data.object", body: `{"id":"evt_1","object":"event","type":"t","created":1,"data":{}}`, wantErr: true},
-		{name: "data.object not an object", body: `{"id":"evt_1","object":"event","type":"t","created":1,"data":{"object":"fca_1"}}`, wantErr: true},
-		{name: "FC event without object id", body: `{"id":"evt_1","object":"event","type":"financial_connections.account.created","created":1,"data":{"object":{"object":"financial_connections.account"}}}`, wantErr: true},
-		{name: "invalid UTF-8", body: "{\"id\":\"evt_\xff\",\"object\":\"event\",\"type\":\"t\",\"created\":1,\"data\":{\"object\":{\"id\":\"x\"}}}", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseEnvelope([]byte(tt.body))
-			if tt.wantErr {
-				if !errors.Is(err, ErrPayloadInvalid) {
-					t.Fatalf("err = %v, want ErrPayloadInvalid", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("ParseEnvelope: %v", err)
-			}
-			if got != tt.want {
-				t.Errorf("got  %+v\nwant %+v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestParseEnvelopeFixtures(t *testing.T) {
-	for name, body := range allFixtures(t) {
-		env, err := ParseEnvelope(body)
-		if err != nil {
-			t.Errorf("%s: %v", name, err)
-			continue
-		}
-		if !strings.HasPrefix(env.ID, "evt_") || !strings.HasPrefix(env.ObjectID, "fca_") ||
-			env.ObjectType != "financial_connections.account" || env.Created < 1705312800 ||
-			!strings.HasPrefix(env.Type, AccountEventPrefix) || env.Livemode || env.Object != "event" {
-			t.Errorf("%s: unexpected envelope %+v", name, env)
-		}
-		wantConnect := ""
-		if strings.HasPrefix(name, "variants/connect_") {
-			wantConnect = "acct_1OeWz12eZvKYlo2C"
-		}
-		if env.ConnectAccount != wantConnect {
-			t.Errorf("%s: ConnectAccount = %q, want %q", name, env.ConnectAccount, wantConnect)
-		}
-	}
-}
-
-func TestStreamFor(t *testing.T) {
-	tests := []struct {
-		env  Envelope
-		want string
-	}{
-		{Envelope{Type: "financial_connections.account.created", ObjectID: "fca_1", ObjectType: "financial_connections.account"}, "fcaccount-fca_1"},
-		{Envelope{Type: "financial_connections.account.upcoming_deactivation", ObjectID: "fca_2"}, "fcaccount-fca_2"},
-		{Envelope{Type: "customer.created", ObjectID: "cus_123", ObjectType: "customer"}, "stripe-customer-cus_123"},
-		{Envelope{Type: "financial_connections.session.updated", ObjectID: "fcsess_1", ObjectType: "financial_connections.session"}, "stripe-financial_connections_session-fcsess_1"},
-		{Envelope{Type: "balance.available", ObjectType: "balance"}, "stripe-balance-unidentified"},
-		{Envelope{Type: "x.y", ObjectID: "x_1"}, "stripe-unknown-x_1"},
-	}
-	for _, tt := range tests {
-		if got := StreamFor(tt.env); got != tt.want {
-			t.Errorf("StreamFor(%+v) = %q, want %q", tt.env, got, tt.want)
-		}
-	}
-}
-
 // fakeAppender is a function-field fake of the event log.
 type fakeAppender struct {
 	mu     sync.Mutex
@@ -456,7 +362,7 @@ func TestIngest(t *testing.T) {
 			if call.stream != tt.wantStream || call.expected != store.AnyRevision {
 				t.Errorf("append to %s expecting %s, want %s any", call.stream, call.expected, tt.wantStream)
 			}
-			env, _ := ParseEnvelope(tt.body)
+			env, _ := fc.ParseEnvelope(tt.body)
 			ev := call.events[0]
 			wantEv := store.Event{
 				ID: env.ID, Type: env.Type, Data: tt.body,

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -77,7 +79,7 @@ func NewService(v *Verifier, a Appender, opts ServiceOptions) *Service {
 
 // Ingest handles one delivery: it verifies sigHeader over body, parses the
 // event envelope, and appends the event — body byte for byte — to its
-// stream (see StreamFor) with store.AnyRevision. It returns the store's
+// stream (see fc.StreamFor) with store.AnyRevision. It returns the store's
 // answer for the event: Duplicate is true for a redelivery of an already
 // stored id and then carries the original coordinates.
 //
@@ -98,8 +100,8 @@ func (s *Service) Ingest(ctx context.Context, body []byte, sigHeader string) (st
 	}
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "webhook",
-			slog.String("outcome", out.Result), slog.String("event_id", res.ID),
-			slog.String("event_type", typ), slog.String("stream", res.Stream),
+			slog.String("outcome", out.Result), slog.String(logkey.EventID, res.ID),
+			slog.String(logkey.EventType, typ), slog.String(logkey.Stream, res.Stream),
 			slog.Duration("duration", out.Duration))
 	}
 	return res, err
@@ -112,11 +114,11 @@ func (s *Service) ingest(ctx context.Context, body []byte, sigHeader string) (st
 		return store.Appended{}, "", fmt.Errorf("verify webhook: %w", err)
 	}
 	verified := s.now()
-	env, err := ParseEnvelope(body)
+	env, err := fc.ParseEnvelope(body)
 	if err != nil {
 		return store.Appended{}, "", fmt.Errorf("parse webhook: %w", err)
 	}
-	stream := StreamFor(env)
+	stream := fc.StreamFor(env)
 	ev := store.Event{
 		ID:             env.ID,
 		Type:           env.Type,

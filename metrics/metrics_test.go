@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/metrics"
@@ -108,7 +109,7 @@ func TestScrapeAfterIngest(t *testing.T) {
 	srv := newServer(t, m)
 
 	before := scrape(t, srv.URL)
-	const typ = fcevents.TypeRefreshedBalance
+	const typ = fc.TypeRefreshedBalance
 	stored := `fcaudit_ingest_events_total{outcome="stored",type="` + typ + `"}`
 	if v, ok := before[stored]; ok {
 		t.Fatalf("%s = %v before any delivery", stored, v)

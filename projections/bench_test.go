@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
@@ -165,7 +166,7 @@ func seedLog(tb testing.TB, path string, nEvents, nAccounts int) {
 	}
 	defer st.Close()
 	gen := &fcevents.Generator{Rand: mrand.New(mrand.NewPCG(42, 1)), Size: 3000}
-	types := fcevents.Types()[1:]
+	types := fc.Types()[1:]
 	base := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC).Unix()
 	var next atomic.Int64
 	inParallel(tb, 16, func(w int) error {
@@ -183,7 +184,7 @@ func seedLog(tb testing.TB, path string, nEvents, nAccounts int) {
 			created := base + rng.Int64N(7*24*3600)
 			batch := make([]store.Event, k)
 			for i := range k {
-				typ := fcevents.TypeCreated
+				typ := fc.TypeCreated
 				c := created
 				if i > 0 {
 					typ = types[rng.IntN(len(types))]
@@ -199,7 +200,7 @@ func seedLog(tb testing.TB, path string, nEvents, nAccounts int) {
 				}
 				batch[i] = ev
 			}
-			if _, err := st.Append(context.Background(), store.AccountStream(acct), store.AnyRevision, batch...); err != nil {
+			if _, err := st.Append(context.Background(), fc.AccountStream(acct), store.AnyRevision, batch...); err != nil {
 				return err
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
@@ -33,7 +34,7 @@ func decodeSeeds(tb testing.TB) (ordinary, odd [][]byte) {
 		}
 	}
 	gen := &fcevents.Generator{Size: 3000}
-	for i, typ := range fcevents.Types() {
+	for i, typ := range fc.Types() {
 		ordinary = append(ordinary, gen.Event(typ, "fca_seed"+string(rune('a'+i)), 1700000000+int64(i)))
 	}
 	for _, s := range []string{
@@ -119,7 +120,7 @@ func FuzzDecodeAccount(f *testing.F) {
 }
 
 func BenchmarkDecodeAccount(b *testing.B) {
-	body := (&fcevents.Generator{Size: 3000}).Event(fcevents.TypeRefreshedBalance, "fca_bench", 1700000000)
+	body := (&fcevents.Generator{Size: 3000}).Event(fc.TypeRefreshedBalance, "fca_bench", 1700000000)
 	for _, bc := range []struct {
 		name   string
 		decode func([]byte) (*accountObject, error)

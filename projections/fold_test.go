@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -36,7 +37,7 @@ func TestFoldFixtureOrders(t *testing.T) {
 	if want.FirstSeenAt != 1705312800 {
 		t.Errorf("first_seen_at = %d, want 1705312800 (event 01)", want.FirstSeenAt)
 	}
-	if want.LastEvent.ID != evs[6].ID || want.LastEvent.Type != "financial_connections.account.disconnected" {
+	if want.LastEvent.ID != evs[6].ID || want.LastEvent.Type != fc.TypeDisconnected {
 		t.Errorf("last_event = %+v, want 07 %s", want.LastEvent, evs[6].ID)
 	}
 	// 07's transaction_refresh: succeeded, attempted at T0+5d (from 06's refresh).
@@ -49,7 +50,7 @@ func TestFoldFixtureOrders(t *testing.T) {
 	if want.Object != "account_status" || want.ID != fixtureAccount {
 		t.Errorf("object/id = %q/%q", want.Object, want.ID)
 	}
-	if got := want.LastEventTimes["financial_connections.account.created"]; got != 1705312800 {
+	if got := want.LastEventTimes[fc.TypeCreated]; got != 1705312800 {
 		t.Errorf("last created time = %d", got)
 	}
 	if len(want.LastEventTimes) != 7 {
@@ -131,7 +132,7 @@ func TestApplyTieBrokenByPosition(t *testing.T) {
 func TestApplyLenientAndErrors(t *testing.T) {
 	evs := fixtureEvents(t)
 	newer := toEvent(t, readFixture(t, "variants/newer_fields.account.refreshed_balance.json"), time.Unix(1, 0))
-	rec := store.RecordedEvent{Event: newer, Stream: store.AccountStream(fixtureAccount), Position: 50}
+	rec := store.RecordedEvent{Event: newer, Stream: fc.AccountStream(fixtureAccount), Position: 50}
 	var s AccountStatus
 	if err := s.Apply(&rec); err != nil {
 		t.Fatalf("newer API fields: %v", err)
@@ -150,7 +151,7 @@ func TestApplyLenientAndErrors(t *testing.T) {
 	}
 
 	other := evs[0]
-	other.Stream = store.AccountStream("fca_other")
+	other.Stream = fc.AccountStream("fca_other")
 	if err := s.Apply(&other); err == nil {
 		t.Error("event of another account: want error")
 	}
@@ -177,7 +178,7 @@ func TestFoldThroughStore(t *testing.T) {
 			}
 		}
 	}
-	stored, err := st.ReadStream(context.Background(), store.AccountStream(fixtureAccount), 0, 0)
+	stored, err := st.ReadStream(context.Background(), fc.AccountStream(fixtureAccount), 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

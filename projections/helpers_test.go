@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
@@ -66,7 +67,7 @@ func fixtureEvents(tb testing.TB) []store.RecordedEvent {
 	for i, n := range fixtureNames {
 		e := toEvent(tb, readFixture(tb, n), time.Time{})
 		e.ReceivedAt = time.Unix(e.Created+60, 0).UTC()
-		out[i] = store.RecordedEvent{Event: e, Stream: store.AccountStream(fixtureAccount), Revision: uint64(i), Position: store.Position(i + 1)}
+		out[i] = store.RecordedEvent{Event: e, Stream: fc.AccountStream(fixtureAccount), Revision: uint64(i), Position: store.Position(i + 1)}
 	}
 	return out
 }
@@ -214,7 +215,7 @@ func appendHistory(tb testing.TB, st store.Store, h *history) {
 				if k >= len(h.perAccount[id]) {
 					continue
 				}
-				if _, err := st.Append(context.Background(), store.AccountStream(id), store.AnyRevision, h.perAccount[id][k]); err != nil {
+				if _, err := st.Append(context.Background(), fc.AccountStream(id), store.AnyRevision, h.perAccount[id][k]); err != nil {
 					return err
 				}
 			}
@@ -267,7 +268,7 @@ func expectedFromLog(tb testing.TB, st store.Store, accounts []string) []Account
 	sort.Strings(ids)
 	out := make([]AccountStatus, 0, len(ids))
 	for _, id := range ids {
-		evs, err := st.ReadStream(context.Background(), store.AccountStream(id), 0, 0)
+		evs, err := st.ReadStream(context.Background(), fc.AccountStream(id), 0, 0)
 		if err != nil {
 			tb.Fatal(err)
 		}

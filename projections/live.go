@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -269,7 +270,7 @@ func (r *Runner) applyLive(ctx context.Context, batches [][]store.RecordedEvent,
 	}
 	for _, a := range accounts {
 		a.s.offerBest(a.cands, func(ev *store.RecordedEvent) {
-			r.logger.Warn("event body is not a readable account; counted, not used as status", "event_id", ev.ID)
+			r.logger.Warn("event body is not a readable account; counted, not used as status", logkey.EventID, ev.ID)
 		})
 		if err := rows.store(rowCtx, a.s, a.stored); err != nil {
 			return 0, fmt.Errorf("apply batch: %w", err)

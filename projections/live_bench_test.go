@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
@@ -217,7 +218,7 @@ func seedLiveLog(tb testing.TB, path string, nEvents, nAccounts int) {
 	}
 	defer st.Close()
 	base := time.Date(2024, 1, 15, 10, 0, 0, 0, time.UTC).Unix()
-	types := fcevents.Types()
+	types := fc.Types()
 	var next atomic.Int64
 	inParallel(tb, 64, func(w int) error {
 		rng := mrand.New(mrand.NewPCG(uint64(w), 11))
@@ -229,7 +230,7 @@ func seedLiveLog(tb testing.TB, path string, nEvents, nAccounts int) {
 			if err != nil {
 				return err
 			}
-			if _, err := st.Append(context.Background(), store.AccountStream(acct), store.AnyRevision, ev); err != nil {
+			if _, err := st.Append(context.Background(), fc.AccountStream(acct), store.AnyRevision, ev); err != nil {
 				return err
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -134,7 +135,7 @@ type AsOf struct {
 // event log, not the read model, so it is exact even while the projection
 // lags. ErrAccountNotFound when no selected event exists.
 func (r *Runner) AccountAt(ctx context.Context, id string, at AsOf) (*AccountStatus, error) {
-	evs, err := r.log.ReadStream(ctx, store.AccountStream(id), 0, 0)
+	evs, err := r.log.ReadStream(ctx, fc.AccountStream(id), 0, 0)
 	if errors.Is(err, store.ErrStreamNotFound) {
 		return nil, fmt.Errorf("account %s: %w", id, ErrAccountNotFound)
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -465,7 +466,7 @@ func (b *builder) refoldAll(ctx context.Context) error {
 	}
 	clear(b.cache)
 	for id := range b.refolds {
-		evs, err := b.r.log.ReadStream(ctx, store.AccountStream(id), 0, 0)
+		evs, err := b.r.log.ReadStream(ctx, fc.AccountStream(id), 0, 0)
 		if err != nil {
 			return fmt.Errorf("refold %s: %w", id, err)
 		}

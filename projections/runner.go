@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -64,7 +66,7 @@ type Options struct {
 }
 
 // accountFilter selects what account_status folds.
-var accountFilter = store.Filter{StreamPrefix: store.AccountStreamPrefix}
+var accountFilter = store.Filter{StreamPrefix: fc.AccountStreamPrefix}
 
 // Runner runs the projections over a Log and answers queries on their read
 // models. It is safe for concurrent use; Run and Rebuild may run at the same
@@ -159,7 +161,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			continue
 		}
 		r.setErr(err)
-		r.logger.Error("projection stopped; retrying", "projection", AccountStatusName, "error", err, "retry_in", backoff)
+		r.logger.Error("projection stopped; retrying", "projection", AccountStatusName, logkey.Err(err), "retry_in", backoff)
 		select {
 		case <-ctx.Done():
 			return nil

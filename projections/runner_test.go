@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
@@ -63,7 +64,7 @@ func TestRunnerFollowsLiveAndOtherProcesses(t *testing.T) {
 	}
 	waitFor(t, "the other process's events applied", func() bool {
 		a, err := r.Account(context.Background(), fixtureAccount)
-		return err == nil && a.EventsCount == 7
+		return err == nil && a.EventsCount == int64(len(evs))
 	})
 	a, _ = r.Account(context.Background(), fixtureAccount)
 	want, _ := FoldAccount(evs)
@@ -256,7 +257,7 @@ func TestLiveCacheAfterRebuildElsewhere(t *testing.T) {
 	kept := h.accounts[:10]
 	var streams []string
 	for _, id := range kept {
-		streams = append(streams, store.AccountStream(id))
+		streams = append(streams, fc.AccountStream(id))
 	}
 	other := openRunner(t, dir, st, Options{})
 	if err := other.Rebuild(context.Background(), AccountStatusName, store.Filter{Streams: streams}, nil); err != nil {
@@ -271,7 +272,7 @@ func TestLiveCacheAfterRebuildElsewhere(t *testing.T) {
 
 	var want []AccountStatus
 	for _, id := range h.accounts {
-		evs, err := st.ReadStream(context.Background(), store.AccountStream(id), 0, 0)
+		evs, err := st.ReadStream(context.Background(), fc.AccountStream(id), 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -428,7 +429,7 @@ func TestRebuildFilteredAndErrors(t *testing.T) {
 	r := openRunner(t, dir, st, Options{})
 
 	one := h.accounts[7]
-	if err := r.Rebuild(context.Background(), AccountStatusName, store.Filter{Streams: []string{store.AccountStream(one)}}, nil); err != nil {
+	if err := r.Rebuild(context.Background(), AccountStatusName, store.Filter{Streams: []string{fc.AccountStream(one)}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := allAccounts(t, r)
@@ -517,7 +518,7 @@ func TestRebuildUnreadableWinners(t *testing.T) {
 			}
 			got := storedAccounts(t, r)
 			for i := range got {
-				evs, err := st.ReadStream(context.Background(), store.AccountStream(got[i].ID), 0, 0)
+				evs, err := st.ReadStream(context.Background(), fc.AccountStream(got[i].ID), 0, 0)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -40,7 +41,7 @@ func seedBench(b *testing.B, st store.Store, n int) {
 				fca := fmt.Sprintf("fca_bench%06d", a)
 				evt := fmt.Sprintf("evt_bench%06d_%04d", a, k)
 				tpl := tpls[k%len(tpls)]
-				if _, err := st.Append(context.Background(), store.AccountStream(fca), store.AnyRevision, store.Event{
+				if _, err := st.Append(context.Background(), fc.AccountStream(fca), store.AnyRevision, store.Event{
 					ID: evt, Type: tpl.typ, Data: tpl.render(evt, fca, t0+int64(i)), Created: t0 + int64(i),
 					ReceivedAt: time.Unix(t0+int64(i), 0).UTC(), Source: store.SourceWebhook,
 				}); err != nil {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -374,7 +375,7 @@ func (e *engine) worker(ctx context.Context) {
 		if e.opts.Checkpoint != "" && e.opts.Clock.Now().Sub(e.cpLastLocked()) >= e.opts.CheckpointInterval {
 			e.mu.Unlock()
 			if err := e.saveCheckpoint(); err != nil {
-				e.opts.Logger.Warn("replay: checkpoint not written", "error", err)
+				e.opts.Logger.Warn("replay: checkpoint not written", logkey.Err(err))
 			}
 			e.mu.Lock()
 		}
@@ -409,7 +410,7 @@ func (e *engine) deliver(ctx context.Context, ev *store.RecordedEvent) (outcomeK
 		var se *SendError
 		retryable := errors.As(err, &se) && se.Retryable
 		if !retryable || e.opts.MaxRetries < 0 || attempt >= e.opts.MaxRetries {
-			e.opts.Logger.Debug("replay: event failed", "id", ev.ID, "attempts", attempt+1, "error", err)
+			e.opts.Logger.Debug("replay: event failed", logkey.EventID, ev.ID, "attempts", attempt+1, logkey.Err(err))
 			return outcomeFailed, attempt, Failure{ID: ev.ID, Position: ev.Position, Stream: ev.Stream,
 				Attempts: attempt + 1, Error: err.Error()}
 		}
@@ -417,7 +418,7 @@ func (e *engine) deliver(ctx context.Context, ev *store.RecordedEvent) (outcomeK
 		if se.RetryAfter > 0 {
 			d = min(se.RetryAfter, e.opts.MaxRetryAfter)
 		}
-		e.opts.Logger.Debug("replay: retrying", "id", ev.ID, "attempt", attempt+1, "delay", d, "error", err)
+		e.opts.Logger.Debug("replay: retrying", logkey.EventID, ev.ID, "attempt", attempt+1, "delay", d, logkey.Err(err))
 		if err := e.opts.Clock.Sleep(ctx, d); err != nil {
 			return outcomeNotAttempted, attempt, Failure{}
 		}

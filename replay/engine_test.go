@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
@@ -400,7 +401,7 @@ func TestDeliverWhileAppending(t *testing.T) {
 			}
 			id := "evt_live" + strconv.Itoa(i)
 			fca := "fca_live" + strconv.Itoa(i%3)
-			if _, err := writer.Append(context.Background(), store.AccountStream(fca), store.AnyRevision, store.Event{
+			if _, err := writer.Append(context.Background(), fc.AccountStream(fca), store.AnyRevision, store.Event{
 				ID: id, Type: tpl.typ, Data: tpl.render(id, fca, t0), Created: t0, ReceivedAt: time.Now().UTC(),
 				Source: store.SourceWebhook,
 			}); err != nil {

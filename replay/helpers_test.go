@@ -17,6 +17,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
@@ -81,7 +82,7 @@ func (t template) render(evt, fca string, created int64) []byte {
 const t0 = 1705312800
 
 // seed appends accounts×perAccount events, interleaved across accounts
-// (round-robin), event i of an account using fixture i%7; created grows by
+// (round-robin), event i of an account using fixture i%len(templates); created grows by
 // 60 s per event in store order. It returns the events in store order.
 func seed(tb testing.TB, st store.Store, accounts, perAccount int) []store.RecordedEvent {
 	tb.Helper()
@@ -95,7 +96,7 @@ func seed(tb testing.TB, st store.Store, accounts, perAccount int) []store.Recor
 			tpl := tpls[i%len(tpls)]
 			created := int64(t0 + 60*n)
 			n++
-			_, err := st.Append(ctx, store.AccountStream(fca), store.AnyRevision, store.Event{
+			_, err := st.Append(ctx, fc.AccountStream(fca), store.AnyRevision, store.Event{
 				ID: evt, Type: tpl.typ, Data: tpl.render(evt, fca, created),
 				ReceivedAt: time.Unix(created+5, 0).UTC(), Created: created,
 				APIVersion: "2023-10-16", Source: store.SourceWebhook,

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/progress"
-	"github.com/fcaudit/fcaudit/store"
 )
 
 // Exit statuses of a recorded run (RunOutcome.ExitCode, RunRecord.ExitCode).
@@ -172,7 +172,7 @@ func (o RunOutcome) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "%d events were already delivered by an earlier run (--checkpoint %s)\n", res.AlreadyDone, rec.Settings.Checkpoint)
 	}
 	for _, fl := range res.Failures {
-		acct := store.AccountOf(fl.Stream)
+		acct := fc.AccountOf(fl.Stream)
 		if acct == "" {
 			acct = fl.Stream
 		}

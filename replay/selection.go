@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -52,7 +53,7 @@ type Selection struct {
 func (s Selection) Filter() store.Filter {
 	f := store.Filter{Types: s.Types, Sources: stripeSources}
 	for _, a := range s.Accounts {
-		f.Streams = append(f.Streams, store.AccountStream(a))
+		f.Streams = append(f.Streams, fc.AccountStream(a))
 	}
 	if !s.Since.IsZero() {
 		f.CreatedFrom = s.Since.Unix()

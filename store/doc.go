@@ -2,7 +2,9 @@
 // Revision, Position — the Store interface every backend implements, and the
 // sentinel errors callers test with errors.Is.
 //
-// It imports only the standard library. Backends live in sub-packages
+// It imports only the standard library and fc (the Financial Connections
+// vocabulary, itself stdlib-only), for the account a stream belongs to
+// (RecordedEvent.Account). Backends live in sub-packages
 // (store/sqlite, store/esdb) which never import each other; store/storetest is
 // the contract suite every backend must pass.
 //
@@ -15,9 +17,11 @@
 // cursor for projections, replay and checkpoints. Position 0 is "before the
 // first event"; no recorded event has position 0.
 //
-// Stream names: fcaccount-<fca id> for Financial Connections account events
-// (the category fcaudit cares about), stripe-<object>-<id> for other verified
-// Stripe events, fcaudit-<name> for fcaudit's own records (e.g. fcaudit-replays).
+// Stream names: fc.StreamFor names the streams of Stripe events
+// (fcaccount-<fca id> for Financial Connections account events, the category
+// fcaudit cares about; stripe-<object>-<id> for other verified Stripe
+// events); fcaudit-<name> (SystemStreamPrefix) is for fcaudit's own records
+// (e.g. fcaudit-replays).
 //
 // # Immutability and the hash chain
 //

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/fcaudit/fcaudit/fc"
 )
 
 // Sources of events. Only SourceWebhook, SourceBackfill and SourceImport are
@@ -18,24 +20,28 @@ const (
 	SourceFcaudit  = "fcaudit"
 )
 
-// Stream name prefixes. See the package documentation.
+// SystemStreamPrefix starts the streams of fcaudit's own records (e.g.
+// fcaudit-replays). Stripe events are filed by fc.StreamFor.
+const SystemStreamPrefix = "fcaudit-"
+
+// AccountStreamPrefix and ObjectStreamPrefix are fc's stream prefixes.
+//
+// Deprecated: use fc.AccountStreamPrefix and fc.ObjectStreamPrefix; these
+// remain only so that code written against them keeps compiling.
 const (
-	AccountStreamPrefix = "fcaccount-"
-	ObjectStreamPrefix  = "stripe-"
-	SystemStreamPrefix  = "fcaudit-"
+	AccountStreamPrefix = fc.AccountStreamPrefix
+	ObjectStreamPrefix  = fc.ObjectStreamPrefix
 )
 
-// AccountStream returns the stream of a Financial Connections account.
-func AccountStream(accountID string) string { return AccountStreamPrefix + accountID }
+// AccountStream is fc.AccountStream.
+//
+// Deprecated: use fc.AccountStream.
+func AccountStream(accountID string) string { return fc.AccountStream(accountID) }
 
-// AccountOf returns the FC account id of an account stream, or "" when the
-// stream is not an account stream.
-func AccountOf(stream string) string {
-	if id, ok := strings.CutPrefix(stream, AccountStreamPrefix); ok {
-		return id
-	}
-	return ""
-}
+// AccountOf is fc.AccountOf.
+//
+// Deprecated: use fc.AccountOf.
+func AccountOf(stream string) string { return fc.AccountOf(stream) }
 
 // Position is an event's place in the global log. Positions strictly increase
 // in store order; they need not be contiguous (EventStoreDB's are byte
@@ -117,7 +123,7 @@ type RecordedEvent struct {
 }
 
 // Account returns the FC account id for events in an account stream, else "".
-func (r *RecordedEvent) Account() string { return AccountOf(r.Stream) }
+func (r *RecordedEvent) Account() string { return fc.AccountOf(r.Stream) }
 
 // Appended reports the outcome of one event of an append.
 type Appended struct {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/fcaudit/fcaudit/fc"
 )
 
 func TestMatchType(t *testing.T) {
@@ -31,7 +33,7 @@ func TestMatchType(t *testing.T) {
 }
 
 func TestFilterMatch(t *testing.T) {
-	e := RecordedEvent{Event: Event{Type: "financial_connections.account.created", Created: 100, Source: SourceWebhook,
+	e := RecordedEvent{Event: Event{Type: fc.TypeCreated, Created: 100, Source: SourceWebhook,
 		ReceivedAt: time.Unix(200, 0)}, Stream: "fcaccount-fca_1"}
 	tests := []struct {
 		name string

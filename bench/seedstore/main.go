@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
@@ -53,7 +54,7 @@ func run(dir string, events, accounts, size, workers int) error {
 	}
 	defer st.Close()
 	gen := &fcevents.Generator{Size: size}
-	types := fcevents.Types()[1:4] // the refreshes
+	types := fc.Types()[1:4] // the refreshes
 	start := time.Now()
 	base := start.Add(-30 * 24 * time.Hour).Unix()
 	var next, done atomic.Int64
@@ -76,13 +77,13 @@ func run(dir string, events, accounts, size, workers int) error {
 				created := base + r.Int64N(7*24*3600)
 				batch := make([]store.Event, n)
 				for i := range n {
-					typ := fcevents.TypeCreated
+					typ := fc.TypeCreated
 					if i > 0 {
 						typ = types[r.IntN(len(types))]
 						created += 3600 + r.Int64N(24*3600)
 					}
 					body := gen.Event(typ, acct, created)
-					env, err := ingest.ParseEnvelope(body)
+					env, err := fc.ParseEnvelope(body)
 					if err != nil {
 						errs <- err
 						return
@@ -95,7 +96,7 @@ func run(dir string, events, accounts, size, workers int) error {
 							SignedAt: at.Unix(), SecretFingerprint: ingest.Fingerprint("whsec_seed"), VerifiedAt: at},
 					}
 				}
-				if _, err := st.Append(ctx, store.AccountStream(acct), store.AnyRevision, batch...); err != nil {
+				if _, err := st.Append(ctx, fc.AccountStream(acct), store.AnyRevision, batch...); err != nil {
 					errs <- err
 					return
 				}

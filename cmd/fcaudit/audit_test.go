@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
@@ -57,14 +58,14 @@ func TestAuditEndToEnd(t *testing.T) {
 
 	g := &fcevents.Generator{}
 	var ids, headers []string
-	for i, typ := range []string{fcevents.TypeCreated, fcevents.TypeRefreshedBalance, fcevents.TypeDeactivated} {
+	for i, typ := range []string{fc.TypeCreated, fc.TypeRefreshedBalance, fc.TypeDeactivated} {
 		body := g.Event(typ, account, time.Now().Unix()-int64(100-i))
 		sig := fcevents.Sign(body, newSecret, time.Now())
 		code, resp := call(t, "POST", base+"/webhooks/stripe", "", body, map[string]string{"Stripe-Signature": sig, "Content-Type": "application/json"})
 		if code != 200 {
 			t.Fatalf("webhook %s: %d %s", typ, code, resp)
 		}
-		env, _ := ingest.ParseEnvelope(body)
+		env, _ := fc.ParseEnvelope(body)
 		ids, headers = append(ids, env.ID), append(headers, sig)
 	}
 
@@ -195,14 +196,14 @@ func cmdLog(t *testing.T, dir string, g *fcevents.Generator, accounts []string, 
 	defer st.Close()
 	for i := 0; i < n; i++ {
 		for j, acct := range accounts {
-			body := g.Event(fcevents.Types()[i%7], acct, at.Unix()+int64(i))
-			env, err := ingest.ParseEnvelope(body)
+			body := g.Event(fc.Types()[i%len(fc.Types())], acct, at.Unix()+int64(i))
+			env, err := fc.ParseEnvelope(body)
 			if err != nil {
 				t.Fatal(err)
 			}
 			ev := store.Event{ID: env.ID, Type: env.Type, Data: body, Created: env.Created, APIVersion: env.APIVersion,
 				ReceivedAt: at.Add(time.Duration(i*len(accounts)+j) * time.Millisecond), Source: store.SourceImport}
-			if _, err := st.Append(context.Background(), store.AccountStream(acct), store.AnyRevision, ev); err != nil {
+			if _, err := st.Append(context.Background(), fc.AccountStream(acct), store.AnyRevision, ev); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -234,7 +235,7 @@ func TestVerifyCheckpoints(t *testing.T) {
 			t.Fatalf("%q changed nothing", query)
 		}
 	}
-	streamB := store.AccountStream(accounts[1])
+	streamB := fc.AccountStream(accounts[1])
 	for _, tc := range []struct {
 		name     string
 		change   func(t *testing.T, dir, cp string)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/backfill/backfilltest"
-	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
@@ -26,8 +26,8 @@ func fakeEvents(t *testing.T, account string, n int) (*backfilltest.Server, []st
 	base := time.Now().Add(-48 * time.Hour).Unix()
 	var ids []string
 	for i := range n {
-		body := g.Event(fcevents.Types()[i%7], account, base+int64(i)*60)
-		env, err := ingest.ParseEnvelope(body)
+		body := g.Event(fc.Types()[i%len(fc.Types())], account, base+int64(i)*60)
+		env, err := fc.ParseEnvelope(body)
 		if err != nil {
 			t.Fatal(err)
 		}

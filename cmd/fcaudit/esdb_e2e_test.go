@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/esdb"
@@ -58,7 +59,7 @@ func TestServeOnEventStoreDB(t *testing.T) {
 	for a := 0; a < accounts; a++ {
 		acct := fmt.Sprintf("fca_e2e%d", a)
 		for i := 0; i < perAccount; i++ {
-			body := g.Event(fcevents.Types()[i%7], acct, 1705312800+int64(i))
+			body := g.Event(fc.Types()[i%len(fc.Types())], acct, 1705312800+int64(i))
 			var env struct{ ID string }
 			if err := json.Unmarshal(body, &env); err != nil {
 				t.Fatal(err)
@@ -108,7 +109,7 @@ func TestServeOnEventStoreDB(t *testing.T) {
 	defer st.Close()
 	seen := map[string]int{}
 	for a := 0; a < accounts; a++ {
-		stream := store.AccountStream(fmt.Sprintf("fca_e2e%d", a))
+		stream := fc.AccountStream(fmt.Sprintf("fca_e2e%d", a))
 		evs, err := st.ReadStream(context.Background(), stream, 0, 0)
 		if err != nil {
 			t.Fatalf("read %s: %v", stream, err)
@@ -152,7 +153,7 @@ func TestServeOnEventStoreDB(t *testing.T) {
 	// The cluster goes away: ingest answers 503 store_unavailable (Stripe
 	// retries), /readyz fails; when it is back, the same process recovers.
 	srv.SetUnavailable(true)
-	extra := g.Event(fcevents.TypeRefreshedBalance, "fca_e2e0", 1705400000)
+	extra := g.Event(fc.TypeRefreshedBalance, "fca_e2e0", 1705400000)
 	if code, m := post(addrs[0], extra); code != 503 || m["error"].(map[string]any)["type"] != "store_unavailable" {
 		t.Fatalf("while unavailable: %d %v", code, m)
 	}

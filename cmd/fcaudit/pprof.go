@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/fcaudit/fcaudit/internal/logkey"
 )
 
 // startPprof serves net/http/pprof on its own listener at addr (serve
@@ -29,7 +31,7 @@ func startPprof(addr string, log *slog.Logger) (func(), error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("pprof server stopped", "error", err)
+			log.Error("pprof server stopped", logkey.Err(err))
 		}
 	}()
 	log.Info("pprof listening", "addr", "http://"+ln.Addr().String()+"/debug/pprof/")

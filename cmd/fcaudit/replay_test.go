@@ -20,6 +20,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/replay"
@@ -39,7 +40,7 @@ func replaySeed(t *testing.T, dir string, accounts, per int) []store.RecordedEve
 	}
 	defer st.Close()
 	var g fcevents.Generator
-	types := fcevents.Types()
+	types := fc.Types()
 	created := int64(1705312800)
 	for i := range per {
 		for a := range accounts {
@@ -52,7 +53,7 @@ func replaySeed(t *testing.T, dir string, accounts, per int) []store.RecordedEve
 			if err := json.Unmarshal(body, &env); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := st.Append(context.Background(), store.AccountStream(fca), store.AnyRevision, store.Event{
+			if _, err := st.Append(context.Background(), fc.AccountStream(fca), store.AnyRevision, store.Event{
 				ID: env.ID, Type: env.Type, Data: body, Created: created, ReceivedAt: time.Unix(created, 0).UTC(),
 				APIVersion: fcevents.APIVersion, Source: store.SourceWebhook,
 			}); err != nil {
@@ -64,7 +65,7 @@ func replaySeed(t *testing.T, dir string, accounts, per int) []store.RecordedEve
 	var out []store.RecordedEvent
 	var after store.Position
 	for {
-		page, err := st.ReadAll(context.Background(), store.ReadOptions{After: after, Filter: store.Filter{StreamPrefix: store.AccountStreamPrefix}})
+		page, err := st.ReadAll(context.Background(), store.ReadOptions{After: after, Filter: store.Filter{StreamPrefix: fc.AccountStreamPrefix}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,7 +267,7 @@ func TestReplayCommandFailureExit1(t *testing.T) {
 
 func TestReplayCommandDryRunAndNDJSON(t *testing.T) {
 	dir := t.TempDir()
-	stored := replaySeed(t, dir, 4, 7)
+	stored := replaySeed(t, dir, 4, len(fc.Types())) // one event of each type per account
 	var want strings.Builder
 	var wantIDs []string
 	for _, ev := range stored {
@@ -401,7 +402,7 @@ func TestReplayWhileServing(t *testing.T) {
 				return
 			default:
 			}
-			body := g.Event(fcevents.TypeRefreshedBalance, "fca_live"+fmt.Sprint(i%3), time.Now().Unix())
+			body := g.Event(fc.TypeRefreshedBalance, "fca_live"+fmt.Sprint(i%3), time.Now().Unix())
 			req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/webhooks/stripe", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Stripe-Signature", fcevents.Sign(body, dc.WebhookSecret, time.Now()))

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
@@ -32,7 +32,7 @@ func newTriggerCommand(f *factory) *cobra.Command {
 as Stripe would, and POSTs it to a running fcaudit (or any webhook endpoint).
 
 TYPE is a full event type or its last part (created, refreshed_balance, …):
-  ` + strings.Join(fcevents.Types(), "\n  ") + `
+  ` + strings.Join(fc.Types(), "\n  ") + `
 
 Defaults for --url and --secret come from DATA_DIR/dev.json, written by 'serve --dev'.`,
 		Example: `  fcaudit trigger created
@@ -52,18 +52,12 @@ Defaults for --url and --secret come from DATA_DIR/dev.json, written by 'serve -
 	return cmd
 }
 
-// resolveType accepts a full FC event type or its suffix.
+// resolveType accepts a full FC event type or its short name (fc.Lookup).
 func resolveType(s string) (string, error) {
-	types := fcevents.Types()
-	if slices.Contains(types, s) {
-		return s, nil
+	if t, ok := fc.Lookup(s); ok {
+		return t, nil
 	}
-	for _, t := range types {
-		if strings.TrimPrefix(t, "financial_connections.account.") == s {
-			return t, nil
-		}
-	}
-	return "", &usageError{fmt.Errorf("unknown event type %q; one of: %s", s, strings.Join(types, ", "))}
+	return "", &usageError{fmt.Errorf("unknown event type %q; one of: %s", s, strings.Join(fc.Types(), ", "))}
 }
 
 func runTrigger(ctx context.Context, f *factory, o *triggerOptions) error {

@@ -11,28 +11,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/stripe/stripe-go/v76/webhook"
-)
-
-// The Financial Connections account event types stripe-go v76 knows.
-const (
-	TypeCreated               = "financial_connections.account.created"
-	TypeDeactivated           = "financial_connections.account.deactivated"
-	TypeDisconnected          = "financial_connections.account.disconnected"
-	TypeReactivated           = "financial_connections.account.reactivated"
-	TypeRefreshedBalance      = "financial_connections.account.refreshed_balance"
-	TypeRefreshedOwnership    = "financial_connections.account.refreshed_ownership"
-	TypeRefreshedTransactions = "financial_connections.account.refreshed_transactions"
 )
 
 // APIVersion is the api_version of generated events: stripe-go v76's.
 const APIVersion = "2023-10-16"
-
-// Types returns the seven FC account event types, in lifecycle order.
-func Types() []string {
-	return []string{TypeCreated, TypeRefreshedBalance, TypeRefreshedOwnership,
-		TypeRefreshedTransactions, TypeDeactivated, TypeReactivated, TypeDisconnected}
-}
 
 // Generator makes event bodies. The zero value is ready to use and draws
 // from a randomly seeded source. A Generator is safe for concurrent use; set
@@ -233,7 +217,7 @@ func (g *Generator) Event(typ, accountID string, created int64) []byte {
 	}
 	attempted := created - 60
 	switch typ {
-	case TypeRefreshedBalance:
+	case fc.TypeRefreshedBalance:
 		current := 100000 + r.Int64N(900000)
 		acct.Balance = &balance{
 			AsOf:    created - 5,
@@ -242,19 +226,19 @@ func (g *Generator) Event(typ, accountID string, created int64) []byte {
 			Type:    "cash",
 		}
 		acct.BalanceRefresh = &refresh{LastAttemptedAt: attempted, NextRefreshAvailableAt: attempted + 3600, Status: "succeeded"}
-	case TypeRefreshedOwnership:
+	case fc.TypeRefreshedOwnership:
 		own := g.id("fcaowns_", 24)
 		acct.Ownership = &own
 		acct.OwnershipRefresh = &refresh{LastAttemptedAt: attempted, Status: "succeeded"}
-	case TypeRefreshedTransactions:
+	case fc.TypeRefreshedTransactions:
 		acct.Subscriptions = []string{"transactions"}
 		acct.TransactionRefresh = &refresh{ID: g.id("fctxnref_", 24), LastAttemptedAt: attempted, NextRefreshAvailableAt: attempted + 3600, Status: "succeeded"}
-	case TypeDeactivated:
+	case fc.TypeDeactivated:
 		acct.Status = "inactive"
 		acct.TransactionRefresh = &refresh{ID: g.id("fctxnref_", 24), LastAttemptedAt: attempted, NextRefreshAvailableAt: attempted + 3600, Status: "failed"}
-	case TypeReactivated:
+	case fc.TypeReactivated:
 		acct.TransactionRefresh = &refresh{ID: g.id("fctxnref_", 24), LastAttemptedAt: attempted, NextRefreshAvailableAt: attempted + 3600, Status: "succeeded"}
-	case TypeDisconnected:
+	case fc.TypeDisconnected:
 		acct.Status = "disconnected"
 		// Disconnections are usually API-initiated, so they carry a request.
 		reqID, key := g.id("req_", 14), uuid(r)

@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
-
-	"github.com/fcaudit/fcaudit/ingest"
 )
 
 const created = 1705312800
@@ -29,38 +28,38 @@ func TestEventRoundTrips(t *testing.T) {
 		check   func(t *testing.T, a *stripe.FinancialConnectionsAccount)
 		withReq bool
 	}{
-		{TypeCreated, "active", func(t *testing.T, a *stripe.FinancialConnectionsAccount) {
+		{fc.TypeCreated, "active", func(t *testing.T, a *stripe.FinancialConnectionsAccount) {
 			if a.Balance != nil || a.BalanceRefresh != nil || a.OwnershipRefresh != nil || a.TransactionRefresh != nil || a.Ownership != nil {
 				t.Errorf("created carries refresh data: %+v", a)
 			}
 		}, false},
-		{TypeRefreshedBalance, "active", func(t *testing.T, a *stripe.FinancialConnectionsAccount) {
+		{fc.TypeRefreshedBalance, "active", func(t *testing.T, a *stripe.FinancialConnectionsAccount) {
 			if a.Balance == nil || a.Balance.Current["usd"] <= 0 || a.Balance.Cash == nil || a.BalanceRefresh == nil || a.BalanceRefresh.Status != "succeeded" {
 				t.Errorf("no balance/balance_refresh: %+v", a)
 			}
 		}, false},
-		{TypeRefreshedOwnership, "active", func(t *testing.T, a *stripe.FinancialConnectionsAccount) {
+		{fc.TypeRefreshedOwnership, "active", func(t *testing.T, a *stripe.FinancialConnectionsAccount) {
 			if a.Ownership == nil || !strings.HasPrefix(a.Ownership.ID, "fcaowns_") || a.OwnershipRefresh == nil || a.OwnershipRefresh.Status != "succeeded" {
 				t.Errorf("no ownership/ownership_refresh: %+v", a)
 			}
 		}, false},
-		{TypeRefreshedTransactions, "active", func(t *testing.T, a *stripe.FinancialConnectionsAccount) {
+		{fc.TypeRefreshedTransactions, "active", func(t *testing.T, a *stripe.FinancialConnectionsAccount) {
 			if a.TransactionRefresh == nil || a.TransactionRefresh.Status != "succeeded" || !strings.HasPrefix(a.TransactionRefresh.ID, "fctxnref_") ||
 				len(a.Subscriptions) != 1 || a.Subscriptions[0] != "transactions" {
 				t.Errorf("no transaction_refresh/subscriptions: %+v", a)
 			}
 		}, false},
-		{TypeDeactivated, "inactive", nil, false},
-		{TypeReactivated, "active", nil, false},
-		{TypeDisconnected, "disconnected", nil, true},
+		{fc.TypeDeactivated, "inactive", nil, false},
+		{fc.TypeReactivated, "active", nil, false},
+		{fc.TypeDisconnected, "disconnected", nil, true},
 	}
-	if len(tests) != len(Types()) {
-		t.Fatalf("Types() has %d types, test covers %d", len(Types()), len(tests))
+	if len(tests) != len(fc.Types()) {
+		t.Fatalf("fc.Types() has %d types, test covers %d", len(fc.Types()), len(tests))
 	}
 	for i, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {
-			if Types()[i] != tt.typ {
-				t.Errorf("Types()[%d] = %s", i, Types()[i])
+			if fc.Types()[i] != tt.typ {
+				t.Errorf("fc.Types()[%d] = %s", i, fc.Types()[i])
 			}
 			body := g.Event(tt.typ, acctID, created)
 			if !bytes.HasSuffix(body, []byte("}\n")) || !bytes.HasPrefix(body, []byte("{\n  \"id\": \"evt_")) {
@@ -104,7 +103,7 @@ func TestEventRoundTrips(t *testing.T) {
 func TestSize(t *testing.T) {
 	for _, size := range []int{2048, 3 * 1024, 4096, 8192, 64 * 1024} {
 		g := &Generator{Rand: rand.New(rand.NewPCG(3, 4)), Size: size}
-		for _, typ := range Types() {
+		for _, typ := range fc.Types() {
 			body := g.Event(typ, "", created)
 			if n := len(body); n > size || float64(n) < 0.9*float64(size) {
 				t.Errorf("Size %d, %s: body is %d bytes", size, typ, n)
@@ -113,7 +112,7 @@ func TestSize(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Size %d, %s: %v", size, typ, err)
 			}
-			if env, err := ingest.ParseEnvelope(body); err != nil || env.Type != typ {
+			if env, err := fc.ParseEnvelope(body); err != nil || env.Type != typ {
 				t.Fatalf("Size %d, %s: ParseEnvelope = %+v, %v", size, typ, env, err)
 			}
 			var a stripe.FinancialConnectionsAccount
@@ -122,7 +121,7 @@ func TestSize(t *testing.T) {
 			}
 		}
 	}
-	small := (&Generator{Size: 100}).Event(TypeCreated, "", created)
+	small := (&Generator{Size: 100}).Event(fc.TypeCreated, "", created)
 	if len(small) < 1000 {
 		t.Errorf("a too small Size truncated the body to %d bytes", len(small))
 	}
@@ -132,7 +131,7 @@ func TestDeterministic(t *testing.T) {
 	gen := func() [][]byte {
 		g := &Generator{Rand: rand.New(rand.NewPCG(7, 7)), Size: 3000}
 		var out [][]byte
-		for _, typ := range Types() {
+		for _, typ := range fc.Types() {
 			out = append(out, g.Event(typ, "", created))
 		}
 		return out
@@ -161,7 +160,7 @@ func TestConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for range 50 {
 				var ev stripe.Event
-				if err := json.Unmarshal(g.Event(TypeRefreshedBalance, "", created), &ev); err != nil {
+				if err := json.Unmarshal(g.Event(fc.TypeRefreshedBalance, "", created), &ev); err != nil {
 					t.Error(err)
 					return
 				}
@@ -187,7 +186,7 @@ func TestIDs(t *testing.T) {
 }
 
 func TestSign(t *testing.T) {
-	body := (&Generator{}).Event(TypeCreated, "", created)
+	body := (&Generator{}).Event(fc.TypeCreated, "", created)
 	now := time.Now()
 	h := Sign(body, "whsec_abc", now)
 	if !regexp.MustCompile(`^t=\d+,v1=[0-9a-f]{64}$`).MatchString(h) {
@@ -224,9 +223,9 @@ func TestAccountAttributesStable(t *testing.T) {
 		}
 		return h
 	}
-	a := decode(g.Event(TypeCreated, "fca_stable1", created))
-	b := decode(g.Event(TypeRefreshedBalance, "fca_stable1", created+10))
-	c := decode(g.Event(TypeCreated, "fca_other22", created))
+	a := decode(g.Event(fc.TypeCreated, "fca_stable1", created))
+	b := decode(g.Event(fc.TypeRefreshedBalance, "fca_stable1", created+10))
+	c := decode(g.Event(fc.TypeCreated, "fca_other22", created))
 	if a != b {
 		t.Fatalf("one account's attributes changed between events: %+v vs %+v", a, b)
 	}

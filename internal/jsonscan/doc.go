@@ -1,5 +1,5 @@
 // Package jsonscan is a minimal, allocation-free JSON lexer for fcaudit's hot
-// paths: the webhook envelope (ingest) and the account projection
+// paths: the webhook envelope (fc.ParseEnvelope) and the account projection
 // (projections) read a few fields of a Stripe event body in one pass and
 // step over the rest, validating it as encoding/json would.
 //
@@ -13,7 +13,7 @@
 // surrogate pairs and the like come out exactly as json.Unmarshal gives
 // them. Invalid UTF-8 is not checked here: it is not a JSON syntax error to
 // encoding/json either (it decodes it to U+FFFD), and callers that must
-// refuse it check the input (ingest) or the strings they keep
+// refuse it check the input (fc) or the strings they keep
 // (projections) with unicode/utf8.
 //
 // Errors are *SyntaxError, with the byte offset where the input stopped

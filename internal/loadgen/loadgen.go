@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
@@ -100,13 +101,13 @@ var typeWeights = []struct {
 	typ    string
 	weight int
 }{
-	{fcevents.TypeRefreshedBalance, 35},
-	{fcevents.TypeRefreshedTransactions, 35},
-	{fcevents.TypeRefreshedOwnership, 10},
-	{fcevents.TypeCreated, 8},
-	{fcevents.TypeDeactivated, 4},
-	{fcevents.TypeReactivated, 4},
-	{fcevents.TypeDisconnected, 4},
+	{fc.TypeRefreshedBalance, 35},
+	{fc.TypeRefreshedTransactions, 35},
+	{fc.TypeRefreshedOwnership, 10},
+	{fc.TypeCreated, 8},
+	{fc.TypeDeactivated, 4},
+	{fc.TypeReactivated, 4},
+	{fc.TypeDisconnected, 4},
 }
 
 // delivery is one prepared, signed, unique event.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/google/uuid"
 )
@@ -154,7 +155,7 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 		if attempt >= s.opts.MaxAppendAttempts {
 			return nil, fmt.Errorf("%s: still conflicting after %d attempts: %w", op, attempt, store.ErrUnavailable)
 		}
-		s.log.Debug("eventstoredb: append conflict, retrying", "stream", streamName, "attempt", attempt)
+		s.log.Debug("eventstoredb: append conflict, retrying", logkey.Stream, streamName, "attempt", attempt)
 		if err := backoff(ctx, attempt); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
@@ -163,10 +164,10 @@ func (s *Store) noteError(c *esdb.Client, err error) bool {
 	}
 	nc, nerr := esdb.NewClient(s.cfg)
 	if nerr != nil {
-		s.log.Error("eventstoredb: recreate client", "err", nerr)
+		s.log.Error("eventstoredb: recreate client", logkey.Err(nerr))
 		return false
 	}
-	s.log.Warn("eventstoredb: client closed after failed discovery; created a new one", "err", err)
+	s.log.Warn("eventstoredb: client closed after failed discovery; created a new one", logkey.Err(err))
 	s.client = nc
 	return true
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/esdb"
 	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"
@@ -64,7 +65,7 @@ func TestContractRealServer(t *testing.T) {
 func BenchmarkInMemory(b *testing.B) { storetest.Bench(b, memBackend()) }
 
 func ev(id string, i int) store.Event {
-	return store.Event{ID: id, Type: "financial_connections.account.refreshed_balance",
+	return store.Event{ID: id, Type: fc.TypeRefreshedBalance,
 		Data:       []byte(fmt.Sprintf(`{"id":%q,"n":%d}`, id, i)),
 		ReceivedAt: time.Date(2025, 1, 2, 3, 4, 5, i*1000, time.UTC), Created: 1700000000 + int64(i), Source: store.SourceWebhook}
 }
@@ -85,7 +86,7 @@ func TestTwoReplicas(t *testing.T) {
 	var wg sync.WaitGroup
 	errc := make(chan error, 4*accounts)
 	for acc := range accounts {
-		stream := store.AccountStream(fmt.Sprintf("fca_%d", acc))
+		stream := fc.AccountStream(fmt.Sprintf("fca_%d", acc))
 		for w, s := range []*esdb.Store{a, b} {
 			wg.Add(1)
 			go func() {
@@ -115,7 +116,7 @@ func TestTwoReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	for acc := range accounts {
-		stream := store.AccountStream(fmt.Sprintf("fca_%d", acc))
+		stream := fc.AccountStream(fmt.Sprintf("fca_%d", acc))
 		got, err := a.ReadStream(ctx(t), stream, 0, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -149,7 +150,7 @@ func TestTwoReplicas(t *testing.T) {
 func TestUnavailable(t *testing.T) {
 	srv := esdbtest.Start(t)
 	s := open(t, srv.ConnString())
-	stream := store.AccountStream("fca_u")
+	stream := fc.AccountStream("fca_u")
 	if _, err := s.Append(ctx(t), stream, store.AnyRevision, ev("evt_u0", 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestUnavailable(t *testing.T) {
 func TestRestart(t *testing.T) {
 	srv := esdbtest.Start(t)
 	s := open(t, srv.ConnString())
-	stream := store.AccountStream("fca_r")
+	stream := fc.AccountStream("fca_r")
 	got := make(chan store.RecordedEvent, 10)
 	sctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -236,7 +237,7 @@ func wait(t *testing.T, got <-chan store.RecordedEvent, id string) {
 func TestSystemEventsAndClaimsNeverLeak(t *testing.T) {
 	srv := esdbtest.Start(t)
 	s := open(t, srv.ConnString())
-	if _, err := s.Append(ctx(t), store.AccountStream("fca_1"), store.AnyRevision, ev("evt_1", 1)); err != nil {
+	if _, err := s.Append(ctx(t), fc.AccountStream("fca_1"), store.AnyRevision, ev("evt_1", 1)); err != nil {
 		t.Fatal(err)
 	}
 	srv.AppendRaw("other-stream", "thing", []byte(`{}`), nil)
@@ -270,12 +271,12 @@ func TestSystemEventsAndClaimsNeverLeak(t *testing.T) {
 func TestPendingClaim(t *testing.T) {
 	srv := esdbtest.Start(t)
 	s := open(t, srv.ConnString())
-	stream := store.AccountStream("fca_p")
+	stream := fc.AccountStream("fca_p")
 	srv.AppendRaw(esdb.ClaimStream("evt_p"), esdb.ClaimEventType, []byte(`{"stream":"`+stream+`"}`), nil)
 	if _, err := s.EventByID(ctx(t), "evt_p"); !errors.Is(err, store.ErrEventNotFound) {
 		t.Fatalf("EventByID of pending claim: %v, want ErrEventNotFound", err)
 	}
-	if _, err := s.Append(ctx(t), store.AccountStream("fca_other"), store.AnyRevision, ev("evt_p", 0)); !errors.Is(err, store.ErrUnavailable) {
+	if _, err := s.Append(ctx(t), fc.AccountStream("fca_other"), store.AnyRevision, ev("evt_p", 0)); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("append of id pending elsewhere: %v, want ErrUnavailable", err)
 	}
 	res, err := s.Append(ctx(t), stream, store.NoStream, ev("evt_p", 0))

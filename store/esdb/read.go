@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/fcaudit/fcaudit/fc"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 )
 
 // fcauditPrefixes are the stream prefixes of everything fcaudit reads from
 // $all. Claim streams (ClaimStreamPrefix) are deliberately not among them.
-var fcauditPrefixes = []string{store.AccountStreamPrefix, store.ObjectStreamPrefix, store.SystemStreamPrefix}
+var fcauditPrefixes = []string{fc.AccountStreamPrefix, fc.ObjectStreamPrefix, store.SystemStreamPrefix}
 
 // ReadStream implements store.Store.
 func (s *Store) ReadStream(ctx context.Context, streamName string, from uint64, limit int) ([]store.RecordedEvent, error) {
@@ -263,7 +265,7 @@ func (s *Store) Subscribe(ctx context.Context, after store.Position, filter stor
 			failures = 0
 		}
 		failures++
-		s.log.Warn("eventstoredb: subscription dropped; resubscribing", "after", pos, "attempt", failures, "err", err)
+		s.log.Warn("eventstoredb: subscription dropped; resubscribing", "after", pos, "attempt", failures, logkey.Err(err))
 		d := time.Duration(min(failures, 20)) * 100 * time.Millisecond
 		t := time.NewTimer(d)
 		select {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -21,7 +22,7 @@ func benchEvent(id string) store.Event {
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	return store.Event{
-		ID: id, Type: "financial_connections.account.refreshed_balance", Data: body,
+		ID: id, Type: fc.TypeRefreshedBalance, Data: body,
 		ReceivedAt: now, Created: now.Unix(), APIVersion: "2023-10-16", Source: store.SourceWebhook,
 		Provenance: &store.Provenance{SignatureHeader: "t=1700000000,v1=" + fmt.Sprintf("%064x", 7), SignedAt: 1700000000,
 			SecretFingerprint: "0011223344556677", VerifiedAt: now},
@@ -44,7 +45,7 @@ func BenchmarkServeShape(b *testing.B) {
 	var seen atomic.Int64
 	done := make(chan error, 1)
 	go func() {
-		done <- s.Subscribe(ctx, 0, store.Filter{StreamPrefix: store.AccountStreamPrefix}, func(_ context.Context, batch []store.RecordedEvent) error {
+		done <- s.Subscribe(ctx, 0, store.Filter{StreamPrefix: fc.AccountStreamPrefix}, func(_ context.Context, batch []store.RecordedEvent) error {
 			seen.Add(int64(len(batch)))
 			return nil
 		})

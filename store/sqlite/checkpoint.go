@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/internal/sqlitewc"
 )
 
@@ -85,7 +86,7 @@ func (s *Store) runCheckpointer() {
 		_, err := s.cdb.Exec("PRAGMA wal_checkpoint(PASSIVE)")
 		switch {
 		case err != nil && (!failing || time.Since(lastLogged) >= checkpointLogEvery):
-			s.log.Warn("background WAL checkpoint failed; retrying after each commit", "err", err)
+			s.log.Warn("background WAL checkpoint failed; retrying after each commit", logkey.Err(err))
 			failing, lastLogged = true, time.Now()
 		case err == nil && failing:
 			s.log.Info("background WAL checkpoint works again")

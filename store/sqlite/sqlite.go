@@ -15,6 +15,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/internal/sqlitewc"
 	"github.com/fcaudit/fcaudit/store"
 )
@@ -175,7 +176,7 @@ func (s *Store) open() error {
 			return &unavailableError{err: err}
 		}
 		if _, err := sqlitewc.Register(); err != nil {
-			s.log.Warn("write-combining VFS unavailable; writing through SQLite's default VFS (slower, equally durable)", "err", err)
+			s.log.Warn("write-combining VFS unavailable; writing through SQLite's default VFS (slower, equally durable)", logkey.Err(err))
 		}
 		// One connection only: the writer goroutine owns it. WAL lets
 		// readers (in this and other processes) run beside it; FULL syncs

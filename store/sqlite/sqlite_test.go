@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/storetest"
 )
@@ -54,7 +55,7 @@ func TestHeadCacheSeesOtherWriters(t *testing.T) {
 	ctx := context.Background()
 	const stream = "fcaccount-fca_cache"
 	ev := func(id string) store.Event {
-		return store.Event{ID: id, Type: "financial_connections.account.created", Data: []byte(`{"id":"` + id + `"}`),
+		return store.Event{ID: id, Type: fc.TypeCreated, Data: []byte(`{"id":"` + id + `"}`),
 			ReceivedAt: time.Unix(1700000000, 0), Created: 1700000000, Source: store.SourceWebhook}
 	}
 	for i, step := range []struct {
@@ -92,7 +93,7 @@ func TestHeadCacheSurvivesCheckpoints(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), FileName), Options{})
 	ctx := context.Background()
 	ev := func(id string) store.Event {
-		return store.Event{ID: id, Type: "financial_connections.account.created", Data: []byte(`{"id":"` + id + `"}`),
+		return store.Event{ID: id, Type: fc.TypeCreated, Data: []byte(`{"id":"` + id + `"}`),
 			ReceivedAt: time.Unix(1700000000, 0), Created: 1700000000, Source: store.SourceWebhook}
 	}
 	streams := []string{"fcaccount-fca_a", "fcaccount-fca_b", "fcaccount-fca_c"}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -20,7 +21,7 @@ const tailWait = 20 * time.Second
 func tailEvent(id string, i int) store.Event {
 	zone := time.FixedZone("X", 3600+i)
 	e := store.Event{
-		ID: id, Type: "financial_connections.account.refreshed_balance",
+		ID: id, Type: fc.TypeRefreshedBalance,
 		Data:       fmt.Appendf(nil, `{"id":%q,"n":%d}`, id, i),
 		ReceivedAt: time.Now().In(zone), Created: int64(1700000000 + i), Livemode: i%2 == 0,
 		APIVersion: "2023-10-16", Source: store.SourceWebhook,

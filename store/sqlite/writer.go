@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -301,13 +302,13 @@ func (w *writer) commit(batch []*request) {
 		}
 	}()
 	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		w.s.log.Error("begin group commit", "err", err)
+		w.s.log.Error("begin group commit", logkey.Err(err))
 		fail(fmt.Errorf("begin: %w", err))
 		return
 	}
 	if err := w.checkCache(ctx); err != nil {
 		w.rollback()
-		w.s.log.Error("group commit", "err", err)
+		w.s.log.Error("group commit", logkey.Err(err))
 		fail(err)
 		return
 	}
@@ -330,7 +331,7 @@ func (w *writer) commit(batch []*request) {
 			// A storage failure may have rolled the whole transaction
 			// back already; nothing of this batch can be trusted.
 			w.rollback()
-			w.s.log.Error("group commit", "err", err)
+			w.s.log.Error("group commit", logkey.Err(err))
 			fail(err)
 			return
 		}
@@ -362,7 +363,7 @@ func (w *writer) commit(batch []*request) {
 	}
 	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		w.rollback()
-		w.s.log.Error("commit", "err", err)
+		w.s.log.Error("commit", logkey.Err(err))
 		fail(fmt.Errorf("commit: %w", err))
 		return
 	}

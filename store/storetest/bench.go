@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -23,7 +24,7 @@ var benchBody = func() []byte {
 
 func benchEvent(id string) store.Event {
 	return store.Event{
-		ID: id, Type: "financial_connections.account.refreshed_balance", Data: benchBody,
+		ID: id, Type: fc.TypeRefreshedBalance, Data: benchBody,
 		ReceivedAt: time.Now(), Created: time.Now().Unix(), APIVersion: "2023-10-16", Source: store.SourceWebhook,
 	}
 }
@@ -41,7 +42,7 @@ func Bench(b *testing.B, be Backend) {
 		b.SetBytes(int64(len(benchBody)))
 		b.ResetTimer()
 		for i := range b.N {
-			if _, err := s.Append(ctx, fmt.Sprintf("fcaccount-%s-%d", p, i%100), store.AnyRevision, benchEvent(fmt.Sprintf("evt_%s_%d", p, i))); err != nil {
+			if _, err := s.Append(ctx, fmt.Sprintf(fc.AccountStreamPrefix+"%s-%d", p, i%100), store.AnyRevision, benchEvent(fmt.Sprintf("evt_%s_%d", p, i))); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -59,7 +60,7 @@ func Bench(b *testing.B, be Backend) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				i := n.Add(1)
-				if _, err := s.Append(ctx, fmt.Sprintf("fcaccount-%s-%d", p, i%1000), store.AnyRevision, benchEvent(fmt.Sprintf("evt_%s_%d", p, i))); err != nil {
+				if _, err := s.Append(ctx, fmt.Sprintf(fc.AccountStreamPrefix+"%s-%d", p, i%1000), store.AnyRevision, benchEvent(fmt.Sprintf("evt_%s_%d", p, i))); err != nil {
 					b.Error(err)
 					return
 				}
@@ -71,7 +72,7 @@ func Bench(b *testing.B, be Backend) {
 		const total = 20000
 		s := be.New(b)
 		p := uniq(b)
-		prefix := "fcaccount-" + p + "-"
+		prefix := fc.AccountStreamPrefix + p + "-"
 		ctx := context.Background()
 		batch := make([]store.Event, 0, 100)
 		for i := range total {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -53,7 +54,7 @@ var baseTime = time.Date(2025, 3, 14, 15, 9, 26, 535897_932, time.UTC)
 func newEvent(id string, i int) store.Event {
 	return store.Event{
 		ID:         id,
-		Type:       "financial_connections.account.refreshed_balance",
+		Type:       fc.TypeRefreshedBalance,
 		Data:       []byte(fmt.Sprintf(`{"id":%q,"object":"event","n":%d,"data":{"object":{"id":"fca_x"}}}`, id, i)),
 		ReceivedAt: baseTime.Add(time.Duration(i) * time.Second),
 		Created:    1700000000 + int64(i),
@@ -198,7 +199,7 @@ func Run(t *testing.T, b Backend) {
 func testRoundTrip(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := store.AccountStream("fca_" + p)
+	stream := fc.AccountStream("fca_" + p)
 	withProv := newEvent("evt_"+p+"_prov", 1)
 	withProv.ConnectAccount = "acct_123"
 	withProv.Source = store.SourceBackfill
@@ -262,7 +263,7 @@ func testRoundTrip(t *testing.T, b Backend) {
 func testRevisionsAndPositions(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	a, c := "fcaccount-a"+p, "fcaccount-c"+p
+	a, c := fc.AccountStream("a"+p), fc.AccountStream("c"+p)
 	var positions []store.Position
 	for i := range 5 {
 		for _, st := range []string{a, c} {
@@ -308,7 +309,7 @@ func testRevisionsAndPositions(t *testing.T, b Backend) {
 func testExpectedRevision(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := "fcaccount-" + p
+	stream := fc.AccountStreamPrefix + p
 	ctx := ctxT(t)
 	wrong := func(exp store.ExpectedRevision, actual int64, id string) {
 		t.Helper()
@@ -335,14 +336,14 @@ func testExpectedRevision(t *testing.T, b Backend) {
 	}
 	wrong(store.Exact(1), 2, "evt_"+p+"_w3")
 	mustAppend(t, s, stream, store.Exact(2), newEvent("evt_"+p+"_3", 3))
-	mustAppend(t, s, "fcaccount-other"+p, store.AnyRevision, newEvent("evt_"+p+"_other", 0))
+	mustAppend(t, s, fc.AccountStream("other"+p), store.AnyRevision, newEvent("evt_"+p+"_other", 0))
 	checkChain(t, s, stream)
 }
 
 func testDuplicates(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	a, other := "fcaccount-a"+p, "fcaccount-b"+p
+	a, other := fc.AccountStream("a"+p), fc.AccountStream("b"+p)
 	ctx := ctxT(t)
 	orig := mustAppend(t, s, a, store.NoStream, events(p, 2)...)
 
@@ -406,7 +407,7 @@ func testDuplicates(t *testing.T, b Backend) {
 func testAtomic(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := "fcaccount-" + p
+	stream := fc.AccountStreamPrefix + p
 	mustAppend(t, s, stream, store.NoStream, newEvent("evt_"+p+"_first", 0))
 	evs := events(p, 3)
 	if _, err := s.Append(ctxT(t), stream, store.NoStream, evs...); !errors.Is(err, store.ErrWrongExpectedRevision) {
@@ -436,7 +437,7 @@ func testAtomic(t *testing.T, b Backend) {
 func testInvalid(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := "fcaccount-" + p
+	stream := fc.AccountStreamPrefix + p
 	for name, mod := range map[string]func(*store.Event){
 		"no id":     func(e *store.Event) { e.ID = "" },
 		"no type":   func(e *store.Event) { e.Type = "" },
@@ -458,14 +459,14 @@ func testInvalid(t *testing.T, b Backend) {
 func testReadStream(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := "fcaccount-" + p
+	stream := fc.AccountStreamPrefix + p
 	ctx := ctxT(t)
 	if _, err := s.ReadStream(ctx, stream, 0, 0); !errors.Is(err, store.ErrStreamNotFound) {
 		t.Errorf("ReadStream of a missing stream: err = %v, want ErrStreamNotFound", err)
 	}
 	evs := events(p, 6)
 	mustAppend(t, s, stream, store.NoStream, evs[:3]...)
-	mustAppend(t, s, "fcaccount-x"+p, store.NoStream, newEvent("evt_"+p+"_x", 0))
+	mustAppend(t, s, fc.AccountStream("x"+p), store.NoStream, newEvent("evt_"+p+"_x", 0))
 	mustAppend(t, s, stream, store.Exact(2), evs[3:]...)
 	for _, tc := range []struct {
 		from  uint64
@@ -501,7 +502,7 @@ func testReadAll(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
 	ctx := ctxT(t)
-	prefix := "fcaccount-" + p + "-"
+	prefix := fc.AccountStreamPrefix + p + "-"
 	var all []string
 	var pos []store.Position
 	for i := range 7 {
@@ -554,7 +555,7 @@ func testReadAllFilter(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
 	ctx := ctxT(t)
-	acct := "fcaccount-" + p + "-"
+	acct := fc.AccountStreamPrefix + p + "-"
 	obj := "stripe-" + p + "-"
 	type spec struct {
 		stream, typ, source string
@@ -563,9 +564,9 @@ func testReadAllFilter(t *testing.T, b Backend) {
 	}
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	specs := []spec{
-		{acct + "1", "financial_connections.account.created", store.SourceWebhook, 100, t0.Add(1 * time.Microsecond)},
-		{acct + "1", "financial_connections.account.refreshed_balance", store.SourceBackfill, 200, t0.Add(2 * time.Microsecond)},
-		{acct + "2", "financial_connections.account.deactivated", store.SourceWebhook, 300, t0.Add(3 * time.Microsecond)},
+		{acct + "1", fc.TypeCreated, store.SourceWebhook, 100, t0.Add(1 * time.Microsecond)},
+		{acct + "1", fc.TypeRefreshedBalance, store.SourceBackfill, 200, t0.Add(2 * time.Microsecond)},
+		{acct + "2", fc.TypeDeactivated, store.SourceWebhook, 300, t0.Add(3 * time.Microsecond)},
 		{obj + "1", "customer.created", store.SourceImport, 400, t0.Add(4 * time.Microsecond)},
 		{acct + "2", "weird?type[1]", store.SourceWebhook, 500, t0.Add(5 * time.Microsecond)},
 		{acct + "3", "weirdXtype11", store.SourceFcaudit, 600, t0.Add(6 * time.Microsecond)},
@@ -595,7 +596,7 @@ func testReadAllFilter(t *testing.T, b Backend) {
 		{"streams", store.Filter{Streams: []string{acct + "2", obj + "1"}}, 3},
 		{"streams and prefix", store.Filter{StreamPrefix: acct, Streams: []string{acct + "2", obj + "1"}}, 2},
 		{"type exact", store.Filter{Types: []string{"customer.created"}}, 1},
-		{"type glob", store.Filter{Types: []string{"financial_connections.account.*"}}, 3},
+		{"type glob", store.Filter{Types: []string{fc.AccountEventPrefix + "*"}}, 3},
 		{"type glob crosses dots", store.Filter{Types: []string{"financial_connections.*"}}, 3},
 		{"type glob suffix", store.Filter{Types: []string{"*.created"}}, 2},
 		{"type globs OR", store.Filter{Types: []string{"*deactivated", "customer.*"}}, 2},
@@ -638,7 +639,7 @@ func testEventByID(t *testing.T, b Backend) {
 		t.Errorf("EventByID of a missing id: err = %v, want ErrEventNotFound", err)
 	}
 	evs := events(p, 3)
-	res := mustAppend(t, s, "fcaccount-"+p, store.NoStream, evs...)
+	res := mustAppend(t, s, fc.AccountStreamPrefix+p, store.NoStream, evs...)
 	for i, e := range evs {
 		got, err := s.EventByID(ctxT(t), e.ID)
 		if err != nil {
@@ -661,7 +662,7 @@ func testHead(t *testing.T, b Backend) {
 	if b.Features.ContiguousPositions && h0 != 0 {
 		t.Errorf("Head of a fresh store = %d, want 0", h0)
 	}
-	res := mustAppend(t, s, "fcaccount-"+p, store.NoStream, events(p, 3)...)
+	res := mustAppend(t, s, fc.AccountStreamPrefix+p, store.NoStream, events(p, 3)...)
 	h, err := s.Head(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
@@ -674,17 +675,17 @@ func testHead(t *testing.T, b Backend) {
 func testChain(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := "fcaccount-" + p
+	stream := fc.AccountStreamPrefix + p
 	evs := events(p, 10)
 	for i := 0; i < len(evs); i += 3 {
 		mustAppend(t, s, stream, store.AnyRevision, evs[i:min(i+3, len(evs))]...)
-		mustAppend(t, s, "fcaccount-noise"+p, store.AnyRevision, newEvent(fmt.Sprintf("evt_%s_noise%d", p, i), i))
+		mustAppend(t, s, fc.AccountStream("noise"+p), store.AnyRevision, newEvent(fmt.Sprintf("evt_%s_noise%d", p, i), i))
 	}
 	got := checkChain(t, s, stream)
 	if len(got) != len(evs) {
 		t.Fatalf("stream has %d events, want %d", len(got), len(evs))
 	}
-	checkChain(t, s, "fcaccount-noise"+p)
+	checkChain(t, s, fc.AccountStream("noise"+p))
 	if got[0].ChainHash != store.ChainHash(store.ChainSeed(stream), sha256.Sum256(evs[0].Data), evs[0].ID, evs[0].ReceivedAt) {
 		t.Errorf("revision 0 chain hash not seeded from the stream name")
 	}
@@ -693,7 +694,7 @@ func testChain(t *testing.T, b Backend) {
 func testConcurrentAny(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := "fcaccount-" + p
+	stream := fc.AccountStreamPrefix + p
 	const workers, per = 32, 4
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*per)
@@ -730,7 +731,7 @@ func testConcurrentAny(t *testing.T, b Backend) {
 func testConcurrentExact(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	stream := "fcaccount-" + p
+	stream := fc.AccountStreamPrefix + p
 	const workers, per = 32, 2
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*per)
@@ -846,7 +847,7 @@ func subscribe(t testing.TB, s store.Store, after store.Position, f store.Filter
 func testSubscribe(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	prefix := "fcaccount-" + p + "-"
+	prefix := fc.AccountStreamPrefix + p + "-"
 	evs := events(p, 12)
 	var pos []store.Position
 	for i, e := range evs[:6] {
@@ -878,11 +879,11 @@ func testSubscribe(t *testing.T, b Backend) {
 func testSubscribeHandlerError(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	mustAppend(t, s, "fcaccount-"+p, store.NoStream, events(p, 3)...)
+	mustAppend(t, s, fc.AccountStreamPrefix+p, store.NoStream, events(p, 3)...)
 	boom := errors.New("handler failed")
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	err := s.Subscribe(ctx, 0, store.Filter{StreamPrefix: "fcaccount-" + p}, func(context.Context, []store.RecordedEvent) error { return boom })
+	err := s.Subscribe(ctx, 0, store.Filter{StreamPrefix: fc.AccountStreamPrefix + p}, func(context.Context, []store.RecordedEvent) error { return boom })
 	if !errors.Is(err, boom) {
 		t.Fatalf("Subscribe returned %v, want the handler's error", err)
 	}
@@ -891,12 +892,12 @@ func testSubscribeHandlerError(t *testing.T, b Backend) {
 func testSubscribeCancel(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	mustAppend(t, s, "fcaccount-"+p, store.NoStream, events(p, 1)...)
+	mustAppend(t, s, fc.AccountStreamPrefix+p, store.NoStream, events(p, 1)...)
 	c := newCollector()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- s.Subscribe(ctx, 0, store.Filter{StreamPrefix: "fcaccount-" + p}, c.handle) }()
+	go func() { errc <- s.Subscribe(ctx, 0, store.Filter{StreamPrefix: fc.AccountStreamPrefix + p}, c.handle) }()
 	c.waitFor(t, 1, errc) // now following live
 	cancel()
 	select {
@@ -912,14 +913,14 @@ func testSubscribeCancel(t *testing.T, b Backend) {
 func testSubscribeFilter(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	prefix := "fcaccount-" + p
+	prefix := fc.AccountStreamPrefix + p
 	c := newCollector()
 	_, errc := subscribe(t, s, 0, store.Filter{StreamPrefix: prefix, Types: []string{"*.deactivated"}}, c.handle)
 	var want []string
 	for i := range 10 {
 		e := newEvent(fmt.Sprintf("evt_%s_%d", p, i), i)
 		if i%3 == 0 {
-			e.Type = "financial_connections.account.deactivated"
+			e.Type = fc.TypeDeactivated
 			want = append(want, e.ID)
 		}
 		mustAppend(t, s, prefix, store.AnyRevision, e)
@@ -942,7 +943,7 @@ func testSecond(t *testing.T, b Backend) {
 	s := b.New(t)
 	s2 := b.Second(t, s)
 	p := uniq(t)
-	prefix := "fcaccount-" + p
+	prefix := fc.AccountStreamPrefix + p
 	c := newCollector()
 	_, errc := subscribe(t, s, 0, store.Filter{StreamPrefix: prefix}, c.handle)
 	mustAppend(t, s, prefix+"-1", store.NoStream, newEvent("evt_"+p+"_a", 0))
@@ -979,11 +980,11 @@ func toRecorded(evs []store.Event) []store.RecordedEvent {
 func testClosed(t *testing.T, b Backend) {
 	s := b.New(t)
 	p := uniq(t)
-	mustAppend(t, s, "fcaccount-"+p, store.NoStream, events(p, 1)...)
+	mustAppend(t, s, fc.AccountStreamPrefix+p, store.NoStream, events(p, 1)...)
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if _, err := s.Append(context.Background(), "fcaccount-"+p, store.AnyRevision, newEvent("evt_"+p+"_late", 1)); !errors.Is(err, store.ErrClosed) {
+	if _, err := s.Append(context.Background(), fc.AccountStreamPrefix+p, store.AnyRevision, newEvent("evt_"+p+"_late", 1)); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("Append after Close: err = %v, want ErrClosed", err)
 	}
 }

@@ -1,17 +1,18 @@
-package ingest
+package fc
 
 import (
+	"errors"
 	"fmt"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/fcaudit/fcaudit/internal/jsonscan"
-	"github.com/fcaudit/fcaudit/store"
 )
 
-// AccountEventPrefix is the type prefix of Financial Connections account
-// events; they are stored in the account's stream.
-const AccountEventPrefix = "financial_connections.account."
+// ErrPayloadInvalid: a body is not a Stripe event fcaudit can file. Every
+// error ParseEnvelope returns wraps it; ingest re-exports it as
+// ingest.ErrPayloadInvalid (the same value), which the api package maps to
+// 400 payload_invalid.
+var ErrPayloadInvalid = errors.New("payload invalid")
 
 // MaxIDLength bounds the event id and data.object.id. Stripe guarantees the
 // ids it generates never exceed 255 characters; a longer one did not come
@@ -92,33 +93,8 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 		ObjectID:       w.objID,
 		ObjectType:     w.objType,
 	}
-	if strings.HasPrefix(env.Type, AccountEventPrefix) && env.ObjectID == "" {
+	if IsAccountEvent(env.Type) && env.ObjectID == "" {
 		return Envelope{}, fmt.Errorf("%w: %s event has no data.object.id", ErrPayloadInvalid, env.Type)
 	}
 	return env, nil
-}
-
-// StreamFor returns the stream an event belongs in:
-//
-//   - financial_connections.account.* → "fcaccount-<data.object.id>"
-//     (store.AccountStream), whatever the id looks like;
-//   - any other type → "stripe-<data.object.object>-<data.object.id>", with
-//     every '.' of the object type replaced by '_' (customer.created →
-//     "stripe-customer-cus_123"; a financial_connections.session →
-//     "stripe-financial_connections_session-fcsess_…");
-//   - an object without an id → "stripe-<object type>-unidentified";
-//     an object without an object type uses "unknown".
-func StreamFor(env Envelope) string {
-	if strings.HasPrefix(env.Type, AccountEventPrefix) && env.ObjectID != "" {
-		return store.AccountStream(env.ObjectID)
-	}
-	objType := strings.ReplaceAll(env.ObjectType, ".", "_")
-	if objType == "" {
-		objType = "unknown"
-	}
-	id := env.ObjectID
-	if id == "" {
-		id = "unidentified"
-	}
-	return store.ObjectStreamPrefix + objType + "-" + id
 }

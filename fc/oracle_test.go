@@ -1,10 +1,9 @@
-package ingest
+package fc
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -69,7 +68,7 @@ func parseEnvelopeOracle(body []byte) (Envelope, error) {
 		ObjectID:       w.Data.Object.ID,
 		ObjectType:     w.Data.Object.Object,
 	}
-	if strings.HasPrefix(env.Type, AccountEventPrefix) && env.ObjectID == "" {
+	if IsAccountEvent(env.Type) && env.ObjectID == "" {
 		return Envelope{}, fmt.Errorf("%w: %s event has no data.object.id", ErrPayloadInvalid, env.Type)
 	}
 	return env, nil
