@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/internal/sqlitewc"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
@@ -609,6 +610,40 @@ func TestNextWindow(t *testing.T) {
 	} {
 		if got := r.nextWindow(tt.win, tt.n); got != tt.want {
 			t.Errorf("nextWindow(%v, %d) = %v, want %v", tt.win, tt.n, got, tt.want)
+		}
+	}
+}
+
+// TestPlainVFSSwitchesWriteCombiningOff: Options.PlainVFS keeps the read
+// models' writes off the write-combining VFS (the store here writes through
+// the default VFS too, so every counted write is the runner's), and the
+// default sends them through it; both fold exactly.
+func TestPlainVFSSwitchesWriteCombiningOff(t *testing.T) {
+	for _, plain := range []bool{true, false} {
+		dir := t.TempDir()
+		st, err := sqlite.Open(filepath.Join(dir, sqlite.FileName), sqlite.Options{PollInterval: 20 * time.Millisecond, PlainVFS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := genHistory(t, 21, 300, 30)
+		appendHistory(t, st, h)
+		before, _ := sqlitewc.Counts()
+		r := openRunner(t, dir, st, Options{PlainVFS: plain})
+		stop := startRunner(t, r)
+		waitCaughtUp(t, r)
+		checkExact(t, r, st, h)
+		stop()
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		after, _ := sqlitewc.Counts()
+		if n := after - before; plain && n != 0 {
+			t.Errorf("PlainVFS: %d writes went through the write-combining VFS, want 0", n)
+		} else if !plain && n == 0 {
+			t.Error("default options: no write went through the write-combining VFS")
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
