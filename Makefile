@@ -9,10 +9,12 @@ LDFLAGS := -X main.version=$(VERSION)
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/fcaudit
 
-## test: everything CI runs — vet, then the whole suite with the race detector.
+## test: everything CI runs — vet, then the whole suite twice: with the race
+## detector, and without it (a faster run exposes other interleavings).
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 20m ./...
 
 ## run: the service on the embedded store in ./fcaudit-data, with dev credentials.
 run: build

@@ -128,8 +128,9 @@ func dsn(path string, params url.Values) string {
 // openDBs opens the read-model file: a single-connection writer pool (nil
 // when read-only) whose transactions start with BEGIN IMMEDIATE, so a
 // rebuild in another process and the live runner queue for the write lock
-// instead of failing to upgrade, and a read-only pool for queries.
-func openDBs(path string, readOnly bool) (wdb, rdb *sql.DB, err error) {
+// instead of failing to upgrade, and a read-only pool for queries. The
+// writer uses the write-combining VFS unless plainVFS.
+func openDBs(path string, readOnly, plainVFS bool) (wdb, rdb *sql.DB, err error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, nil, err
@@ -143,10 +144,7 @@ func openDBs(path string, readOnly bool) (wdb, rdb *sql.DB, err error) {
 		if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 			return nil, nil, err
 		}
-		// The write-combining VFS turns a commit's thousands of WAL
-		// page writes into one write per 124 KiB; it needs
-		// synchronous=FULL.
-		wdb, err = sql.Open("sqlite", dsn(abs, sqlitewc.WithVFS(url.Values{
+		params := url.Values{
 			// A 16 MiB page cache (default 2 MiB) holds the rows and
 			// index pages of about 10,000 accounts (measured: 11 % of
 			// page fetches missed after 60,000 events over 10,000);
@@ -155,7 +153,14 @@ func openDBs(path string, readOnly bool) (wdb, rdb *sql.DB, err error) {
 			// cost 54 MiB of RSS.
 			"_pragma": {busy, "journal_mode(WAL)", "synchronous(FULL)", "cache_size(-16384)"},
 			"_txlock": {"immediate"},
-		})))
+		}
+		if !plainVFS {
+			// The write-combining VFS turns a commit's thousands of
+			// WAL page writes into one write per 124 KiB; it needs
+			// synchronous=FULL.
+			params = sqlitewc.WithVFS(params)
+		}
+		wdb, err = sql.Open("sqlite", dsn(abs, params))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -313,9 +318,11 @@ func decodeState(id string, b []byte) (*AccountStatus, error) {
 // table, nil when there may be no row: when they still match s, only the
 // state column is written.
 func (a *accountRows) store(ctx context.Context, s *AccountStatus, stored *rowColumns) error {
-	a.buf = appendState(a.buf[:0], s)
-	b := a.buf
-	var err error
+	b, err := appendState(a.buf[:0], s)
+	if err != nil {
+		return err
+	}
+	a.buf = b
 	if stored != nil && *stored == columnsOf(s) {
 		_, err = a.setState.ExecContext(ctx, b, s.ID)
 	} else {

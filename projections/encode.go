@@ -2,100 +2,188 @@ package projections
 
 import (
 	"encoding/json"
+	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
+	"strings"
+	"unsafe"
 )
 
-// appendState appends a row's state column: the JSON encoding/json gives
-// for storedState{s, s.unreadable}, byte for byte (TestAppendStateMatchesMarshal),
-// without reflection; the live projection writes one per account and batch.
-func appendState(b []byte, s *AccountStatus) []byte {
-	b = append(b, `{"id":`...)
-	b = appendString(b, s.ID)
-	b = append(b, `,"object":`...)
-	b = appendString(b, s.Object)
-	b = append(b, `,"status":`...)
-	b = appendString(b, s.Status)
-	b = append(b, `,"livemode":`...)
-	b = strconv.AppendBool(b, s.Livemode)
-	b = append(b, `,"institution_name":`...)
-	b = appendString(b, s.InstitutionName)
-	b = append(b, `,"last4":`...)
-	b = appendString(b, s.Last4)
-	b = append(b, `,"category":`...)
-	b = appendString(b, s.Category)
-	b = append(b, `,"subcategory":`...)
-	b = appendString(b, s.Subcategory)
-	b = append(b, `,"display_name":`...)
-	b = appendString(b, s.DisplayName)
-	b = append(b, `,"balance_refresh":`...)
-	b = appendRefresh(b, s.BalanceRefresh)
-	b = append(b, `,"ownership_refresh":`...)
-	b = appendRefresh(b, s.OwnershipRefresh)
-	b = append(b, `,"transaction_refresh":`...)
-	b = appendRefresh(b, s.TransactionRefresh)
-	b = append(b, `,"first_seen_at":`...)
-	b = strconv.AppendInt(b, s.FirstSeenAt, 10)
-	b = append(b, `,"last_event":{"id":`...)
-	b = appendString(b, s.LastEvent.ID)
-	b = append(b, `,"type":`...)
-	b = appendString(b, s.LastEvent.Type)
-	b = append(b, `,"created":`...)
-	b = strconv.AppendInt(b, s.LastEvent.Created, 10)
-	b = append(b, `},"events_count":`...)
-	b = strconv.AppendInt(b, s.EventsCount, 10)
-	b = append(b, `,"last_event_times":`...)
-	if s.LastEventTimes == nil {
-		b = append(b, "null"...)
-	} else {
-		var arr [8]string
-		keys := arr[:0]
-		for k := range s.LastEventTimes {
-			keys = append(keys, k)
+// appendState appends a row's state column: storedState{s, s.unreadable}
+// exactly as encoding/json writes it (TestAppendStateMatchesMarshal), but
+// without reflection at run time: the live projection writes one per
+// account and batch. The encoder is built once from storedState's type
+// (encStructOf), so the json tags of AccountStatus, Refresh, EventRef and
+// rank are the one definition of the stored state: decodeState reads it
+// back with encoding/json, and the API shows the same fields.
+func appendState(b []byte, s *AccountStatus) ([]byte, error) {
+	st := storedState{AccountStatus: s, Unreadable: s.unreadable}
+	return stateEnc.append(b, unsafe.Pointer(&st)), nil
+}
+
+var stateEnc = encStructOf(reflect.TypeFor[storedState]())
+
+// encStruct writes one struct as encoding/json does, for the field kinds
+// the read model uses.
+type encStruct struct{ fields []encField }
+
+type encField struct {
+	key       string // `"name":`
+	offset    uintptr
+	kind      encKind
+	omitEmpty bool
+	nested    *encStruct // encPtrStruct, encStruct, encEmbedded, encSlice: the element's fields
+}
+
+type encKind uint8
+
+const (
+	encString encKind = iota
+	encBool
+	encInt64
+	encUint64
+	encPtrStruct   // *T: null or T's object
+	encStructKind  // T inline as an object
+	encEmbedded    // an embedded *T: T's fields promoted into this object
+	encMapInt64    // map[string]int64: keys sorted, null when nil
+	encSliceStruct // []rank: null when nil
+)
+
+// encStructOf builds t's encoder. It panics for a field kind it does not
+// write (a programming error, caught by TestAppendStateMatchesMarshal).
+func encStructOf(t reflect.Type) *encStruct {
+	es := new(encStruct)
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		tag := sf.Tag.Get("json")
+		name, opts, _ := strings.Cut(tag, ",")
+		if sf.Anonymous && sf.Type.Kind() == reflect.Pointer && tag == "" {
+			es.fields = append(es.fields, encField{offset: sf.Offset, kind: encEmbedded, nested: encStructOf(sf.Type.Elem())})
+			continue
 		}
-		slices.Sort(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			b = strconv.AppendInt(b, s.LastEventTimes[k], 10)
+		if !sf.IsExported() || name == "-" {
+			continue // as encoding/json: unexported fields are not written
 		}
-		b = append(b, '}')
-	}
-	b = append(b, `,"snapshot_position":`...)
-	b = strconv.AppendUint(b, uint64(s.SnapshotPosition), 10)
-	if s.UndecodableEvents != 0 {
-		b = append(b, `,"undecodable_events":`...)
-		b = strconv.AppendInt(b, s.UndecodableEvents, 10)
-	}
-	if len(s.unreadable) > 0 {
-		b = append(b, `,"unreadable_ranks":[`...)
-		for i, r := range s.unreadable {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"created":`...)
-			b = strconv.AppendInt(b, r.Created, 10)
-			b = append(b, `,"position":`...)
-			b = strconv.AppendUint(b, uint64(r.Position), 10)
-			b = append(b, '}')
+		if name == "" {
+			panic(fmt.Sprintf("projections: %s.%s needs a json name for the state encoder", t, sf.Name))
 		}
-		b = append(b, ']')
+		f := encField{key: strconv.Quote(name) + ":", offset: sf.Offset, omitEmpty: opts == "omitempty"}
+		switch ft := sf.Type; {
+		case ft.Kind() == reflect.String:
+			f.kind = encString
+		case ft.Kind() == reflect.Bool:
+			f.kind = encBool
+		case ft.Kind() == reflect.Int64:
+			f.kind = encInt64
+		case ft.Kind() == reflect.Uint64:
+			f.kind = encUint64
+		case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct:
+			f.kind, f.nested = encPtrStruct, encStructOf(ft.Elem())
+		case ft.Kind() == reflect.Struct:
+			f.kind, f.nested = encStructKind, encStructOf(ft)
+		case ft.Kind() == reflect.Map && ft.Key().Kind() == reflect.String && ft.Elem().Kind() == reflect.Int64:
+			f.kind = encMapInt64
+		case ft.Kind() == reflect.Slice && ft.Elem() == reflect.TypeFor[rank]():
+			f.kind, f.nested = encSliceStruct, encStructOf(ft.Elem())
+		default:
+			panic(fmt.Sprintf("projections: the state encoder cannot write %s.%s (%s)", t, sf.Name, ft))
+		}
+		if f.omitEmpty && f.kind != encInt64 && f.kind != encSliceStruct {
+			panic(fmt.Sprintf("projections: the state encoder has no omitempty for %s.%s", t, sf.Name))
+		}
+		es.fields = append(es.fields, f)
 	}
+	return es
+}
+
+// append writes the struct at p as a JSON object.
+func (es *encStruct) append(b []byte, p unsafe.Pointer) []byte {
+	b = append(b, '{')
+	b, _ = es.appendFields(b, p, true)
 	return append(b, '}')
 }
 
-func appendRefresh(b []byte, r *Refresh) []byte {
-	if r == nil {
+// appendFields writes the struct's members; first says no member has been
+// written to this object yet, and the result whether that is still so.
+func (es *encStruct) appendFields(b []byte, p unsafe.Pointer, first bool) ([]byte, bool) {
+	for i := range es.fields {
+		f := &es.fields[i]
+		v := unsafe.Add(p, f.offset)
+		if f.kind == encEmbedded {
+			if q := *(*unsafe.Pointer)(v); q != nil {
+				b, first = f.nested.appendFields(b, q, first)
+			}
+			continue
+		}
+		if f.omitEmpty && (f.kind == encInt64 && *(*int64)(v) == 0 || f.kind == encSliceStruct && len(*(*[]rank)(v)) == 0) {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, f.key...)
+		switch f.kind {
+		case encString:
+			b = appendString(b, *(*string)(v))
+		case encBool:
+			b = strconv.AppendBool(b, *(*bool)(v))
+		case encInt64:
+			b = strconv.AppendInt(b, *(*int64)(v), 10)
+		case encUint64:
+			b = strconv.AppendUint(b, *(*uint64)(v), 10)
+		case encPtrStruct:
+			if q := *(*unsafe.Pointer)(v); q != nil {
+				b = f.nested.append(b, q)
+			} else {
+				b = append(b, "null"...)
+			}
+		case encStructKind:
+			b = f.nested.append(b, v)
+		case encMapInt64:
+			b = appendTimes(b, *(*map[string]int64)(v))
+		case encSliceStruct:
+			b = appendRanks(b, f.nested, *(*[]rank)(v))
+		}
+	}
+	return b, first
+}
+
+// appendRanks writes the one slice kind the state has.
+func appendRanks(b []byte, es *encStruct, rs []rank) []byte {
+	if rs == nil {
 		return append(b, "null"...)
 	}
-	b = append(b, `{"status":`...)
-	b = appendString(b, r.Status)
-	b = append(b, `,"last_attempted_at":`...)
-	b = strconv.AppendInt(b, r.LastAttemptedAt, 10)
+	b = append(b, '[')
+	for i := range rs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = es.append(b, unsafe.Pointer(&rs[i]))
+	}
+	return append(b, ']')
+}
+
+func appendTimes(b []byte, m map[string]int64) []byte {
+	if m == nil {
+		return append(b, "null"...)
+	}
+	var arr [8]string
+	keys := arr[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, m[k], 10)
+	}
 	return append(b, '}')
 }
 

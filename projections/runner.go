@@ -54,6 +54,11 @@ type Options struct {
 	// (0: DefaultCacheAccounts, about 0.7 KB each; negative: none).
 	CacheAccounts int
 
+	// PlainVFS writes the read models through SQLite's default unix VFS
+	// instead of the write-combining one of internal/sqlitewc (slower,
+	// equally durable): the off switch for when that VFS is in doubt.
+	PlainVFS bool
+
 	// beforeCommit, if set, runs inside every live batch transaction just
 	// before COMMIT (tests: crash while applying).
 	beforeCommit func()
@@ -89,7 +94,7 @@ type Runner struct {
 // Open opens (creating it unless opts.ReadOnly) the read-model database at
 // path for projections over log.
 func Open(path string, log Log, opts Options) (*Runner, error) {
-	wdb, rdb, err := openDBs(path, opts.ReadOnly)
+	wdb, rdb, err := openDBs(path, opts.ReadOnly, opts.PlainVFS)
 	if err != nil {
 		return nil, fmt.Errorf("open read models %s: %w", path, err)
 	}

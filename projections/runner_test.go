@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/fc"
+	"github.com/fcaudit/fcaudit/internal/sqlitewc"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
@@ -298,7 +298,11 @@ func TestLiveCacheAfterRebuildElsewhere(t *testing.T) {
 }
 
 // TestRunnerCrashExactlyOnce kills a child process (this test binary)
-// with SIGKILL while it applies batches, then restarts the runner.
+// with SIGKILL while it holds a batch transaction open, after it committed
+// two batches, then restarts the runner: every event is counted exactly
+// once. No timing is assumed: the child applies each delivered page in its
+// own transaction, parks in its third one before COMMIT and only then tells
+// the parent (over a pipe) to kill it.
 func TestRunnerCrashExactlyOnce(t *testing.T) {
 	if dir := os.Getenv("FCAUDIT_PROJECTIONS_CRASH_CHILD"); dir != "" {
 		crashChild(dir)
@@ -308,25 +312,36 @@ func TestRunnerCrashExactlyOnce(t *testing.T) {
 	st := openStore(t, dir)
 	h := genHistory(t, 2, 6000, 500)
 	appendHistory(t, st, h)
-	ro := openRunner(t, dir, st, Options{}) // creates the file; also used to watch progress
+	ro := openRunner(t, dir, st, Options{}) // creates the file; read after the kill
 
+	parked, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parked.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestRunnerCrashExactlyOnce$")
 	cmd.Env = append(os.Environ(), "FCAUDIT_PROJECTIONS_CRASH_CHILD="+dir)
 	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = []*os.File{w} // the child's fd 3
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the child to commit a batch", func() bool {
-		sts, err := ro.Status(context.Background())
-		return err == nil && sts[0].Checkpoint > 0
-	})
+	w.Close() // the child holds the only write end: EOF if it dies first
+	var b [1]byte
+	if _, err := parked.Read(b[:]); err != nil {
+		_ = cmd.Process.Kill()
+		t.Fatalf("the child exited before parking in its third batch: %v (wait: %v)", err, cmd.Wait())
+	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	sts, _ := ro.Status(context.Background())
-	if sts[0].Checkpoint >= sts[0].Head {
-		t.Fatalf("child finished before it was killed (checkpoint %d, head %d): the test proves nothing", sts[0].Checkpoint, sts[0].Head)
+	sts, err := ro.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sts[0].Checkpoint == 0 || sts[0].Checkpoint >= sts[0].Head {
+		t.Fatalf("killed at checkpoint %d of %d; want 0 < checkpoint < head, or the test proves nothing", sts[0].Checkpoint, sts[0].Head)
 	}
 	t.Logf("killed at checkpoint %d of %d", sts[0].Checkpoint, sts[0].Head)
 
@@ -335,27 +350,25 @@ func TestRunnerCrashExactlyOnce(t *testing.T) {
 	checkExact(t, ro, st, h)
 }
 
-// crashChild runs the projections slowly (each batch holds its
-// transaction open for a while before COMMIT) until it is killed.
+// crashChild runs the projections one delivered page per transaction
+// (BatchWindow < 0), commits two of them, and parks inside the third, its
+// writes pending, after writing a byte to fd 3; the parent kills it there.
 func crashChild(dir string) {
 	st, err := sqlite.Open(filepath.Join(dir, sqlite.FileName), sqlite.Options{ReadOnly: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(3)
 	}
-	delay, _ := strconv.Atoi(os.Getenv("FCAUDIT_PROJECTIONS_CRASH_DELAY_MS"))
-	if delay == 0 {
-		delay = 40
-	}
-	// The third transaction is held open until the parent kills us, so the
-	// kill always lands mid-run (with writes pending), however fast or
-	// loaded the machine is.
+	parked := os.NewFile(3, "parked")
 	var commits atomic.Int32
-	r, err := Open(filepath.Join(dir, FileName), st, Options{beforeCommit: func() {
+	r, err := Open(filepath.Join(dir, FileName), st, Options{BatchWindow: -1, beforeCommit: func() {
 		if commits.Add(1) >= 3 {
+			if _, err := parked.Write([]byte{1}); err != nil {
+				fmt.Fprintln(os.Stderr, "child:", err)
+				os.Exit(3)
+			}
 			select {}
 		}
-		time.Sleep(time.Duration(delay) * time.Millisecond)
 	}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
@@ -598,6 +611,40 @@ func TestNextWindow(t *testing.T) {
 	} {
 		if got := r.nextWindow(tt.win, tt.n); got != tt.want {
 			t.Errorf("nextWindow(%v, %d) = %v, want %v", tt.win, tt.n, got, tt.want)
+		}
+	}
+}
+
+// TestPlainVFSSwitchesWriteCombiningOff: Options.PlainVFS keeps the read
+// models' writes off the write-combining VFS (the store here writes through
+// the default VFS too, so every counted write is the runner's), and the
+// default sends them through it; both fold exactly.
+func TestPlainVFSSwitchesWriteCombiningOff(t *testing.T) {
+	for _, plain := range []bool{true, false} {
+		dir := t.TempDir()
+		st, err := sqlite.Open(filepath.Join(dir, sqlite.FileName), sqlite.Options{PollInterval: 20 * time.Millisecond, PlainVFS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := genHistory(t, 21, 300, 30)
+		appendHistory(t, st, h)
+		before, _ := sqlitewc.Counts()
+		r := openRunner(t, dir, st, Options{PlainVFS: plain})
+		stop := startRunner(t, r)
+		waitCaughtUp(t, r)
+		checkExact(t, r, st, h)
+		stop()
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		after, _ := sqlitewc.Counts()
+		if n := after - before; plain && n != 0 {
+			t.Errorf("PlainVFS: %d writes went through the write-combining VFS, want 0", n)
+		} else if !plain && n == 0 {
+			t.Error("default options: no write went through the write-combining VFS")
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

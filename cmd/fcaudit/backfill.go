@@ -62,6 +62,7 @@ the appended events up.`,
 	fl.StringVar(&o.apiBase, "api-base", "", "Stripe API base URL (default https://api.stripe.com; e.g. a stripe-mock address)")
 	fl.BoolVar(&o.dryRun, "dry-run", false, "report the missing events without appending them")
 	fl.IntVar(&o.retries, "max-retries", backfill.DefaultMaxNetworkRetries, "stripe-go retries per request on network errors, 5xx and retryable 429s (0 = none)")
+	addSQLiteVFSFlag(cmd, f)
 	return cmd
 }
 

@@ -29,8 +29,7 @@ type startedProjections struct {
 // projections over st in the background until Stop. Serve calls Stop after
 // draining HTTP and before closing st.
 func startProjections(f *factory, st store.Store, log *slog.Logger) (*startedProjections, error) {
-	path := filepath.Join(f.dataDir, projections.FileName)
-	r, err := projections.Open(path, st, projections.Options{Logger: log})
+	r, err := f.openReadModels(st, log)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +146,7 @@ every projection (today: account_status).`,
 			return runProjectionsRebuild(cmd.Context(), f, args)
 		},
 	}
+	addSQLiteVFSFlag(cmd, f)
 	return cmd
 }
 
@@ -167,7 +167,7 @@ func runProjectionsRebuild(ctx context.Context, f *factory, args []string) error
 		return err
 	}
 	defer st.Close()
-	r, err := projections.Open(filepath.Join(f.dataDir, projections.FileName), st, projections.Options{Logger: log})
+	r, err := f.openReadModels(st, log)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -95,6 +94,7 @@ replays (GET /v1/replays).`,
 	fl.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of one request")
 	fl.BoolVar(&o.dryRun, "dry-run", false, "print the plan (position, id, type, account per line) and send nothing")
 	fl.StringVar(&o.checkpoint, "checkpoint", "", "progress file: resume from it if it exists, keep it up to date (--to URL only)")
+	addSQLiteVFSFlag(cmd, f)
 	return cmd
 }
 
@@ -245,7 +245,7 @@ func runReplay(ctx context.Context, f *factory, cmd *cobra.Command, o *replayOpt
 		Out: f.out, Progress: progress.New(f.errOut, isTerminal(f.errOut)), Logger: log,
 	}
 	if rr.target.Kind == "projection" {
-		r, err := projections.Open(filepath.Join(f.dataDir, projections.FileName), st, projections.Options{Logger: log})
+		r, err := f.openReadModels(st, log)
 		if err != nil {
 			return err
 		}

@@ -78,13 +78,14 @@ type factory struct {
 	eventStore string
 	logFormat  string
 	logLevel   string
+	sqliteVFS  sqliteVFS // --sqlite-vfs on the commands that write
 
 	logger *slog.Logger
 }
 
 // NewRootCommand returns a fresh command tree (tests build one per case).
 func NewRootCommand(in io.Reader, out, errOut io.Writer) *cobra.Command {
-	f := &factory{in: in, out: out, errOut: errOut}
+	f := &factory{in: in, out: out, errOut: errOut, sqliteVFS: sqliteVFSFromEnv()}
 	root := &cobra.Command{
 		Use:   "fcaudit",
 		Short: "Audit and replay store for Stripe Financial Connections webhooks",
@@ -189,7 +190,11 @@ func (f *factory) OpenStore(ctx context.Context, o storeOptions) (store.Store, e
 			return nil, fmt.Errorf("no event store at %s (is --data-dir right?): %w", path, err)
 		}
 	}
-	s, err := sqlite.Open(path, sqlite.Options{ReadOnly: o.readOnly, Logger: log, OnCommit: o.onCommit})
+	plainVFS, err := f.sqliteVFS.plain()
+	if err != nil && !o.readOnly {
+		return nil, err
+	}
+	s, err := sqlite.Open(path, sqlite.Options{ReadOnly: o.readOnly, Logger: log, OnCommit: o.onCommit, PlainVFS: plainVFS})
 	if err != nil {
 		return nil, fmt.Errorf("open event store %s: %w", path, err)
 	}

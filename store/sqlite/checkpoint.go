@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/internal/logkey"
-	"github.com/fcaudit/fcaudit/internal/sqlitewc"
 )
 
 // WAL checkpoints are moved off the writer's path. By default SQLite
@@ -42,10 +41,10 @@ const (
 
 // openCheckpointerDB opens the checkpointer's connection (open calls it
 // next to the writer's).
-func openCheckpointerDB(abs string) (*sql.DB, error) {
+func (s *Store) openCheckpointerDB(abs string) (*sql.DB, error) {
 	// FULL makes each checkpoint sync the database file before it records
 	// its progress, which the write-combining VFS relies on.
-	db, err := sql.Open("sqlite", dsn(abs, sqlitewc.WithVFS(url.Values{"_pragma": {busyPragma(), "synchronous(FULL)"}})))
+	db, err := sql.Open("sqlite", dsn(abs, s.withVFS(url.Values{"_pragma": {busyPragma(), "synchronous(FULL)"}})))
 	if err != nil {
 		return nil, err
 	}

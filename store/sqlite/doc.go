@@ -27,7 +27,8 @@
 // The writer's and the checkpointer's connections use the write-combining
 // VFS of internal/sqlitewc: SQLite's many small writes of one commit (two
 // per WAL frame) or one checkpoint reach the file as a few large ones,
-// always before the fsync that makes them durable.
+// always before the fsync that makes them durable. Options.PlainVFS
+// switches it off (SQLite's default VFS: slower, equally durable).
 //
 // Positions are the table's INTEGER PRIMARY KEY: with a single writer at a
 // time they are 1, 2, 3, … in commit order, so tailing with

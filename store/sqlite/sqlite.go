@@ -68,6 +68,10 @@ type Options struct {
 	// (successful or not), e.g. to feed metrics. It must not block for long:
 	// the next commit waits for it.
 	OnCommit func(CommitStats)
+	// PlainVFS writes through SQLite's default unix VFS instead of the
+	// write-combining one of internal/sqlitewc (slower, equally durable):
+	// the off switch for when that VFS is in doubt (see docs/reliability.md).
+	PlainVFS bool
 }
 
 // CommitStats describes one group commit, for OnCommit.
@@ -165,6 +169,15 @@ func dsn(path string, params url.Values) string {
 	return u.String()
 }
 
+// withVFS selects the write-combining VFS for a writing connection unless
+// Options.PlainVFS switched it off.
+func (s *Store) withVFS(params url.Values) url.Values {
+	if s.opts.PlainVFS {
+		return params
+	}
+	return sqlitewc.WithVFS(params)
+}
+
 func (s *Store) open() error {
 	abs, err := filepath.Abs(s.path)
 	if err != nil {
@@ -175,7 +188,9 @@ func (s *Store) open() error {
 		if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 			return &unavailableError{err: err}
 		}
-		if _, err := sqlitewc.Register(); err != nil {
+		if s.opts.PlainVFS {
+			s.log.Info("writing through SQLite's default VFS (write combining switched off)")
+		} else if _, err := sqlitewc.Register(); err != nil {
 			s.log.Warn("write-combining VFS unavailable; writing through SQLite's default VFS (slower, equally durable)", logkey.Err(err))
 		}
 		// One connection only: the writer goroutine owns it. WAL lets
@@ -183,7 +198,7 @@ func (s *Store) open() error {
 		// the WAL on every commit so an acknowledged append survives power
 		// loss (NORMAL would not). Checkpoints mostly run in the
 		// background (checkpoint.go).
-		s.wdb, err = sql.Open("sqlite", dsn(abs, sqlitewc.WithVFS(url.Values{"_pragma": {busy, "journal_mode(WAL)", "synchronous(FULL)",
+		s.wdb, err = sql.Open("sqlite", dsn(abs, s.withVFS(url.Values{"_pragma": {busy, "journal_mode(WAL)", "synchronous(FULL)",
 			fmt.Sprintf("wal_autocheckpoint(%d)", walRestartPages)}})))
 		if err != nil {
 			return err
@@ -194,7 +209,7 @@ func (s *Store) open() error {
 		if err := s.migrate(); err != nil {
 			return err
 		}
-		if s.cdb, err = openCheckpointerDB(abs); err != nil {
+		if s.cdb, err = s.openCheckpointerDB(abs); err != nil {
 			return err
 		}
 	} else if _, err := os.Stat(abs); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/fc"
+	"github.com/fcaudit/fcaudit/internal/sqlitewc"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/storetest"
 )
@@ -29,19 +30,52 @@ func openTest(t testing.TB, path string, opts Options) *Store {
 	return s
 }
 
-func backend() storetest.Backend {
+func backend() storetest.Backend { return backendWith(Options{}) }
+
+func backendWith(opts Options) storetest.Backend {
 	return storetest.Backend{
 		New: func(t testing.TB) store.Store {
-			return openTest(t, filepath.Join(t.TempDir(), "data", FileName), Options{})
+			return openTest(t, filepath.Join(t.TempDir(), "data", FileName), opts)
 		},
 		Second: func(t testing.TB, s store.Store) store.Store {
-			return openTest(t, s.(*Store).path, Options{})
+			return openTest(t, s.(*Store).path, opts)
 		},
 		Features: storetest.Features{ContiguousPositions: true},
 	}
 }
 
 func TestContract(t *testing.T) { storetest.Run(t, backend()) }
+
+// TestContractPlainVFS: with write combining switched off the store keeps
+// the whole contract.
+func TestContractPlainVFS(t *testing.T) { storetest.Run(t, backendWith(Options{PlainVFS: true})) }
+
+// TestPlainVFSSwitchesWriteCombiningOff: Options.PlainVFS keeps the
+// writer's and checkpointer's writes off the write-combining VFS, and the
+// default sends them through it.
+func TestPlainVFSSwitchesWriteCombiningOff(t *testing.T) {
+	appendSome := func(opts Options) (writes int64) {
+		before, _ := sqlitewc.Counts()
+		s := openTest(t, filepath.Join(t.TempDir(), FileName), opts)
+		for i := range 20 {
+			ev := store.Event{ID: fmt.Sprintf("evt_vfs%d", i), Type: "financial_connections.account.created", Data: []byte(`{}`), Source: store.SourceWebhook}
+			if _, err := s.Append(context.Background(), store.AccountStream("fca_vfs"), store.AnyRevision, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		after, _ := sqlitewc.Counts()
+		return after - before
+	}
+	if n := appendSome(Options{PlainVFS: true}); n != 0 {
+		t.Errorf("PlainVFS: %d writes went through the write-combining VFS, want 0", n)
+	}
+	if n := appendSome(Options{}); n == 0 {
+		t.Error("default options: no write went through the write-combining VFS")
+	}
+}
 
 func BenchmarkStore(b *testing.B) { storetest.Bench(b, backend()) }
 
