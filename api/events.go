@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -50,8 +51,35 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errSignatureRepeated)
 		return
 	}
+	// Reserve the body's bytes before reading any: beyond the budget the
+	// request is refused unread (Stripe retries), so however many clients
+	// send at once, the bodies held stay bounded.
+	// A body refused unread ends the connection: otherwise the server
+	// would wait to read and discard it before answering.
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		w.Header().Set("Connection", "close")
+		s.writeError(w, r, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes})
+		return
+	}
+	reserved := s.cfg.MaxBodyBytes
+	if r.ContentLength >= 0 {
+		reserved = r.ContentLength
+	}
+	if !s.bodies.reserve(reserved) {
+		if n, ok := s.warnBusy.allow(1); ok {
+			s.log.Warn("webhook refused unread: the in-flight body budget is spent",
+				slog.Int64("max_inflight_bytes", s.cfg.MaxInflightBytes), slog.Int64("suppressed", n))
+		}
+		w.Header().Set("Connection", "close")
+		s.writeError(w, r, errBusy)
+		return
+	}
+	defer s.bodies.release(reserved)
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
+	// Room for the whole body up front: growing by doubling could hold
+	// twice what was reserved.
+	buf.Grow(int(reserved) + bytes.MinRead)
 	defer func() {
 		if buf.Cap() <= 64<<10 { // don't pin rare huge buffers
 			bodyPool.Put(buf)

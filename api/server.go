@@ -59,6 +59,14 @@ type Config struct {
 	Reconciliation Reconciliation
 	// MaxBodyBytes bounds webhook bodies (DefaultMaxBodyBytes when 0).
 	MaxBodyBytes int64
+	// MaxInflightBytes bounds the bytes of webhook bodies being read or
+	// held at once (DefaultMaxInflightBytes when 0); beyond it a webhook
+	// is answered 503 without its body being read.
+	MaxInflightBytes int64
+	// MaxConnections bounds the open client connections of Open's server
+	// (DefaultMaxConnections() when 0); at the limit the oldest idle
+	// connection is closed to admit a new one.
+	MaxConnections int
 	// ObserveRequest, if set, is called after every request (metrics).
 	ObserveRequest func(route string, status int, d time.Duration)
 	Logger         *slog.Logger
@@ -66,12 +74,15 @@ type Config struct {
 
 // Server owns the router and the HTTP server.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	router  *mux.Router
-	tokens  [][32]byte
-	httpSrv *http.Server
-	ln      net.Listener
+	cfg      Config
+	log      *slog.Logger
+	router   *mux.Router
+	tokens   [][32]byte
+	httpSrv  *http.Server
+	ln       net.Listener
+	conns    *connLimiter
+	bodies   *byteBudget
+	warnBusy rateLimitedWarn
 }
 
 // NewServer builds the router. It does not listen; see Open.
@@ -79,10 +90,16 @@ func NewServer(cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.MaxInflightBytes <= 0 {
+		cfg.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections()
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, bodies: &byteBudget{limit: cfg.MaxInflightBytes}}
 	for _, t := range cfg.Tokens {
 		if t != "" {
 			s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
@@ -170,13 +187,16 @@ func (s *Server) Handler() http.Handler { return s.router }
 
 // Open listens on addr and serves in the background. Timeouts bound slow
 // clients: a slowloris can hold a connection for ReadHeaderTimeout at most.
+// At most MaxConnections are open at once (see connLimiter).
 func (s *Server) Open(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	s.ln = ln
+	s.conns = newConnLimiter(ln, s.cfg.MaxConnections, s.log)
+	s.ln = s.conns
 	s.httpSrv = &http.Server{
+		ConnState:         s.conns.connState,
 		Handler:           s.router,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -186,11 +206,22 @@ func (s *Server) Open(addr string) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	go func() {
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.httpSrv.Serve(s.conns); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", logkey.Err(err))
 		}
 	}()
 	return nil
+}
+
+// ConnStats counts the connections of the server Open started (zero
+// before Open).
+func (s *Server) ConnStats() ConnStats {
+	var st ConnStats
+	if s.conns != nil {
+		st = s.conns.stats()
+	}
+	st.InflightBodyBytes, st.Busy = s.bodies.stats()
+	return st
 }
 
 // Addr is the address Open listens on.

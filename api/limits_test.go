@@ -1,0 +1,273 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/store/sqlite"
+)
+
+// openServer runs a Server built from cfg (with a real SQLite store and
+// ingest service filled in) on a loopback port through Open, the way serve
+// runs it: the connection limit lives in Open's listener.
+func openServer(t *testing.T, cfg api.Config) (*api.Server, string) {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), sqlite.FileName), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	v, err := ingest.NewVerifier([]string{secret}, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Store = st
+	cfg.Ingest = ingest.NewService(v, st, ingest.ServiceOptions{})
+	if cfg.Tokens == nil {
+		cfg.Tokens = []string{token}
+	}
+	s := api.NewServer(cfg)
+	if err := s.Open("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Close(ctx)
+	})
+	return s, s.Addr()
+}
+
+// rawConn is a client connection driven by hand, to hold it idle in
+// keep-alive or to stop half way through a body.
+type rawConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{Conn: c, br: bufio.NewReader(c)}
+}
+
+// roundTrip sends one GET /healthz on c and reads the answer.
+func (c *rawConn) healthz() error {
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz: %s", resp.Status)
+	}
+	return nil
+}
+
+// closedByServer waits (bounded) for the server to close c.
+func (c *rawConn) closedByServer() bool {
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := c.br.ReadByte()
+	return err == io.EOF || (err != nil && !isTimeout(err))
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// postSigned posts a signed fixture on a fresh connection.
+func postSigned(t *testing.T, addr string, body []byte) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/webhooks/stripe", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", sign(body, time.Now()))
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 20 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("signed webhook: %v", err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+// TestConnectionLimitShedsOldestIdle (issue 16, item 1): with twice the
+// limit in idle keep-alive connections, the oldest idle ones are closed, a
+// fresh client's signed webhook is served, and the kept connections still
+// work.
+func TestConnectionLimitShedsOldestIdle(t *testing.T) {
+	const limit = 8
+	s, addr := openServer(t, api.Config{MaxConnections: limit})
+	conns := make([]*rawConn, 2*limit)
+	for i := range conns {
+		conns[i] = dialRaw(t, addr)
+		if err := conns[i].healthz(); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		// "Oldest idle" is the server's order: wait until it has seen this
+		// connection go idle before opening the next.
+		waitFor(t, func() bool { return s.ConnStats().Idle == int64(min(i+1, limit)) }, "the connection to go idle")
+	}
+	for i := range limit {
+		if !conns[i].closedByServer() {
+			t.Fatalf("connection %d of %d (idle, among the oldest) is still open with the limit at %d", i, len(conns), limit)
+		}
+	}
+	if code, m := postSigned(t, addr, fixtures(t)[0]); code != http.StatusOK {
+		t.Fatalf("signed webhook beside %d idle connections: %d %v", len(conns), code, m)
+	}
+	// The webhook's connection took the slot of the oldest idle one left.
+	if !conns[limit].closedByServer() {
+		t.Fatalf("connection %d (the oldest idle) was not closed to admit the webhook", limit)
+	}
+	for i := limit + 1; i < len(conns); i++ {
+		if err := conns[i].healthz(); err != nil {
+			t.Fatalf("connection %d (not among the oldest idle) no longer works: %v", i, err)
+		}
+	}
+	st := s.ConnStats()
+	if st.Open > limit || st.Shed != limit+1 {
+		t.Fatalf("ConnStats = %+v, want Open ≤ %d and Shed = %d", st, limit, limit+1)
+	}
+}
+
+// TestConnectionLimitWaitsWhenAllBusy: when every connection is in the
+// middle of a request, a new one waits (nothing is shed, and the limit
+// holds) until one ends.
+func TestConnectionLimitWaitsWhenAllBusy(t *testing.T) {
+	const limit = 2
+	s, addr := openServer(t, api.Config{MaxConnections: limit})
+	// Two connections inside a webhook request: headers sent, body not.
+	busy := make([]*rawConn, limit)
+	for i := range busy {
+		busy[i] = dialRaw(t, addr)
+		fmt.Fprintf(busy[i], "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{")
+	}
+	waitFor(t, func() bool { return s.ConnStats().InflightBodyBytes == 20 }, "both requests to be in their handlers")
+	answered := make(chan int, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Get("http://" + addr + "/healthz")
+		if err != nil {
+			answered <- 0
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	// Let one busy request end (its body completes: unsigned, so 400).
+	if st := s.ConnStats(); st.Shed != 0 || st.Open > limit {
+		t.Fatalf("with every connection busy: %+v", st)
+	}
+	fmt.Fprint(busy[0], "123456789")
+	if code := <-answered; code != http.StatusOK {
+		t.Fatalf("new client after a busy connection freed up: %d", code)
+	}
+	if st := s.ConnStats(); st.Open > limit {
+		t.Fatalf("limit exceeded: %+v", st)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// readAnswer reads one response from c (bounded).
+func (c *rawConn) readAnswer(t *testing.T) (*http.Response, map[string]any) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp, m
+}
+
+// TestInflightBodyBudget (issue 16, item 2): webhook bodies reserve their
+// bytes before being read; beyond the budget a webhook is answered 503
+// server_busy with Retry-After without its body being read.
+func TestInflightBodyBudget(t *testing.T) {
+	const budget = 1 << 20
+	const half = budget / 2
+	s, addr := openServer(t, api.Config{MaxInflightBytes: budget})
+
+	// Two requests hold the whole budget: headers and one byte of body sent.
+	held := make([]*rawConn, 2)
+	for i := range held {
+		held[i] = dialRaw(t, addr)
+		fmt.Fprintf(held[i], "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", half)
+	}
+	waitFor(t, func() bool { return s.ConnStats().InflightBodyBytes == budget }, "the budget to be reserved")
+
+	// A third, with a declared length and then chunked: answered before
+	// its body is sent, so it was not read.
+	for _, h := range []string{fmt.Sprintf("Content-Length: %d", half), "Transfer-Encoding: chunked"} {
+		c := dialRaw(t, addr)
+		fmt.Fprintf(c, "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s\r\n\r\n", h)
+		resp, m := c.readAnswer(t)
+		if resp.StatusCode != http.StatusServiceUnavailable || errType(m) != api.TypeServerBusy || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s beyond the budget: %d %v Retry-After %q", h, resp.StatusCode, m, resp.Header.Get("Retry-After"))
+		}
+	}
+	if st := s.ConnStats(); st.Busy != 2 || st.InflightBodyBytes != budget {
+		t.Fatalf("ConnStats after refusing two: %+v", st)
+	}
+
+	// A declared length over the body limit is refused unread too.
+	c := dialRaw(t, addr)
+	fmt.Fprintf(c, "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", api.DefaultMaxBodyBytes+1)
+	if resp, m := c.readAnswer(t); resp.StatusCode != http.StatusRequestEntityTooLarge || errType(m) != api.TypePayloadTooLarge {
+		t.Fatalf("declared length over the body limit: %d %v", resp.StatusCode, m)
+	}
+
+	// When a held body completes (unsigned: 400), its bytes return to the
+	// budget and a signed webhook is stored.
+	rest := strings.Repeat(" ", half-2) + "}"
+	for _, h := range held {
+		if _, err := io.WriteString(h, rest); err != nil {
+			t.Fatal(err)
+		}
+		if resp, m := h.readAnswer(t); resp.StatusCode != http.StatusBadRequest || errType(m) != api.TypeSignatureInvalid {
+			t.Fatalf("held unsigned body: %d %v", resp.StatusCode, m)
+		}
+	}
+	if st := s.ConnStats(); st.InflightBodyBytes != 0 {
+		t.Fatalf("budget not returned: %+v", st)
+	}
+	if code, m := postSigned(t, addr, fixtures(t)[0]); code != http.StatusOK {
+		t.Fatalf("signed webhook after the budget freed: %d %v", code, m)
+	}
+}
+
