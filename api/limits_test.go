@@ -270,4 +270,3 @@ func TestInflightBodyBudget(t *testing.T) {
 		t.Fatalf("signed webhook after the budget freed: %d %v", code, m)
 	}
 }
-
