@@ -270,3 +270,105 @@ func TestInflightBodyBudget(t *testing.T) {
 		t.Fatalf("signed webhook after the budget freed: %d %v", code, m)
 	}
 }
+
+// TestUnauthenticatedV1RevealsNothing (issue 16, item 3): without a token
+// every /v1 request is 401 before routing, so an unknown path and a wrong
+// method answer the same as a real route; every answer, errors included,
+// carries X-Request-Id.
+func TestUnauthenticatedV1RevealsNothing(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodGet, "/v1/events"},
+		{http.MethodGet, "/v1/nope"},
+		{http.MethodGet, "/v1"},
+		{http.MethodDelete, "/v1/events/evt_1"},
+		{http.MethodPost, "/v1/events"},
+		{http.MethodGet, "/x/../v1/events"},
+	} {
+		req, _ := http.NewRequest(tc.method, e.srv.URL+tc.path, nil)
+		req.URL.Opaque = tc.path // keep the path as written (no client cleaning)
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Allow") != "" || resp.Header.Get("X-Request-Id") == "" {
+			t.Errorf("%s %s without a token: %d, Allow %q, X-Request-Id %q; want 401, no Allow, an id",
+				tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), resp.Header.Get("X-Request-Id"))
+		}
+	}
+	// With a token, the router's answers (and their ids) are as before.
+	for _, tc := range []struct {
+		method, path string
+		auth         bool
+		want         int
+	}{
+		{http.MethodGet, "/v1/nope", true, 404},
+		{http.MethodDelete, "/v1/events/evt_1", true, 405},
+		{http.MethodGet, "/v1/events?limit=0", true, 400},
+		{http.MethodGet, "/nope", false, 404},
+		{http.MethodGet, "/webhooks/stripe", false, 405},
+		{http.MethodPost, "/webhooks/stripe", false, 400},
+		{http.MethodGet, "/healthz", false, 200},
+	} {
+		req, _ := http.NewRequest(tc.method, e.srv.URL+tc.path, nil)
+		if tc.auth {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || !strings.HasPrefix(resp.Header.Get("X-Request-Id"), "req_") {
+			t.Errorf("%s %s: %d X-Request-Id %q, want %d and an id", tc.method, tc.path, resp.StatusCode, resp.Header.Get("X-Request-Id"), tc.want)
+		}
+	}
+}
+
+// TestQueryParamBounds (issue 16 item 4, issue 14): every /v1 parameter is
+// declared and bounded. Unknown parameters, a single-valued one given
+// twice, over-long values and too many list values answer 400
+// invalid_request naming the parameter (1,000 types made SQLite fail with
+// "Expression tree is too large", a 500).
+func TestQueryParamBounds(t *testing.T) {
+	e := newEnv(t)
+	e.ingestAll(t, fixtures(t))
+	many := func(n int) string {
+		v := make([]string, n)
+		for i := range v {
+			v[i] = fmt.Sprintf("financial_connections.account.t%d*", i)
+		}
+		return strings.Join(v, ",")
+	}
+	long := strings.Repeat("x", api.MaxParamBytes+1)
+	bad := []struct{ path, param string }{
+		{"/v1/events?type=" + many(1000), "type"},
+		{"/v1/events?type=" + many(api.MaxListValues+1), "type"},
+		{"/v1/events?type=" + long, "type"},
+		{"/v1/events?limt=5", "limt"},
+		{"/v1/events?limit=5&limit=6", "limit"},
+		{"/v1/events?starting_after=" + long, "starting_after"},
+		{"/v1/events/evt_x?expand=payload", "expand"},
+		{"/v1/accounts/" + account + "/events?after_position=3", "after_position"},
+		{"/v1/accounts/" + account + "/events?type=" + many(1000), "type"},
+	}
+	for _, tt := range bad {
+		code, m := e.get(tt.path)
+		detail, _ := m["error"].(map[string]any)
+		if code != 400 || detail["type"] != api.TypeInvalidRequest || detail["param"] != tt.param ||
+			!strings.HasPrefix(fmt.Sprint(detail["message"]), tt.param+":") {
+			t.Errorf("%.80s: %d %v, want 400 invalid_request naming %s", tt.path, code, detail, tt.param)
+		}
+	}
+	good := []string{
+		"/v1/events?type=" + many(api.MaxListValues),
+		"/v1/events?type=a&type=b&since=1&until=2000000000&after_position=0&limit=1",
+		"/v1/accounts/" + account + "/events?type=" + many(api.MaxListValues) + "&since=1&until=2000000000&limit=1",
+	}
+	for _, p := range good {
+		if code, m := e.get(p); code != 200 {
+			t.Errorf("%.80s: %d %v", p, code, m)
+		}
+	}
+}

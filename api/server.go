@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -77,6 +78,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	router   *mux.Router
+	root     http.Handler
 	tokens   [][32]byte
 	httpSrv  *http.Server
 	ln       net.Listener
@@ -106,6 +108,10 @@ func NewServer(cfg Config) *Server {
 		}
 	}
 	s.router = s.routes()
+	// Outside the router, so every answer (404 and 405 included) has a
+	// request id, and /v1 is authenticated before any route is matched:
+	// without a token, an unknown path and a wrong method look the same.
+	s.root = s.requestIDMiddleware(s.authMiddleware(s.router))
 	return s
 }
 
@@ -125,7 +131,6 @@ func (s *Server) routes() *mux.Router {
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.writeError(w, req, errMethodNotAllowed)
 	})
-	r.Use(s.requestIDMiddleware)
 
 	r.Handle("/webhooks/stripe", s.observe("webhook", http.HandlerFunc(s.handleWebhook))).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -137,7 +142,7 @@ func (s *Server) routes() *mux.Router {
 	}
 
 	v1 := r.PathPrefix("/v1").Subrouter()
-	v1.Use(s.authMiddleware)
+	v1.Use(s.checkParams)
 	v1.Handle("/events", s.observe("list_events", http.HandlerFunc(s.handleListEvents))).Methods(http.MethodGet)
 	v1.Handle("/events/{id}", s.observe("get_event", http.HandlerFunc(s.handleGetEvent))).Methods(http.MethodGet)
 	v1.Handle("/events/{id}/body", s.observe("get_event_body", http.HandlerFunc(s.handleGetEventBody))).Methods(http.MethodGet)
@@ -159,7 +164,7 @@ func (s *Server) routes() *mux.Router {
 	if s.cfg.Reconciliation != nil {
 		v1.HandleFunc("/reconciliation", s.handleReconciliation).Methods(http.MethodGet)
 	}
-	// Unknown /v1 paths still answer 404 after authentication.
+	// Unknown /v1 paths answer 404 (after authentication, in s.root).
 	v1.NotFoundHandler = r.NotFoundHandler
 	v1.MethodNotAllowedHandler = r.MethodNotAllowedHandler
 	return r
@@ -183,7 +188,7 @@ func (s *Server) allowedMethods(req *http.Request) []string {
 }
 
 // Handler returns the root handler (for httptest and embedding).
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler { return s.root }
 
 // Open listens on addr and serves in the background. Timeouts bound slow
 // clients: a slowloris can hold a connection for ReadHeaderTimeout at most.
@@ -197,7 +202,7 @@ func (s *Server) Open(addr string) error {
 	s.ln = s.conns
 	s.httpSrv = &http.Server{
 		ConnState:         s.conns.connState,
-		Handler:           s.router,
+		Handler:           s.root,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -254,11 +259,15 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// authMiddleware admits requests carrying one of the configured tokens. The
-// comparison is constant-time over SHA-256 digests so neither the token nor
-// its length leaks through timing.
+// authMiddleware admits /v1 requests carrying one of the configured tokens
+// and passes every other path through. The comparison is constant-time over
+// SHA-256 digests so neither the token nor its length leaks through timing.
 func (s *Server) authMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isV1(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || tok == "" || !s.tokenOK(tok) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="fcaudit"`)
@@ -267,6 +276,16 @@ func (s *Server) authMiddleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// isV1 reports whether p is under /v1 as the router sees it (the router
+// cleans paths: "//v1/x" and "/a/../v1/x" are /v1 too).
+func isV1(p string) bool {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	p = path.Clean(p)
+	return p == "/v1" || strings.HasPrefix(p, "/v1/")
 }
 
 func (s *Server) tokenOK(tok string) bool {
