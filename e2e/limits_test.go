@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -335,4 +337,87 @@ func TestLimitInflightBytes(t *testing.T) {
 	if got := storedIDs(t, srv.dataDir); len(got) != 2 {
 		t.Errorf("stored %d events, want the 2 signed ones", len(got))
 	}
+}
+
+// TestLimitUnauthenticatedV1 (item 3): without a token, /v1 reveals no
+// routes (unknown path, wrong method: 401), and every answer carries
+// X-Request-Id.
+func TestLimitUnauthenticatedV1(t *testing.T) {
+	t.Parallel()
+	srv := startServe(t, serveConfig{dataDir: t.TempDir()})
+	c := newClient(1)
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodGet, "/v1/no/such/route", 401},
+		{http.MethodDelete, "/v1/events/evt_1", 401},
+		{http.MethodPut, "/v1/accounts", 401},
+		{http.MethodGet, "/v1/events", 401},
+		{http.MethodGet, "/nope", 404},
+		{http.MethodGet, "/webhooks/stripe", 405},
+		{http.MethodGet, "/healthz", 200},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.url+tc.path, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || resp.Header.Get("Allow") != "" && tc.want == 401 || resp.Header.Get("X-Request-Id") == "" {
+			t.Errorf("%s %s: %d Allow %q X-Request-Id %q, want %d with an id", tc.method, tc.path,
+				resp.StatusCode, resp.Header.Get("Allow"), resp.Header.Get("X-Request-Id"), tc.want)
+		}
+	}
+}
+
+// TestLimitListParameters (item 4, and issue 14's unknown parameters): a
+// type filter of 1,000 values and an unknown parameter answer 400
+// invalid_request naming the parameter, and log no error.
+func TestLimitListParameters(t *testing.T) {
+	t.Parallel()
+	srv := startServe(t, serveConfig{dataDir: t.TempDir()})
+	types := make([]string, 1000)
+	for i := range types {
+		types[i] = fmt.Sprintf("financial_connections.account.t%d", i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tc := range []struct{ path, param string }{
+		{"/v1/events?type=" + strings.Join(types, ","), "type"},
+		{"/v1/accounts/fca_x/events?type=" + strings.Join(types, ","), "type"},
+		{"/v1/events?limt=10", "limt"},
+		{"/v1/accounts?status=active&bogus=1", "bogus"},
+	} {
+		code, body, err := get(ctx, newClient(1), srv.url+tc.path, testToken)
+		var a struct {
+			Error struct{ Type, Param string } `json:"error"`
+		}
+		_ = json.Unmarshal(body, &a)
+		if err != nil || code != http.StatusBadRequest || a.Error.Type != "invalid_request" || a.Error.Param != tc.param {
+			t.Errorf("%.60s…: %d %.200s %v, want 400 invalid_request naming %s", tc.path, code, body, err, tc.param)
+		}
+	}
+	if srv.logged("ERROR", "") {
+		t.Errorf("client mistakes logged at ERROR:\n%s", srv.stderr.String())
+	}
+}
+
+// TestLimitPprofLoopbackOnly (item 9): --pprof on a non-loopback address
+// is a usage error (exit 2 naming the flag); loopback is served.
+func TestLimitPprofLoopbackOnly(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "example.com:6060"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, binPath, "serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0",
+			"--webhook-secret", testSecret, "--pprof", addr)
+		out, err := cmd.CombinedOutput()
+		cancel()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "--pprof") {
+			t.Errorf("serve --pprof %s: %v, want exit 2 naming --pprof; output:\n%s", addr, err, out)
+		}
+	}
+	srv := startServe(t, serveConfig{dataDir: t.TempDir(), extra: []string{"--pprof", "127.0.0.1:0"}})
+	srv.waitLogged(t, "INFO", "pprof listening")
 }

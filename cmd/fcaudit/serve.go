@@ -69,7 +69,7 @@ them and saves them in DATA_DIR/dev.json for 'fcaudit trigger'.`,
 	fl.IntVar(&o.maxConns, "max-connections", 0, "most client connections open at once; at the limit the oldest idle one is closed (0 = the file descriptor limit less 128)")
 	fl.Int64Var(&o.maxInflight, "max-inflight-bytes", api.DefaultMaxInflightBytes, "most webhook body bytes being received at once; beyond it webhooks get 503 unread (Stripe retries)")
 	fl.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
-	fl.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); off by default")
+	fl.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this separate loopback address (e.g. 127.0.0.1:6060); off by default")
 	fl.DurationVar(&o.reconcileEvery, "reconcile-every", 0, "run 'fcaudit backfill' against Stripe's Events API this often (e.g. 6h; key from STRIPE_API_KEY); 0 = off")
 	return cmd
 }
@@ -89,6 +89,11 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	}
 	if o.maxBodyBytes <= 0 {
 		return flagError("max-body-bytes", fmt.Errorf("must be positive"))
+	}
+	if o.pprof != "" {
+		if err := loopbackOnly(o.pprof); err != nil {
+			return flagError("pprof", err)
+		}
 	}
 	if o.maxConns < 0 {
 		return flagError("max-connections", fmt.Errorf("must be positive (or 0 for the default), got %d", o.maxConns))
