@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
 
@@ -369,6 +371,72 @@ func TestQueryParamBounds(t *testing.T) {
 	for _, p := range good {
 		if code, m := e.get(p); code != 200 {
 			t.Errorf("%.80s: %d %v", p, code, m)
+		}
+	}
+}
+
+// TestListResponsesBounded (issue 16, item 6): limit=100 of events near the
+// 1 MiB body limit answers a page of at most MaxListBytes with has_more,
+// and paging walks every event once, in order (it built a response of
+// limit × 1 MiB before).
+func TestListResponsesBounded(t *testing.T) {
+	e := newEnv(t)
+	gen := &fcevents.Generator{Size: api.DefaultMaxBodyBytes - 4096}
+	const n = 12
+	var want []string
+	for i := range n {
+		typ := fc.TypeRefreshedBalance
+		if i == 0 {
+			typ = fc.TypeCreated
+		}
+		body := gen.Event(typ, account, time.Now().Unix())
+		code, m := e.post(body, sign(body, time.Now()))
+		if code != 200 {
+			t.Fatalf("event %d: %d %v", i, code, m)
+		}
+		want = append(want, m["id"].(string))
+	}
+	for _, base := range []string{"/v1/events?limit=100", "/v1/accounts/" + account + "/events?limit=100"} {
+		var got []string
+		after := ""
+		for pages := 0; ; pages++ {
+			if pages > n {
+				t.Fatalf("%s: more than %d pages", base, n)
+			}
+			path := base
+			if after != "" {
+				path += "&starting_after=" + after
+			}
+			req, _ := http.NewRequest(http.MethodGet, e.srv.URL+path, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || len(raw) > api.MaxListBytes+1024 {
+				t.Fatalf("%s: %d, %d bytes (bound %d)", path, resp.StatusCode, len(raw), api.MaxListBytes)
+			}
+			var m map[string]any
+			if err := json.Unmarshal(raw, &m); err != nil {
+				t.Fatal(err)
+			}
+			page := ids(m)
+			if len(page) == 0 {
+				t.Fatalf("%s: empty page with has_more %v", path, m["has_more"])
+			}
+			got = append(got, page...)
+			if m["has_more"] != (len(got) < n) {
+				t.Fatalf("%s: has_more %v after %d of %d", path, m["has_more"], len(got), n)
+			}
+			if m["has_more"] == false {
+				break
+			}
+			after = page[len(page)-1]
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: walked %v, want %v", base, got, want)
 		}
 	}
 }
