@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/fc"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
 // Black-box tests of issue 16's limits against the real binary: every
@@ -420,4 +421,66 @@ func TestLimitPprofLoopbackOnly(t *testing.T) {
 	}
 	srv := startServe(t, serveConfig{dataDir: t.TempDir(), extra: []string{"--pprof", "127.0.0.1:0"}})
 	srv.waitLogged(t, "INFO", "pprof listening")
+}
+
+// TestLimitListResponseSize (item 6): limit=100 over events near the 1 MiB
+// body limit answers at most 4 MiB a page, with has_more, and paging
+// returns every event once.
+func TestLimitListResponseSize(t *testing.T) {
+	t.Parallel()
+	srv := startServe(t, serveConfig{dataDir: t.TempDir()})
+	big := &fcevents.Generator{Size: 1<<20 - 4096}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newClient(1)
+	const n = 10
+	var want []string
+	account := ""
+	for i := range n {
+		typ := fc.TypeRefreshedBalance
+		if i == 0 {
+			typ = fc.TypeCreated
+		}
+		body := big.Event(typ, account, time.Now().Unix())
+		code, a, err := postWebhook(ctx, c, srv.url, body, testSecret)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("event %d (%d bytes): %d %+v %v", i, len(body), code, a, err)
+		}
+		want = append(want, a.ID)
+		account = strings.TrimPrefix(a.Stream, "fcaccount-")
+	}
+	for _, base := range []string{"/v1/events?limit=100", "/v1/accounts/" + account + "/events?limit=100"} {
+		var got []string
+		after := ""
+		for pages := 0; pages <= n; pages++ {
+			url := srv.url + base
+			if after != "" {
+				url += "&starting_after=" + after
+			}
+			code, body, err := get(ctx, c, url, testToken)
+			if err != nil || code != http.StatusOK || len(body) > 4<<20 {
+				t.Fatalf("%s: %d, %d bytes, %v; want 200 within 4 MiB", base, code, len(body), err)
+			}
+			var page struct {
+				Data    []struct{ ID string } `json:"data"`
+				HasMore bool                  `json:"has_more"`
+			}
+			if err := json.Unmarshal(body, &page); err != nil || len(page.Data) == 0 {
+				t.Fatalf("%s: %v, %d items", base, err, len(page.Data))
+			}
+			for _, d := range page.Data {
+				got = append(got, d.ID)
+			}
+			if page.HasMore != (len(got) < n) {
+				t.Fatalf("%s: has_more %v after %d of %d", base, page.HasMore, len(got), n)
+			}
+			if !page.HasMore {
+				break
+			}
+			after = got[len(got)-1]
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: walked %v, want %v", base, got, want)
+		}
+	}
 }
