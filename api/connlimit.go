@@ -110,7 +110,16 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			l.acceptErrors.Add(1)
 			if n, ok := l.warnAccept.allow(1); ok {
 				l.log.Warn("accepting a connection failed; new clients wait in the kernel's backlog",
-					logkey.Err(err), slog.Int64("suppressed", n))
+					logkey.Err(err), slog.Int64("open", l.stats().Open), slog.Int64("suppressed", n))
+			}
+			// Out of descriptors below the limit (a limit set above what
+			// RLIMIT_NOFILE allows): free one the same way, so the server
+			// retries its accept with a descriptor to spare.
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				l.mu.Lock()
+				victims := l.shedOldestIdle()
+				l.mu.Unlock()
+				l.closeShed(victims)
 			}
 		}
 		return nil, err
@@ -119,13 +128,8 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	var victims []*limitedConn
 	l.mu.Lock()
 	for l.open >= l.limit && !l.closed {
-		if front := l.idle.Front(); front != nil {
-			victim := front.Value.(*limitedConn)
-			l.idle.Remove(front)
-			victim.elem = nil
-			victim.counted = false // its slot goes to the new connection now
-			l.open--
-			victims = append(victims, victim)
+		if v := l.shedOldestIdle(); v != nil {
+			victims = append(victims, v...)
 			continue
 		}
 		l.cond.Wait()
@@ -145,6 +149,23 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	l.mu.Unlock()
 	l.closeShed(victims)
 	return lc, nil
+}
+
+// shedOldestIdle takes the oldest idle connection off the books (its slot
+// is free from now on) and returns it for closeShed; nil when none is idle.
+// l.mu is held.
+func (l *connLimiter) shedOldestIdle() []*limitedConn {
+	front := l.idle.Front()
+	if front == nil {
+		return nil
+	}
+	victim := front.Value.(*limitedConn)
+	l.idle.Remove(front)
+	victim.elem = nil
+	victim.counted = false
+	l.open--
+	l.cond.Broadcast()
+	return []*limitedConn{victim}
 }
 
 // Close stops accepting and wakes an Accept waiting for a free slot.

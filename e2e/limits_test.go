@@ -186,6 +186,18 @@ func TestLimitConnectionsDefaultAndAcceptErrors(t *testing.T) {
 		conns = append(conns, c)
 	}
 	srv.waitLogged(t, "WARN", "accepting a connection failed")
+	// Out of descriptors, serve sheds its oldest idle connection to accept
+	// the next: a signed webhook behind the silent ones is still served.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Minute}
+	ev := newEvent(fc.TypeCreated, "")
+	if code, a, err := postWebhook(ctx, c, srv.url, ev.body, testSecret); err != nil || code != http.StatusOK {
+		t.Fatalf("signed webhook with serve out of descriptors: %d %+v %v", code, a, err)
+	}
+	if n := scrape(t, srv.url, "fcaudit_http_accept_errors_total"); n < 1 {
+		t.Errorf("fcaudit_http_accept_errors_total = %v, want ≥ 1", n)
+	}
 }
 
 // vmHWM reads a process's peak resident set size in bytes.
