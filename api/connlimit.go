@@ -62,7 +62,8 @@ func DefaultMaxConnections() int {
 // connLimiter wraps the server's listener: it counts open connections and,
 // from http.Server.ConnState, which of them are idle. At the limit a new
 // connection makes the oldest idle one close (a keep-alive connection
-// between requests, or one accepted that has not sent a byte yet), so
+// between requests, or one whose request headers have not all arrived:
+// http.Server reports a connection active only once it has a request), so
 // whoever holds many idle connections cannot keep a new client, such as
 // Stripe with a signed webhook, out. When every connection is busy, Accept
 // waits until one becomes idle or closes: the kernel's backlog holds the
