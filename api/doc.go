@@ -12,8 +12,17 @@
 // through one function (classify) that maps it, domain sentinels included,
 // to a status code and the JSON envelope {"error":{"type":…,"message":…}}.
 // Every list route reads its limit and starting_after with parsePage and
-// answers with writeList (Stripe's list envelope, List). The signature
-// policy lives in package ingest; api only knows ingest's sentinel errors.
+// answers through page (Stripe's list envelope, List), which encodes items
+// one at a time and ends a page at MaxListBytes with has_more. The
+// signature policy lives in package ingest; api only knows ingest's
+// sentinel errors.
+//
+// Hostile traffic is bounded here (docs/reliability.md has the threat
+// model): /v1 is authenticated before any route is matched; every /v1
+// route declares its query parameters, with bounds, in routeParams; Open's
+// listener caps open connections, shedding the oldest idle one at the
+// limit (connLimiter); webhook bodies reserve their bytes from a budget
+// before being read (byteBudget), and are refused unread beyond it.
 //
 // api imports store (vocabulary), ingest (error sentinels), record (the
 // event JSON), and projections, replay, audit and backfill for the types of

@@ -26,6 +26,7 @@ const (
 	TypeNotFound             = "resource_missing"
 	TypeMethodNotAllowed     = "method_not_allowed"
 	TypeUnsupportedMediaType = "unsupported_media_type"
+	TypeServerBusy           = "server_busy"
 	TypeInternal             = "api_error"
 )
 
@@ -96,6 +97,8 @@ func classify(err error) (int, errorDetail) {
 	case errors.Is(err, store.ErrEventNotFound), errors.Is(err, store.ErrStreamNotFound),
 		errors.Is(err, projections.ErrAccountNotFound), errors.Is(err, replay.ErrRunNotFound):
 		return http.StatusNotFound, errorDetail{Type: TypeNotFound, Message: err.Error()}
+	case errors.Is(err, errBusy):
+		return http.StatusServiceUnavailable, errorDetail{Type: TypeServerBusy, Message: err.Error()}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrClosed):
 		return http.StatusServiceUnavailable, errorDetail{Type: TypeStoreUnavailable,
 			Message: "the event log cannot take the request now; nothing was stored, retry later"}
@@ -109,7 +112,7 @@ func classify(err error) (int, errorDetail) {
 // flood the logs.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, detail := classify(err)
-	if status >= 500 {
+	if status >= 500 && !errors.Is(err, errBusy) { // shedding load is not a failure
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.String("request_id", requestID(r.Context())), slog.Int("status", status),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -50,8 +51,35 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errSignatureRepeated)
 		return
 	}
+	// Reserve the body's bytes before reading any: beyond the budget the
+	// request is refused unread (Stripe retries), so however many clients
+	// send at once, the bodies held stay bounded.
+	// A body refused unread ends the connection: otherwise the server
+	// would wait to read and discard it before answering.
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		w.Header().Set("Connection", "close")
+		s.writeError(w, r, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes})
+		return
+	}
+	reserved := s.cfg.MaxBodyBytes
+	if r.ContentLength >= 0 {
+		reserved = r.ContentLength
+	}
+	if !s.bodies.reserve(reserved) {
+		if n, ok := s.warnBusy.allow(1); ok {
+			s.log.Warn("webhook refused unread: the in-flight body budget is spent",
+				slog.Int64("max_inflight_bytes", s.cfg.MaxInflightBytes), slog.Int64("suppressed", n))
+		}
+		w.Header().Set("Connection", "close")
+		s.writeError(w, r, errBusy)
+		return
+	}
+	defer s.bodies.release(reserved)
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
+	// Room for the whole body up front: growing by doubling could hold
+	// twice what was reserved.
+	buf.Grow(int(reserved) + bytes.MinRead)
 	defer func() {
 		if buf.Cap() <= 64<<10 { // don't pin rare huge buffers
 			bodyPool.Put(buf)
@@ -138,23 +166,48 @@ func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		after = max(after, ev.Position)
 	}
-	evs, err := s.cfg.Store.ReadAll(r.Context(), store.ReadOptions{After: after, Limit: page.Limit + 1, Filter: f})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	// Read in small batches and encode as we go: a page holds what fits
+	// in MaxListBytes, and memory holds one batch, whatever the events'
+	// size and the limit.
+	p := newPage(page.Limit)
+	for {
+		n := min(readBatch, page.Limit-p.n+1) // one more than the page tells has_more
+		evs, err := s.cfg.Store.ReadAll(r.Context(), store.ReadOptions{After: after, Limit: n, Filter: f})
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if done, err := addRecords(p, evs, nil); err != nil {
+			s.writeError(w, r, err)
+			return
+		} else if done {
+			break
+		}
+		if len(evs) < n {
+			break
+		}
+		after = evs[len(evs)-1].Position
 	}
-	writeRecords(w, r, evs, page)
+	p.write(w, r, false)
 }
 
-// writeRecords answers with the list of records; evs may hold one event
-// more than the page (telling that more follow).
-func writeRecords(w http.ResponseWriter, r *http.Request, evs []store.RecordedEvent, page listPage) {
-	evs, hasMore := cutPage(evs, page)
-	out := make([]record.Record, len(evs))
+// readBatch is how many events a list route reads per store round trip:
+// with events of up to a MiB, what a request holds stays small.
+const readBatch = 16
+
+// addRecords adds the events that match (all when match is nil) to p, and
+// reports whether the page is complete.
+func addRecords(p *page, evs []store.RecordedEvent, match *store.Filter) (bool, error) {
 	for i := range evs {
-		out[i] = record.From(&evs[i])
+		if match != nil && !match.Match(&evs[i]) {
+			continue
+		}
+		ok, err := p.add(record.From(&evs[i]))
+		if err != nil || !ok {
+			return true, err
+		}
 	}
-	writeList(w, r, out, hasMore)
+	return false, nil
 }
 
 func (s *Server) handleGetEvent(w http.ResponseWriter, r *http.Request) {
@@ -188,10 +241,6 @@ func (s *Server) lookup(r *http.Request) (store.RecordedEvent, error) {
 	return ev, err
 }
 
-// accountPageSize is how many events of a stream are read per round trip
-// while filtering an account's history.
-const accountPageSize = 500
-
 func (s *Server) handleAccountEvents(w http.ResponseWriter, r *http.Request) {
 	page, f, err := listParams(r.URL.Query())
 	if err != nil {
@@ -211,9 +260,9 @@ func (s *Server) handleAccountEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		from = ev.Revision + 1
 	}
-	var out []store.RecordedEvent
-	for len(out) <= page.Limit {
-		evs, err := s.cfg.Store.ReadStream(r.Context(), stream, from, accountPageSize)
+	p := newPage(page.Limit)
+	for {
+		evs, err := s.cfg.Store.ReadStream(r.Context(), stream, from, readBatch)
 		if errors.Is(err, store.ErrStreamNotFound) {
 			s.writeError(w, r, &notFoundError{msg: "no events for account " + strconv.Quote(mux.Vars(r)["id"])})
 			return
@@ -221,15 +270,16 @@ func (s *Server) handleAccountEvents(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		for i := range evs {
-			if f.Match(&evs[i]) {
-				out = append(out, evs[i])
-			}
+		if done, err := addRecords(p, evs, &f); err != nil {
+			s.writeError(w, r, err)
+			return
+		} else if done {
+			break
 		}
-		if len(evs) < accountPageSize {
+		if len(evs) < readBatch {
 			break
 		}
 		from = evs[len(evs)-1].Revision + 1
 	}
-	writeRecords(w, r, out, page)
+	p.write(w, r, false)
 }

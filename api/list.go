@@ -1,6 +1,10 @@
 package api
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -8,7 +12,8 @@ import (
 	"github.com/fcaudit/fcaudit/internal/timearg"
 )
 
-// List is Stripe's list envelope, the answer of every list route.
+// List is Stripe's list envelope, the answer of every list route (page
+// writes it item by item).
 type List[T any] struct {
 	Object  string `json:"object"`
 	Data    []T    `json:"data"`
@@ -37,22 +42,90 @@ func parsePage(q url.Values) (listPage, error) {
 	return p, nil
 }
 
-// cutPage trims items read with one to spare (p.Limit+1) to the page, and
-// reports whether more follow.
-func cutPage[T any](items []T, p listPage) ([]T, bool) {
-	if len(items) > p.Limit {
-		return items[:p.Limit], true
-	}
-	return items, false
+// MaxListBytes bounds the encoded items of one list page. A page ends at
+// limit items or before the item that would take it past this bound,
+// whichever comes first (but always holds at least one item, so paging
+// always advances), and has_more says that more follow: a page of large
+// events costs a bounded response, never limit times the largest event.
+const MaxListBytes = 4 << 20
+
+// page builds one list answer, encoding items one at a time as they are
+// read, within limit items and MaxListBytes.
+type page struct {
+	limit   int
+	n       int
+	data    bytes.Buffer
+	hasMore bool
 }
 
-// writeList answers 200 with the list envelope; data is never encoded as
-// null.
-func writeList[T any](w http.ResponseWriter, r *http.Request, data []T, hasMore bool) {
-	if data == nil {
-		data = []T{}
+func newPage(limit int) *page { return &page{limit: limit} }
+
+// add encodes v into the page. It returns false when the page is complete
+// without v (v then becomes has_more).
+func (p *page) add(v any) (bool, error) {
+	if p.hasMore {
+		return false, nil
 	}
-	writeJSON(w, http.StatusOK, List[T]{Object: "list", Data: data, HasMore: hasMore, URL: r.URL.Path})
+	if p.n == p.limit {
+		p.hasMore = true
+		return false, nil
+	}
+	b, err := marshalJSON(v)
+	if err != nil {
+		return false, err
+	}
+	if p.n > 0 && p.data.Len()+1+len(b) > MaxListBytes {
+		p.hasMore = true
+		return false, nil
+	}
+	if p.n > 0 {
+		p.data.WriteByte(',')
+	}
+	p.data.Write(b)
+	p.n++
+	return true, nil
+}
+
+// write answers 200 with Stripe's list envelope (the shape of List); more
+// is what the source knows beyond the items it offered.
+func (p *page) write(w http.ResponseWriter, r *http.Request, more bool) {
+	url, _ := marshalJSON(r.URL.Path)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriter(w)
+	bw.WriteString(`{"object":"list","data":[`)
+	bw.Write(p.data.Bytes())
+	fmt.Fprintf(bw, `],"has_more":%t,"url":%s}`+"\n", p.hasMore || more, url)
+	_ = bw.Flush() // the client went away; nothing left to tell it
+}
+
+// marshalJSON is json.Marshal without HTML escaping, as writeJSON encodes.
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// writeList answers 200 with the list envelope of data (at most a page's
+// limit, read whole), cut short at MaxListBytes; hasMore is whether the
+// source has more after data.
+func writeList[T any](w http.ResponseWriter, r *http.Request, data []T, hasMore bool) {
+	p := newPage(len(data))
+	for i := range data {
+		ok, err := p.add(data[i])
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, errorBody{Error: errorDetail{Type: TypeInternal, Message: "internal error"}})
+			return
+		}
+		if !ok {
+			break
+		}
+	}
+	p.write(w, r, hasMore)
 }
 
 // parseTimeParam parses an optional time parameter (RFC 3339 or Unix

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -59,6 +60,14 @@ type Config struct {
 	Reconciliation Reconciliation
 	// MaxBodyBytes bounds webhook bodies (DefaultMaxBodyBytes when 0).
 	MaxBodyBytes int64
+	// MaxInflightBytes bounds the bytes of webhook bodies being read or
+	// held at once (DefaultMaxInflightBytes when 0); beyond it a webhook
+	// is answered 503 without its body being read.
+	MaxInflightBytes int64
+	// MaxConnections bounds the open client connections of Open's server
+	// (DefaultMaxConnections() when 0); at the limit the oldest idle
+	// connection is closed to admit a new one.
+	MaxConnections int
 	// ObserveRequest, if set, is called after every request (metrics).
 	ObserveRequest func(route string, status int, d time.Duration)
 	Logger         *slog.Logger
@@ -66,12 +75,16 @@ type Config struct {
 
 // Server owns the router and the HTTP server.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	router  *mux.Router
-	tokens  [][32]byte
-	httpSrv *http.Server
-	ln      net.Listener
+	cfg      Config
+	log      *slog.Logger
+	router   *mux.Router
+	root     http.Handler
+	tokens   [][32]byte
+	httpSrv  *http.Server
+	ln       net.Listener
+	conns    *connLimiter
+	bodies   *byteBudget
+	warnBusy rateLimitedWarn
 }
 
 // NewServer builds the router. It does not listen; see Open.
@@ -79,16 +92,26 @@ func NewServer(cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.MaxInflightBytes <= 0 {
+		cfg.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections()
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, bodies: &byteBudget{limit: cfg.MaxInflightBytes}}
 	for _, t := range cfg.Tokens {
 		if t != "" {
 			s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
 		}
 	}
 	s.router = s.routes()
+	// Outside the router, so every answer (404 and 405 included) has a
+	// request id, and /v1 is authenticated before any route is matched:
+	// without a token, an unknown path and a wrong method look the same.
+	s.root = s.requestIDMiddleware(s.authMiddleware(s.router))
 	return s
 }
 
@@ -108,7 +131,6 @@ func (s *Server) routes() *mux.Router {
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.writeError(w, req, errMethodNotAllowed)
 	})
-	r.Use(s.requestIDMiddleware)
 
 	r.Handle("/webhooks/stripe", s.observe("webhook", http.HandlerFunc(s.handleWebhook))).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -120,7 +142,7 @@ func (s *Server) routes() *mux.Router {
 	}
 
 	v1 := r.PathPrefix("/v1").Subrouter()
-	v1.Use(s.authMiddleware)
+	v1.Use(s.checkParams)
 	v1.Handle("/events", s.observe("list_events", http.HandlerFunc(s.handleListEvents))).Methods(http.MethodGet)
 	v1.Handle("/events/{id}", s.observe("get_event", http.HandlerFunc(s.handleGetEvent))).Methods(http.MethodGet)
 	v1.Handle("/events/{id}/body", s.observe("get_event_body", http.HandlerFunc(s.handleGetEventBody))).Methods(http.MethodGet)
@@ -142,7 +164,7 @@ func (s *Server) routes() *mux.Router {
 	if s.cfg.Reconciliation != nil {
 		v1.HandleFunc("/reconciliation", s.handleReconciliation).Methods(http.MethodGet)
 	}
-	// Unknown /v1 paths still answer 404 after authentication.
+	// Unknown /v1 paths answer 404 (after authentication, in s.root).
 	v1.NotFoundHandler = r.NotFoundHandler
 	v1.MethodNotAllowedHandler = r.MethodNotAllowedHandler
 	return r
@@ -166,18 +188,21 @@ func (s *Server) allowedMethods(req *http.Request) []string {
 }
 
 // Handler returns the root handler (for httptest and embedding).
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler { return s.root }
 
 // Open listens on addr and serves in the background. Timeouts bound slow
 // clients: a slowloris can hold a connection for ReadHeaderTimeout at most.
+// At most MaxConnections are open at once (see connLimiter).
 func (s *Server) Open(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	s.ln = ln
+	s.conns = newConnLimiter(ln, s.cfg.MaxConnections, s.log)
+	s.ln = s.conns
 	s.httpSrv = &http.Server{
-		Handler:           s.router,
+		ConnState:         s.conns.connState,
+		Handler:           s.root,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -186,11 +211,22 @@ func (s *Server) Open(addr string) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	go func() {
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.httpSrv.Serve(s.conns); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", logkey.Err(err))
 		}
 	}()
 	return nil
+}
+
+// ConnStats counts the connections of the server Open started (zero
+// before Open).
+func (s *Server) ConnStats() ConnStats {
+	var st ConnStats
+	if s.conns != nil {
+		st = s.conns.stats()
+	}
+	st.InflightBodyBytes, st.Busy = s.bodies.stats()
+	return st
 }
 
 // Addr is the address Open listens on.
@@ -223,11 +259,15 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// authMiddleware admits requests carrying one of the configured tokens. The
-// comparison is constant-time over SHA-256 digests so neither the token nor
-// its length leaks through timing.
+// authMiddleware admits /v1 requests carrying one of the configured tokens
+// and passes every other path through. The comparison is constant-time over
+// SHA-256 digests so neither the token nor its length leaks through timing.
 func (s *Server) authMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isV1(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || tok == "" || !s.tokenOK(tok) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="fcaudit"`)
@@ -236,6 +276,16 @@ func (s *Server) authMiddleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// isV1 reports whether p is under /v1 as the router sees it (the router
+// cleans paths: "//v1/x" and "/a/../v1/x" are /v1 too).
+func isV1(p string) bool {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	p = path.Clean(p)
+	return p == "/v1" || strings.HasPrefix(p, "/v1/")
 }
 
 func (s *Server) tokenOK(tok string) bool {

@@ -10,7 +10,12 @@
 //     failing /readyz, and serve recovers without a restart;
 //   - slow clients: read-header and read timeouts, 1,000 idle connections;
 //   - secrets never written to the logs;
-//   - graceful shutdown on SIGTERM under load.
+//   - graceful shutdown on SIGTERM under load;
+//   - hostile traffic (limits_test.go): the connection limit under twice
+//     its number of idle connections, the in-flight body budget under
+//     2,500 concurrent unsigned 1 MiB bodies (peak RSS from /proc), /v1
+//     without a token, bounded and declared query parameters, list page
+//     size, and --pprof on loopback only.
 //
 // The package has no non-test code. Its tests may import any fcaudit package
 // (to generate and sign events, or to read a data directory after the

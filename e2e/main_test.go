@@ -105,6 +105,9 @@ type serveConfig struct {
 	extra []string
 	// env is added to the child's environment.
 	env []string
+	// noFile, when set, runs the child with RLIMIT_NOFILE (soft and hard)
+	// lowered to it.
+	noFile int
 }
 
 // startServe runs `fcaudit serve` on 127.0.0.1:0 (the kernel picks a free
@@ -116,6 +119,9 @@ func startServe(t testing.TB, c serveConfig) *server {
 		"--webhook-secret", testSecret, "--api-token", testToken, "--log-format", "json"}
 	args = append(args, c.extra...)
 	cmd := exec.Command(binPath, args...)
+	if c.noFile > 0 {
+		cmd = exec.Command("/bin/sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, c.noFile), binPath}, args...)...)
+	}
 	cmd.Env = append(os.Environ(), c.env...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {

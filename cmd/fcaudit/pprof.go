@@ -12,6 +12,23 @@ import (
 	"github.com/fcaudit/fcaudit/internal/logkey"
 )
 
+// loopbackOnly accepts a listen address on the loopback interface only
+// (127.0.0.0/8, ::1 or localhost): pprof has no authentication and its
+// /debug/pprof/cmdline shows the command line, secrets included.
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("profiles are unauthenticated and show the command line: listen on a loopback address (e.g. 127.0.0.1:6060), not %q", addr)
+}
+
 // startPprof serves net/http/pprof on its own listener at addr (serve
 // --pprof), never on the public router: profiles reveal internals, so they
 // are opt-in and belong on a loopback or otherwise private address. The

@@ -26,6 +26,8 @@ type serveOptions struct {
 	tolerance    time.Duration
 	dev          bool
 	maxBodyBytes int64
+	maxConns     int
+	maxInflight  int64
 	drainTimeout time.Duration
 	pprof        string
 	// reconcileEvery > 0 runs the backfill reconciliation in the background.
@@ -64,8 +66,10 @@ them and saves them in DATA_DIR/dev.json for 'fcaudit trigger'.`,
 	fl.DurationVar(&o.tolerance, "tolerance", tol, "accepted age (and future skew) of a webhook signature timestamp (env FCAUDIT_TOLERANCE)")
 	fl.BoolVar(&o.dev, "dev", false, "development mode: generate a webhook secret and API token, save them in DATA_DIR/dev.json, listen on loopback only")
 	fl.Int64Var(&o.maxBodyBytes, "max-body-bytes", api.DefaultMaxBodyBytes, "largest accepted webhook body")
+	fl.IntVar(&o.maxConns, "max-connections", 0, "most client connections open at once; at the limit the oldest idle one is closed (0 = the file descriptor limit less 128)")
+	fl.Int64Var(&o.maxInflight, "max-inflight-bytes", api.DefaultMaxInflightBytes, "most webhook body bytes being received at once; beyond it webhooks get 503 unread (Stripe retries)")
 	fl.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
-	fl.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); off by default")
+	fl.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this separate loopback address (e.g. 127.0.0.1:6060); off by default")
 	fl.DurationVar(&o.reconcileEvery, "reconcile-every", 0, "run 'fcaudit backfill' against Stripe's Events API this often (e.g. 6h; key from STRIPE_API_KEY); 0 = off")
 	addSQLiteVFSFlag(cmd, f)
 	return cmd
@@ -86,6 +90,20 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	}
 	if o.maxBodyBytes <= 0 {
 		return flagError("max-body-bytes", fmt.Errorf("must be positive"))
+	}
+	if o.pprof != "" {
+		if err := loopbackOnly(o.pprof); err != nil {
+			return flagError("pprof", err)
+		}
+	}
+	if o.maxConns < 0 {
+		return flagError("max-connections", fmt.Errorf("must be positive (or 0 for the default), got %d", o.maxConns))
+	}
+	if o.maxConns == 0 {
+		o.maxConns = api.DefaultMaxConnections()
+	}
+	if o.maxInflight <= 0 {
+		return flagError("max-inflight-bytes", fmt.Errorf("must be positive, got %d", o.maxInflight))
 	}
 	if o.dev {
 		host, _, err := net.SplitHostPort(o.listen)
@@ -159,24 +177,32 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	}
 	svc := ingest.NewService(verifier, st, ingest.ServiceOptions{Logger: log, Observe: m.ObserveIngest})
 	srv := api.NewServer(api.Config{
-		Accounts:       proj.Runner,
-		Replays:        replay.NewRunLog(st),
-		Verify:         audit.NewAccountChecker(st, verifier),
-		Reconciliation: reconciliation,
-		Store:          st,
-		Ingest:         svc,
-		Tokens:         o.tokens,
-		Ready:          st.Ping,
-		MaxBodyBytes:   o.maxBodyBytes,
-		Logger:         log,
-		Metrics:        m.Handler(),
-		ObserveRequest: m.ObserveRequest,
+		Accounts:         proj.Runner,
+		Replays:          replay.NewRunLog(st),
+		Verify:           audit.NewAccountChecker(st, verifier),
+		Reconciliation:   reconciliation,
+		Store:            st,
+		Ingest:           svc,
+		Tokens:           o.tokens,
+		Ready:            st.Ping,
+		MaxBodyBytes:     o.maxBodyBytes,
+		MaxInflightBytes: o.maxInflight,
+		MaxConnections:   o.maxConns,
+		Logger:           log,
+		Metrics:          m.Handler(),
+		ObserveRequest:   m.ObserveRequest,
+	})
+	m.RegisterConnections(func() metrics.ConnSample {
+		c := srv.ConnStats()
+		return metrics.ConnSample{Open: c.Open, Shed: c.Shed, AcceptErrors: c.AcceptErrors,
+			InflightBodyBytes: c.InflightBodyBytes, Busy: c.Busy}
 	})
 	if err := srv.Open(o.listen); err != nil {
 		return err
 	}
 	log.Info("fcaudit serving", "addr", srv.Addr(), "webhook", "http://"+srv.Addr()+"/webhooks/stripe",
-		"secrets", len(o.secrets), "tokens", len(o.tokens))
+		"secrets", len(o.secrets), "tokens", len(o.tokens),
+		"max_connections", o.maxConns, "max_inflight_bytes", o.maxInflight)
 
 	<-ctx.Done()
 	log.Info("shutting down: draining in-flight requests")
