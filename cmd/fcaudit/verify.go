@@ -17,13 +17,14 @@ type verifyOptions struct {
 	writeCheckpoint string
 	against         string
 	skipMetadata    bool
-	secrets         []string
+	secrets         secretSource
 	pageSize        int
 	now             func() time.Time
 }
 
 func newVerifyCommand(f *factory) *cobra.Command {
-	o := &verifyOptions{now: time.Now}
+	o := &verifyOptions{now: time.Now,
+		secrets: secretSource{name: "webhook-secret", env: "STRIPE_WEBHOOK_SECRET", list: true}}
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Prove the stored history is unaltered (hash chains, body hashes, checkpoints)",
@@ -47,8 +48,8 @@ digest over all of them (only when the log is intact). Keep that file (or at
 least its digest) outside fcaudit; later, --against FILE proves every stream
 still holds exactly that prefix (events appended since are fine).
 
-With the webhook signing secrets (--webhook-secret, or STRIPE_WEBHOOK_SECRET as
-for serve) every webhook's stored Stripe-Signature is re-checked against its
+With the webhook signing secrets (--webhook-secret, --webhook-secret-file,
+STRIPE_WEBHOOK_SECRET or STRIPE_WEBHOOK_SECRET_FILE, as for serve) every webhook's stored Stripe-Signature is re-checked against its
 stored body, however old: the chain is unkeyed, so someone who can write the
 file could rewrite a body and recompute the chain, but not Stripe's signature.
 Webhooks signed with a secret not given are counted, not failed.`,
@@ -65,7 +66,7 @@ Webhooks signed with a secret not given are counted, not failed.`,
 	fl.StringVar(&o.writeCheckpoint, "write-checkpoint", "", "after an intact verification, write a checkpoint of every stream to `FILE` (atomically)")
 	fl.StringVar(&o.against, "against", "", "also prove that every stream still holds the prefix recorded in checkpoint `FILE`")
 	fl.BoolVar(&o.skipMetadata, "skip-metadata", false, "check hashes and chains only, not the metadata columns against the bodies (faster)")
-	fl.StringArrayVar(&o.secrets, "webhook-secret", envList("STRIPE_WEBHOOK_SECRET"), "re-check stored webhook signatures with this signing secret; repeatable (env STRIPE_WEBHOOK_SECRET, comma-separated)")
+	o.secrets.register(fl, "re-check stored webhook signatures with this signing secret")
 	fl.IntVar(&o.pageSize, "page-size", 5000, "events per read; each read is a short snapshot, so serve is not held up")
 	return cmd
 }
@@ -78,8 +79,12 @@ func runVerify(ctx context.Context, f *factory, o *verifyOptions) error {
 		return flagError("write-checkpoint", errors.New("must differ from --against (the old checkpoint is the evidence)"))
 	}
 	opts := audit.VerifyOptions{PageSize: o.pageSize, SkipMetadata: o.skipMetadata}
-	if len(o.secrets) > 0 {
-		v, err := ingest.NewVerifier(o.secrets, ingest.DefaultTolerance)
+	secrets, _, err := o.secrets.resolve()
+	if err != nil {
+		return err
+	}
+	if len(secrets) > 0 {
+		v, err := ingest.NewVerifier(secrets, ingest.DefaultTolerance)
 		if err != nil {
 			return flagError("webhook-secret", err)
 		}
