@@ -29,7 +29,11 @@ type Verification struct {
 	// 8 bytes of SHA-256(secret). With several configured secrets (rotation)
 	// it says which one the sender used.
 	SecretFingerprint string
-	// Header is the Stripe-Signature header exactly as received.
+	// Header is the signed part of the Stripe-Signature header, in
+	// Stripe's form: "t=<t>,v1=<the v1 value that matched>". Other v1
+	// values, v0, unknown keys and spacing are not kept: they are not
+	// covered by the signature, so a sender could make provenance carry
+	// anything in them.
 	Header string
 }
 
@@ -232,7 +236,8 @@ func (v *Verifier) Reverify(payload []byte, header string) (Verification, error)
 		expected := webhook.ComputeSignature(signedAt, payload, s.value)
 		for j := range sh.sigs {
 			if hmac.Equal(expected, sh.sigs[j][:]) {
-				return Verification{SignedAt: sh.timestamp, SecretFingerprint: s.fingerprint, Header: header}, nil
+				return Verification{SignedAt: sh.timestamp, SecretFingerprint: s.fingerprint,
+					Header: "t=" + strconv.FormatInt(sh.timestamp, 10) + ",v1=" + hex.EncodeToString(sh.sigs[j][:])}, nil
 			}
 		}
 	}
