@@ -73,7 +73,7 @@ func writeDevConfig(dataDir string, c devConfig) error {
 		return err
 	}
 	path := filepath.Join(dataDir, devConfigFile)
-	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n'), atomicfile.FileMode, atomicfile.Replace); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

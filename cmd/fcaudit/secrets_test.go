@@ -15,7 +15,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/audit"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
 // secretEnv is every environment variable that holds a secret, with a value
@@ -235,5 +237,59 @@ func TestSecretReload(t *testing.T) {
 		if strings.Contains(logs.String(), s) {
 			t.Errorf("the log shows %s:\n%s", s, logs.String())
 		}
+	}
+}
+
+// Issue 16 item 12: verify --write-checkpoint never clobbers: an existing
+// file is refused before the log is read (usage error) unless --force,
+// which keeps the file's mode; a symlink is always refused; '-' writes the
+// checkpoint to stdout and the report to stderr.
+func TestVerifyWriteCheckpointNeverClobbers(t *testing.T) {
+	dir := t.TempDir()
+	cmdLog(t, dir, &fcevents.Generator{}, []string{"fca_clobber00000000000000000"}, 2, time.Unix(1705312800, 0))
+	ctx := context.Background()
+	existing := filepath.Join(dir, "cp.json")
+	if err := os.WriteFile(existing, []byte("keep"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(existing, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCmd(t, ctx, "verify", "--data-dir", dir, "--write-checkpoint", existing); code != exitUsage || !strings.Contains(errOut, "--force") {
+		t.Errorf("existing file: exit %d, stderr %q; want 2 suggesting --force", code, errOut)
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "keep" {
+		t.Fatalf("refused checkpoint changed the file: %q", b)
+	}
+	if code, _, errOut := runCmd(t, ctx, "verify", "--data-dir", dir, "--write-checkpoint", existing, "--force"); code != 0 {
+		t.Fatalf("--force: exit %d %q", code, errOut)
+	}
+	if fi, _ := os.Stat(existing); fi.Mode().Perm() != 0o640 {
+		t.Errorf("--force: mode %v, want the file's own 0640", fi.Mode().Perm())
+	}
+	fresh := filepath.Join(dir, "fresh.json")
+	if code, _, errOut := runCmd(t, ctx, "verify", "--data-dir", dir, "--write-checkpoint", fresh); code != 0 {
+		t.Fatalf("new file: exit %d %q", code, errOut)
+	}
+	if fi, _ := os.Stat(fresh); fi.Mode().Perm() != 0o600 {
+		t.Errorf("new checkpoint mode %v, want 0600", fi.Mode().Perm())
+	}
+	link := filepath.Join(dir, "link.json")
+	if err := os.Symlink(fresh, link); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCmd(t, ctx, "verify", "--data-dir", dir, "--write-checkpoint", link, "--force"); code != exitUsage || !strings.Contains(errOut, "not a regular file") {
+		t.Errorf("symlink: exit %d, stderr %q", code, errOut)
+	}
+	code, out, errOut := runCmd(t, ctx, "verify", "--data-dir", dir, "--write-checkpoint", "-")
+	if code != 0 || !strings.HasPrefix(out, "{") || !strings.Contains(errOut, "OK verified") {
+		t.Fatalf("-: exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	p := filepath.Join(dir, "stdout.json")
+	if err := os.WriteFile(p, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.ReadCheckpoint(p); err != nil {
+		t.Errorf("the checkpoint on stdout does not read back: %v", err)
 	}
 }
