@@ -299,3 +299,42 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// PrepareDB makes an SQLite database file at path private before SQLite
+// opens it for writing: it creates the file empty with mode 0600 when it
+// does not exist — SQLite gives the -wal, -shm and journal files it creates
+// the database file's mode, so they are 0600 from creation too, whatever
+// the umask or the data directory's mode — and tightens an existing
+// database and its -wal and -shm to 0600 (files written by an older
+// version, or under a looser umask). Nothing that holds event data is ever
+// readable by others, even for a moment.
+func PrepareDB(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, FileMode)
+	switch {
+	case err == nil:
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return syncDir(filepath.Dir(path))
+	case !errors.Is(err, fs.ErrExist):
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) && p != path {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s: %w (%s)", p, ErrNotRegular, describe(fi.Mode()))
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&^0o077); err != nil {
+				return fmt.Errorf("make %s private: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
