@@ -456,3 +456,43 @@ func TestProvenanceKeepsOnlySignedParts(t *testing.T) {
 		t.Fatalf("the stored header does not re-verify: %+v %v", ver, err)
 	}
 }
+
+// SetSecrets swaps the set while requests are verified (serve's SIGHUP
+// reload): every Verify sees the old set or the new one, and a bad set is
+// refused without touching the one in use.
+func TestSetSecretsConcurrent(t *testing.T) {
+	v := newVerifier(t, secretA)
+	body := fixture(t, "01_account.created.json")
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 200; j++ {
+				// Racing the swaps: the race detector is the check.
+				_, _ = v.Verify(body, sign(body, secretB, testNow))
+			}
+		}()
+	}
+	for j := 0; j < 100; j++ {
+		if err := v.SetSecrets([]string{secretB, secretA}); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.SetSecrets([]string{secretB}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if err := v.SetSecrets(nil); err == nil {
+		t.Fatal("an empty set was accepted")
+	}
+	if err := v.SetSecrets([]string{secretA, ""}); err == nil || strings.Contains(err.Error(), secretA) {
+		t.Fatalf("empty secret: %v", err)
+	}
+	if got := v.Fingerprints(); len(got) != 1 || got[0] != Fingerprint(secretB) {
+		t.Fatalf("a refused set changed the secrets: %v", got)
+	}
+	if _, err := v.Verify(body, sign(body, secretA, testNow)); !errors.Is(err, ErrSignatureInvalid) {
+		t.Fatalf("a removed secret still verifies: %v", err)
+	}
+}
