@@ -3,8 +3,6 @@ package api
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -46,6 +44,9 @@ type Config struct {
 	// Tokens are the accepted bearer tokens for /v1. None: every /v1
 	// request is refused with 401.
 	Tokens []string
+	// TokenSet, when set, replaces Tokens: a set the caller can change
+	// while the server runs (token rotation on SIGHUP).
+	TokenSet *TokenSet
 	// Ready reports whether the event log is reachable (GET /readyz).
 	Ready func(ctx context.Context) error
 	// Metrics serves GET /metrics (Prometheus text format).
@@ -79,7 +80,7 @@ type Server struct {
 	log      *slog.Logger
 	router   *mux.Router
 	root     http.Handler
-	tokens   [][32]byte
+	tokens   *TokenSet
 	httpSrv  *http.Server
 	ln       net.Listener
 	conns    *connLimiter
@@ -102,10 +103,9 @@ func NewServer(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, bodies: &byteBudget{limit: cfg.MaxInflightBytes}}
-	for _, t := range cfg.Tokens {
-		if t != "" {
-			s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
-		}
+	s.tokens = cfg.TokenSet
+	if s.tokens == nil {
+		s.tokens = NewTokenSet(cfg.Tokens)
 	}
 	s.router = s.routes()
 	// Outside the router, so every answer (404 and 405 included) has a
@@ -288,14 +288,7 @@ func isV1(p string) bool {
 	return p == "/v1" || strings.HasPrefix(p, "/v1/")
 }
 
-func (s *Server) tokenOK(tok string) bool {
-	sum := sha256.Sum256([]byte(tok))
-	ok := 0
-	for i := range s.tokens {
-		ok |= subtle.ConstantTimeCompare(sum[:], s.tokens[i][:])
-	}
-	return ok == 1
-}
+func (s *Server) tokenOK(tok string) bool { return s.tokens.Match(tok) }
 
 type ctxKey int
 

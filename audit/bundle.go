@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -66,7 +67,9 @@ type BundleResult struct {
 // exist or be empty: README.txt, records.ndjson, events.csv,
 // status_timeline.json, chain_proof.json, bodies/ (every revision's exact
 // body bytes) and manifest.json (SHA-256 of every other file). now is
-// recorded as generated_at.
+// recorded as generated_at. The bundle is built in a temporary directory
+// beside dir and renamed into place (atomicfile.WriteDir): dir is either
+// absent or complete, never partial. Files are 0600, directories 0700.
 func WriteBundle(h *History, dir string, now time.Time) (*BundleResult, error) {
 	if err := prepareDir(dir); err != nil {
 		return nil, fmt.Errorf("write bundle: %w", err)
@@ -83,7 +86,10 @@ func WriteBundle(h *History, dir string, now time.Time) (*BundleResult, error) {
 	}
 	files[BundleCSV] = bytes.Clone(buf.Bytes())
 	bodyFile := func(e *store.RecordedEvent) string {
-		return fmt.Sprintf("%s/%06d_%s.json", BundleBodies, e.Revision, safeName(e.ID))
+		// The revision makes the name unique; the id, cut short, is for
+		// people. A name stays far below NAME_MAX (255 bytes) whatever
+		// the id's length.
+		return fmt.Sprintf("%s/%06d_%s.json", BundleBodies, e.Revision, safeName(e.ID, maxBodyNameID))
 	}
 	for i := range h.Events {
 		files[bodyFile(&h.Events[i])] = h.Events[i].Data
@@ -114,35 +120,60 @@ func WriteBundle(h *History, dir string, now time.Time) (*BundleResult, error) {
 	if files[BundleManifest], err = marshalIndent(m); err != nil {
 		return nil, fmt.Errorf("write bundle: manifest: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, BundleBodies), 0o755); err != nil {
-		return nil, fmt.Errorf("write bundle: %w", err)
-	}
-	for name, b := range files {
-		if err := atomicfile.WriteFile(filepath.Join(dir, filepath.FromSlash(name)), b, 0o644); err != nil {
-			return nil, fmt.Errorf("write bundle: %s: %w", name, err)
+	err = atomicfile.WriteDir(dir, func(tmp string) error {
+		if err := os.Mkdir(filepath.Join(tmp, BundleBodies), atomicfile.DirMode); err != nil {
+			return err
 		}
+		for name, b := range files {
+			if err := writeNew(filepath.Join(tmp, filepath.FromSlash(name)), b); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write bundle: %w", err)
 	}
 	sum := sha256.Sum256(files[BundleManifest])
 	return &BundleResult{Dir: dir, ManifestSHA256: hex.EncodeToString(sum[:]), Files: len(files)}, nil
 }
 
-// prepareDir creates dir or accepts an empty one: a bundle never mixes with
-// files that are not in its manifest.
+// prepareDir checks that dir is absent or empty (a bundle never mixes with
+// files that are not in its manifest) and creates its parent directories
+// (0700), before any work is done.
 func prepareDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return os.MkdirAll(dir, 0o755)
-	case err != nil:
+	if err := atomicfile.CheckDir(dir); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s is not empty: choose a new directory for the bundle", dir)
+		}
 		return err
-	case len(entries) > 0:
-		return fmt.Errorf("%s is not empty: choose a new directory for the bundle", dir)
 	}
-	return nil
+	return os.MkdirAll(filepath.Dir(filepath.Clean(dir)), atomicfile.DirMode)
 }
 
-// safeName keeps ids usable as file names (Stripe ids already are).
-func safeName(s string) string {
+// writeNew creates path (which must not exist) with mode 0600 and data;
+// WriteDir fsyncs it.
+func writeNew(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, atomicfile.FileMode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// maxBodyNameID bounds the id part of a body file's name.
+const maxBodyNameID = 100
+
+// safeName keeps ids usable as file names (Stripe ids already are), at
+// most max bytes of them.
+func safeName(s string, max int) string {
+	if len(s) > max {
+		s = s[:max]
+	}
 	return strings.Map(func(r rune) rune {
 		if r == '_' || r == '-' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') {
 			return r

@@ -106,15 +106,25 @@ func (cp *Checkpoint) ComputeDigest() string {
 	return hex.EncodeToString(sum[:])
 }
 
-// WriteCheckpoint writes cp to path atomically: a temporary file in the same
-// directory, fsynced, renamed over path, and the directory fsynced, so a
-// crash leaves either the old file or the new one.
-func WriteCheckpoint(path string, cp *Checkpoint) error {
+// MarshalCheckpoint returns the checkpoint file's content.
+func MarshalCheckpoint(cp *Checkpoint) ([]byte, error) {
 	b, err := json.MarshalIndent(cp, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// WriteCheckpoint writes cp to path atomically (atomicfile, mode 0600): a
+// crash leaves no file or the whole file. policy says whether an existing
+// file may be replaced (atomicfile.Force for --force); a target that is not
+// a regular file is always refused.
+func WriteCheckpoint(path string, cp *Checkpoint, policy atomicfile.Policy) error {
+	b, err := MarshalCheckpoint(cp)
 	if err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", path, err)
 	}
-	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, b, atomicfile.FileMode, policy); err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", path, err)
 	}
 	return nil

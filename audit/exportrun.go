@@ -20,8 +20,11 @@ type ExportRequest struct {
 	ExportOptions
 	// Format is "ndjson" or "csv".
 	Format string
-	// Out is the file to write (replaced atomically); "-" writes to Stdout.
+	// Out is the file to write (atomically, mode 0600); "-" writes to
+	// Stdout. An existing file is refused unless Force (which keeps its
+	// mode); a target that is not a regular file always is.
 	Out    string
+	Force  bool
 	Stdout io.Writer
 	// Bundle, when set, is a new or empty directory that also receives an
 	// evidence bundle generated at Now.
@@ -53,6 +56,21 @@ var ErrExportFormat = errors.New("unknown export format: want ndjson or csv")
 // ExportResult.Broken after everything was written.
 func Export(ctx context.Context, r StreamReader, req ExportRequest) (ExportResult, error) {
 	var res ExportResult
+	policy := atomicfile.NoClobber
+	if req.Force {
+		policy = atomicfile.Force
+	}
+	// Refuse a target before the work, not after.
+	if req.Out != "-" {
+		if err := atomicfile.Check(req.Out, policy); err != nil {
+			return res, fmt.Errorf("export to %s: %w", req.Out, err)
+		}
+	}
+	if req.Bundle != "" {
+		if err := prepareDir(req.Bundle); err != nil {
+			return res, fmt.Errorf("write bundle: %w", err)
+		}
+	}
 	h, err := LoadHistory(ctx, r, req.ExportOptions)
 	if err != nil {
 		return res, err
@@ -66,7 +84,7 @@ func Export(ctx context.Context, r StreamReader, req ExportRequest) (ExportResul
 	default:
 		return res, fmt.Errorf("%q: %w", req.Format, ErrExportFormat)
 	}
-	if err := writeOutput(req.Stdout, req.Out, write); err != nil {
+	if err := writeOutput(req.Stdout, req.Out, policy, write); err != nil {
 		return res, err
 	}
 	res.Written, res.Selected, res.Total = true, len(h.Selected), len(h.Events)
@@ -79,9 +97,9 @@ func Export(ctx context.Context, r StreamReader, req ExportRequest) (ExportResul
 	return res, nil
 }
 
-// writeOutput runs write into stdout ("-") or into path replaced
-// atomically, so a failed export never leaves a partial file.
-func writeOutput(stdout io.Writer, path string, write func(io.Writer) error) error {
+// writeOutput runs write into stdout ("-") or into path atomically, so a
+// failed export never leaves a partial file.
+func writeOutput(stdout io.Writer, path string, policy atomicfile.Policy, write func(io.Writer) error) error {
 	if path == "-" {
 		bw := bufio.NewWriter(stdout)
 		if err := write(bw); err != nil {
@@ -89,7 +107,7 @@ func writeOutput(stdout io.Writer, path string, write func(io.Writer) error) err
 		}
 		return bw.Flush()
 	}
-	if err := atomicfile.Write(path, 0o644, write); err != nil {
+	if err := atomicfile.Write(path, atomicfile.FileMode, policy, write); err != nil {
 		return fmt.Errorf("export to %s: %w", path, err)
 	}
 	return nil

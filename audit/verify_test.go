@@ -261,3 +261,37 @@ func TestVerifyWhileAppending(t *testing.T) {
 	default:
 	}
 }
+
+// Issue 16 item 14: events stored before the identifier shapes and the new
+// stream naming verify as intact: a dotted object type in its legacy
+// stream (dots as '_'), and an id outside today's shape. A dotted object
+// type in a stream that is neither name is still caught.
+func TestVerifyLegacyStreamsAndShapes(t *testing.T) {
+	l := newTestLog(t, 1, 1, 0)
+	ctx := context.Background()
+	mk := func(id, objType, objID string) store.Event {
+		body := []byte(`{"id":"` + id + `","object":"event","type":"x.updated","created":1705312800,"livemode":false,` +
+			`"data":{"object":{"id":"` + objID + `","object":"` + objType + `"}}}`)
+		return store.Event{ID: id, Type: "x.updated", Data: body, ReceivedAt: t0, Created: 1705312800,
+			Source: store.SourceWebhook, Provenance: &store.Provenance{VerifiedAt: t0}}
+	}
+	for stream, ev := range map[string]store.Event{
+		"stripe-checkout_session-cs_1": mk("evt_legacy1", "checkout.session", "cs_1"),
+		"stripe-checkout.session-cs_2": mk("evt_new2", "checkout.session", "cs_2"),
+		"stripe-customer-cus/odd":      mk("evt/odd", "customer", "cus/odd"),
+	} {
+		if _, err := l.st.Append(ctx, stream, store.AnyRevision, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Verify(ctx, l.st, VerifyOptions{})
+	if err != nil || !rep.Intact() {
+		t.Fatalf("legacy names and shapes reported damaged: %v %v", rep.Damaged, err)
+	}
+	if _, err := l.st.Append(ctx, "stripe-checkout-session-cs_3", store.AnyRevision, mk("evt_wrong3", "checkout.session", "cs_3")); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Verify(ctx, l.st, VerifyOptions{}); err != nil || rep.Intact() {
+		t.Fatalf("an event in a stream that is neither name passed: %v", err)
+	}
+}

@@ -108,6 +108,9 @@ type serveConfig struct {
 	// noFile, when set, runs the child with RLIMIT_NOFILE (soft and hard)
 	// lowered to it.
 	noFile int
+	// secrets, when set, replaces the default --webhook-secret and
+	// --api-token arguments (e.g. with their file forms).
+	secrets []string
 }
 
 // startServe runs `fcaudit serve` on 127.0.0.1:0 (the kernel picks a free
@@ -115,8 +118,11 @@ type serveConfig struct {
 // killed when the test ends if it is still running.
 func startServe(t testing.TB, c serveConfig) *server {
 	t.Helper()
-	args := []string{"serve", "--data-dir", c.dataDir, "--listen", "127.0.0.1:0",
-		"--webhook-secret", testSecret, "--api-token", testToken, "--log-format", "json"}
+	secrets := c.secrets
+	if secrets == nil {
+		secrets = []string{"--webhook-secret", testSecret, "--api-token", testToken}
+	}
+	args := append([]string{"serve", "--data-dir", c.dataDir, "--listen", "127.0.0.1:0", "--log-format", "json"}, secrets...)
 	args = append(args, c.extra...)
 	cmd := exec.Command(binPath, args...)
 	if c.noFile > 0 {

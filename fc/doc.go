@@ -14,10 +14,15 @@
 // # Streams
 //
 //	financial_connections.account.*   fcaccount-<data.object.id>
-//	any other type                    stripe-<data.object.object, '.'→'_'>-<data.object.id>
+//	any other type                    stripe-<data.object.object>-<data.object.id>
 //	                                  e.g. customer.created → stripe-customer-cus_123
 //	object without an id              stripe-<object type>-unidentified
 //	object without an object type     stripe-unknown-<data.object.id>
+//
+// Injective on the identifier shapes ParseEnvelope enforces (CheckShapes:
+// ids of letters, digits, '_' and '-'; types of lowercase letters, digits,
+// '_' and dots; the placeholders reserved). Streams named before these
+// rules (object types' dots as '_') keep their names: LegacyStreamFor.
 //
 // # Envelope
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -140,7 +141,7 @@ func TestStreamFor(t *testing.T) {
 		{Envelope{Type: "financial_connections.account.created", ObjectID: "fca_1", ObjectType: "financial_connections.account"}, "fcaccount-fca_1"},
 		{Envelope{Type: "financial_connections.account.upcoming_deactivation", ObjectID: "fca_2"}, "fcaccount-fca_2"},
 		{Envelope{Type: "customer.created", ObjectID: "cus_123", ObjectType: "customer"}, "stripe-customer-cus_123"},
-		{Envelope{Type: "financial_connections.session.updated", ObjectID: "fcsess_1", ObjectType: "financial_connections.session"}, "stripe-financial_connections_session-fcsess_1"},
+		{Envelope{Type: "financial_connections.session.updated", ObjectID: "fcsess_1", ObjectType: "financial_connections.session"}, "stripe-financial_connections.session-fcsess_1"},
 		{Envelope{Type: "balance.available", ObjectType: "balance"}, "stripe-balance-unidentified"},
 		{Envelope{Type: "x.y", ObjectID: "x_1"}, "stripe-unknown-x_1"},
 	}
@@ -148,6 +149,121 @@ func TestStreamFor(t *testing.T) {
 		if got := StreamFor(tt.env); got != tt.want {
 			t.Errorf("StreamFor(%+v) = %q, want %q", tt.env, got, tt.want)
 		}
+	}
+	// Streams written before issue 16 keep their names: dots of the object
+	// type were replaced by '_'.
+	legacy := Envelope{Type: "financial_connections.session.updated", ObjectID: "fcsess_1", ObjectType: "financial_connections.session"}
+	if got := LegacyStreamFor(legacy); got != "stripe-financial_connections_session-fcsess_1" {
+		t.Errorf("LegacyStreamFor = %q", got)
+	}
+	for _, tt := range tests[:3] {
+		if LegacyStreamFor(tt.env) != StreamFor(tt.env) {
+			t.Errorf("LegacyStreamFor(%+v) changed", tt.env)
+		}
+	}
+}
+
+// Issue 16 item 14: the identifier shapes, with a clear payload_invalid.
+func TestIdentifierShapes(t *testing.T) {
+	body := func(id, typ, objType, objID string) []byte {
+		return []byte(`{"id":` + strconv.Quote(id) + `,"object":"event","type":` + strconv.Quote(typ) +
+			`,"created":1,"data":{"object":{"id":` + strconv.Quote(objID) + `,"object":` + strconv.Quote(objType) + `}}}`)
+	}
+	const acct = "financial_connections.account.created"
+	ok := []struct{ id, typ, objType, objID string }{
+		{"evt_1OeXkQ2eZvKYlo2C", acct, "financial_connections.account", "fca_1OeXkQ2eZvKYlo2CqT7hN3aB"},
+		{strings.Repeat("e", 255), "customer.created", "customer", strings.Repeat("c", 255)},
+		{"evt_1", "coupon.created", "coupon", "SUMMER-25_off"},
+		{"evt_2", "v1.billing.meter.error_report_triggered", "billing.meter", "mtr_1"},
+	}
+	for _, c := range ok {
+		if _, err := ParseEnvelope(body(c.id, c.typ, c.objType, c.objID)); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+	bad := []struct {
+		id, typ, objType, objID string
+		want                    string
+	}{
+		{strings.Repeat("e", 256), acct, "o", "fca_1", "event id"},
+		{"evt/1", acct, "o", "fca_1", "event id"},
+		{"evt 1", acct, "o", "fca_1", "event id"},
+		{"evt_é", acct, "o", "fca_1", "event id"},
+		{"..", acct, "o", "fca_1", "event id"},
+		{"evt_1", acct, "o", "fca/1", "data.object.id"},
+		{"evt_1", acct, "o", "fca_1?x", "data.object.id"},
+		{"evt_1", acct, "o", "%2e%2e", "data.object.id"},
+		{"evt_1", acct, "o", strings.Repeat("f", 256), "data.object.id"},
+		{"evt_1", "customer.created", "customer", NoObjectID, "data.object.id"},
+		{"evt_1", "customer.created", "a-b", "c", "data.object.object"},
+		{"evt_1", "customer.created", NoObjectType, "c", "data.object.object"},
+		{"evt_1", "customer.created", "Customer", "c", "data.object.object"},
+		{"evt_1", "customer.created", strings.Repeat("o", 101), "c", "data.object.object"},
+		{"evt_1", "a,b", "customer", "c", "event type"},
+		{"evt_1", "financial_connections.account.*", "customer", "c", "event type"},
+		{"evt_1", "a..b", "customer", "c", "event type"},
+		{"evt_1", ".a", "customer", "c", "event type"},
+	}
+	for _, c := range bad {
+		_, err := ParseEnvelope(body(c.id, c.typ, c.objType, c.objID))
+		if !errors.Is(err, ErrPayloadInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q %q %q %q: %v, want payload_invalid about %s", c.id, c.typ, c.objType, c.objID, err, c.want)
+		} else if len(err.Error()) > 300 {
+			t.Errorf("error too long (%d bytes): %.100s", len(err.Error()), err)
+		}
+		if _, err := ParseStored(body(c.id, c.typ, c.objType, c.objID)); err != nil && len(c.id) <= MaxIDLength && len(c.objID) <= MaxIDLength {
+			t.Errorf("ParseStored refuses a stored shape: %v", err)
+		}
+	}
+}
+
+// Issue 16 item 14: stream names are injective over accepted envelopes.
+// Today's collision (object a-b id c vs object a id b-c) cannot happen, nor
+// can a.b vs a_b, nor a real id or type equal to a placeholder. Checked
+// exhaustively over a small alphabet.
+func TestStreamForInjective(t *testing.T) {
+	var types, ids []string
+	alpha := []string{"a", "b", "_", ".", "-"}
+	var gen func(prefix string, n int, out *[]string)
+	gen = func(prefix string, n int, out *[]string) {
+		*out = append(*out, prefix)
+		if n == 0 {
+			return
+		}
+		for _, c := range alpha {
+			gen(prefix+c, n-1, out)
+		}
+	}
+	var all []string
+	gen("", 4, &all)
+	for _, s := range append(all, NoObjectID, NoObjectType) {
+		if s == "" || ValidType(s, MaxObjectTypeLength) && s != NoObjectType {
+			types = append(types, s)
+		}
+		if s == "" || ValidID(s) && s != NoObjectID {
+			ids = append(ids, s)
+		}
+	}
+	seen := map[string]string{}
+	for _, typ := range types {
+		for _, id := range ids {
+			env := Envelope{Type: "x.updated", ObjectType: typ, ObjectID: id}
+			key := typ + "|" + id
+			name := StreamFor(env)
+			if prev, dup := seen[name]; dup {
+				t.Fatalf("%q and %q share stream %q", prev, key, name)
+			}
+			seen[name] = key
+		}
+	}
+	if len(seen) < 1000 {
+		t.Fatalf("only %d names checked", len(seen))
+	}
+	// Today's collision, for the record.
+	a := Envelope{Type: "x.y", ObjectType: "a-b", ObjectID: "c"}
+	b := Envelope{Type: "x.y", ObjectType: "a", ObjectID: "b-c"}
+	if StreamFor(a) == StreamFor(b) && CheckShapes(a) == nil && CheckShapes(b) == nil {
+		t.Fatalf("%q: the collision of issue 16 is back", StreamFor(a))
 	}
 }
 
@@ -168,8 +284,16 @@ func FuzzParseEnvelope(f *testing.F) {
 		f.Add([]byte(body))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		env, err := ParseEnvelope(body)
+		env, err := ParseStored(body)
 		want, wantErr := parseEnvelopeOracle(body)
+		// ParseEnvelope is ParseStored plus the identifier shapes.
+		if strict, strictErr := ParseEnvelope(body); err == nil && CheckShapes(env) == nil {
+			if strictErr != nil || strict != env {
+				t.Fatalf("ParseEnvelope(%q) = %+v, %v; ParseStored accepts it with valid shapes", body, strict, strictErr)
+			}
+		} else if strictErr == nil || !errors.Is(strictErr, ErrPayloadInvalid) {
+			t.Fatalf("ParseEnvelope(%q) = %+v, %v; want a payload_invalid error", body, strict, strictErr)
+		}
 		switch {
 		case (err == nil) != (wantErr == nil):
 			t.Fatalf("ParseEnvelope(%q) error = %v, encoding/json's = %v", body, err, wantErr)
@@ -252,7 +376,7 @@ func envelopeEdgeCases() []string {
 // seed corpus).
 func TestParseEnvelopeMatchesEncodingJSON(t *testing.T) {
 	for _, body := range envelopeEdgeCases() {
-		env, err := ParseEnvelope([]byte(body))
+		env, err := ParseStored([]byte(body))
 		want, wantErr := parseEnvelopeOracle([]byte(body))
 		short := body
 		if len(short) > 120 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -197,8 +198,14 @@ func TestVerify(t *testing.T) {
 			if got.SecretFingerprint != tt.wantFP {
 				t.Errorf("fingerprint = %s, want %s", got.SecretFingerprint, tt.wantFP)
 			}
-			if got.Header != tt.header {
-				t.Errorf("Header = %q, want %q", got.Header, tt.header)
+			// Only the signed part is kept (issue 16 item 11): t and the
+			// v1 value that matched, which re-verifies on its own.
+			sig, ok := strings.CutPrefix(got.Header, "t="+fmt.Sprint(got.SignedAt)+",v1=")
+			if !ok || len(sig) != 64 || !strings.Contains(strings.ToLower(tt.header), "v1="+sig) {
+				t.Errorf("Header = %q, want t=%d and a v1 of %q", got.Header, got.SignedAt, tt.header)
+			}
+			if _, err := v.Reverify(payload, got.Header); err != nil {
+				t.Errorf("Header %q does not re-verify: %v", got.Header, err)
 			}
 			if !strings.HasPrefix(strings.TrimLeft(tt.header, " "), "t="+fmt.Sprint(got.SignedAt)+",") {
 				t.Errorf("SignedAt = %d, header %q", got.SignedAt, tt.header)
@@ -421,5 +428,71 @@ func TestIngestConcurrent(t *testing.T) {
 	wg.Wait()
 	if len(fa.calls) != 2*len(bodies) {
 		t.Errorf("%d appends, want %d", len(fa.calls), 2*len(bodies))
+	}
+}
+
+// Issue 16 item 11: only the signed parts of Stripe-Signature — t and the v1
+// that matched — go into the stored provenance: v0, unknown keys, other v1
+// values and padding are dropped. The stored header still re-verifies.
+func TestProvenanceKeepsOnlySignedParts(t *testing.T) {
+	fa := &fakeAppender{}
+	v := newVerifier(t, secretA, secretB)
+	svc := NewService(v, fa, ServiceOptions{Now: func() time.Time { return testNow }})
+	body := fixture(t, "01_account.created.json")
+	signedAt := testNow.Add(-time.Second)
+	ts := strconv.FormatInt(signedAt.Unix(), 10)
+	good := v1(body, secretB, signedAt)
+	header := "t=" + ts + ", v0=" + strings.Repeat("0", 64) + ",v1=" + v1(body, secretX, signedAt) +
+		",x-pad=" + strings.Repeat("p", 60<<10) + ",\tv1=" + good + ",v1=nothex"
+	if _, err := svc.Ingest(context.Background(), body, header); err != nil {
+		t.Fatal(err)
+	}
+	p := fa.calls[0].events[0].Provenance
+	want := "t=" + ts + ",v1=" + good
+	if p == nil || p.SignatureHeader != want {
+		t.Fatalf("stored signature header %.200q, want %q", p.SignatureHeader, want)
+	}
+	if ver, err := v.Reverify(body, p.SignatureHeader); err != nil || ver.SecretFingerprint != Fingerprint(secretB) {
+		t.Fatalf("the stored header does not re-verify: %+v %v", ver, err)
+	}
+}
+
+// SetSecrets swaps the set while requests are verified (serve's SIGHUP
+// reload): every Verify sees the old set or the new one, and a bad set is
+// refused without touching the one in use.
+func TestSetSecretsConcurrent(t *testing.T) {
+	v := newVerifier(t, secretA)
+	body := fixture(t, "01_account.created.json")
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 200; j++ {
+				// Racing the swaps: the race detector is the check.
+				_, _ = v.Verify(body, sign(body, secretB, testNow))
+			}
+		}()
+	}
+	for j := 0; j < 100; j++ {
+		if err := v.SetSecrets([]string{secretB, secretA}); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.SetSecrets([]string{secretB}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if err := v.SetSecrets(nil); err == nil {
+		t.Fatal("an empty set was accepted")
+	}
+	if err := v.SetSecrets([]string{secretA, ""}); err == nil || strings.Contains(err.Error(), secretA) {
+		t.Fatalf("empty secret: %v", err)
+	}
+	if got := v.Fingerprints(); len(got) != 1 || got[0] != Fingerprint(secretB) {
+		t.Fatalf("a refused set changed the secrets: %v", got)
+	}
+	if _, err := v.Verify(body, sign(body, secretA, testNow)); !errors.Is(err, ErrSignatureInvalid) {
+		t.Fatalf("a removed secret still verifies: %v", err)
 	}
 }

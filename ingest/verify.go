@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/stripe/stripe-go/v76/webhook"
@@ -28,18 +29,24 @@ type Verification struct {
 	// 8 bytes of SHA-256(secret). With several configured secrets (rotation)
 	// it says which one the sender used.
 	SecretFingerprint string
-	// Header is the Stripe-Signature header exactly as received.
+	// Header is the signed part of the Stripe-Signature header, in
+	// Stripe's form: "t=<t>,v1=<the v1 value that matched>". Other v1
+	// values, v0, unknown keys and spacing are not kept: they are not
+	// covered by the signature, so a sender could make provenance carry
+	// anything in them.
 	Header string
 }
 
 // Verifier checks Stripe-Signature headers against one or more endpoint
-// secrets. It is safe for concurrent use once built; set Now, if at all,
-// before the first Verify.
+// secrets. It is safe for concurrent use once built, SetSecrets included;
+// set Now, if at all, before the first Verify.
 type Verifier struct {
 	// Now returns the current time; nil means time.Now. Tests replace it.
 	Now func() time.Time
 
-	secrets   []secret
+	// secrets is swapped whole by SetSecrets: a Verify sees the old set or
+	// the new one, never a mix.
+	secrets   atomic.Pointer[[]secret]
 	tolerance time.Duration
 }
 
@@ -61,25 +68,38 @@ func Fingerprint(s string) string {
 // direction. It fails when secrets is empty, a secret is empty, or tolerance
 // is not positive.
 func NewVerifier(secrets []string, tolerance time.Duration) (*Verifier, error) {
-	if len(secrets) == 0 {
-		return nil, errors.New("new verifier: no webhook secret configured")
-	}
 	if tolerance <= 0 {
 		return nil, fmt.Errorf("new verifier: tolerance must be positive, got %s", tolerance)
 	}
 	v := &Verifier{tolerance: tolerance}
+	if err := v.SetSecrets(secrets); err != nil {
+		return nil, fmt.Errorf("new verifier: %w", err)
+	}
+	return v, nil
+}
+
+// SetSecrets replaces the accepted secrets (serve's reload of a rotated
+// secret file): requests verified after it returns use the new set. It
+// fails, keeping the old set, when secrets is empty or a secret is empty;
+// its errors never hold a secret.
+func (v *Verifier) SetSecrets(secrets []string) error {
+	if len(secrets) == 0 {
+		return errors.New("no webhook secret configured")
+	}
+	set := make([]secret, 0, len(secrets))
 	seen := make(map[string]bool, len(secrets))
 	for i, s := range secrets {
 		if s == "" {
-			return nil, fmt.Errorf("new verifier: webhook secret #%d is empty", i+1)
+			return fmt.Errorf("webhook secret #%d is empty", i+1)
 		}
 		if seen[s] {
 			continue // a repeated secret would only cost another HMAC
 		}
 		seen[s] = true
-		v.secrets = append(v.secrets, secret{value: s, fingerprint: Fingerprint(s)})
+		set = append(set, secret{value: s, fingerprint: Fingerprint(s)})
 	}
-	return v, nil
+	v.secrets.Store(&set)
+	return nil
 }
 
 // Tolerance returns the verifier's tolerance.
@@ -87,8 +107,9 @@ func (v *Verifier) Tolerance() time.Duration { return v.tolerance }
 
 // Fingerprints returns the fingerprints of the configured secrets, in order.
 func (v *Verifier) Fingerprints() []string {
-	fps := make([]string, len(v.secrets))
-	for i, s := range v.secrets {
+	secrets := *v.secrets.Load()
+	fps := make([]string, len(secrets))
+	for i, s := range secrets {
 		fps[i] = s.fingerprint
 	}
 	return fps
@@ -209,12 +230,14 @@ func (v *Verifier) Reverify(payload []byte, header string) (Verification, error)
 		return Verification{}, err
 	}
 	signedAt := time.Unix(sh.timestamp, 0)
-	for i := range v.secrets {
-		s := &v.secrets[i]
+	secrets := *v.secrets.Load()
+	for i := range secrets {
+		s := &secrets[i]
 		expected := webhook.ComputeSignature(signedAt, payload, s.value)
 		for j := range sh.sigs {
 			if hmac.Equal(expected, sh.sigs[j][:]) {
-				return Verification{SignedAt: sh.timestamp, SecretFingerprint: s.fingerprint, Header: header}, nil
+				return Verification{SignedAt: sh.timestamp, SecretFingerprint: s.fingerprint,
+					Header: "t=" + strconv.FormatInt(sh.timestamp, 10) + ",v1=" + hex.EncodeToString(sh.sigs[j][:])}, nil
 			}
 		}
 	}

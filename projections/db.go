@@ -13,6 +13,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/fcaudit/fcaudit/internal/atomicfile"
 	"github.com/fcaudit/fcaudit/internal/sqlitewc"
 	"github.com/fcaudit/fcaudit/store"
 )
@@ -142,6 +143,11 @@ func openDBs(path string, readOnly, plainVFS bool) (wdb, rdb *sql.DB, err error)
 		}
 	} else {
 		if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+			return nil, nil, err
+		}
+		// 0600 from creation, -wal and -shm included (the read models
+		// hold account data), whatever the umask.
+		if err := atomicfile.PrepareDB(abs); err != nil {
 			return nil, nil, err
 		}
 		params := url.Values{

@@ -16,6 +16,7 @@
 // atomically (Rebuild), and answers account queries (Accounts, Account,
 // AccountAt), which api serves as GET /v1/accounts and /v1/accounts/{id}.
 //
-// projections imports store (vocabulary) and jsonscan (the body scanner's
-// lexer); never a store backend, nor api.
+// projections imports store (vocabulary), jsonscan (the body scanner's
+// lexer) and atomicfile (readmodels.db and its -wal and -shm are 0600 from
+// creation); never a store backend, nor api.
 package projections

@@ -58,13 +58,15 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 }
 
 // SaveCheckpoint replaces path atomically: a crash leaves the old or the new
-// file, never a torn one.
+// file, never a torn one. The file is the run's own state, rewritten by
+// design (atomicfile.Replace), but a path that is not a regular file (a
+// symlink, /dev/null) is refused, never replaced.
 func SaveCheckpoint(path string, cp *Checkpoint) error {
 	b, err := json.Marshal(cp)
 	if err != nil {
 		return fmt.Errorf("encode checkpoint: %w", err)
 	}
-	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n'), atomicfile.FileMode, atomicfile.Replace); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	return nil

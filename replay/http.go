@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/fcaudit/fcaudit/internal/redact"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -103,7 +103,7 @@ func (s *HTTPSender) Send(ctx context.Context, ev *store.RecordedEvent) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(ev.Data))
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return fmt.Errorf("build request: %w", redact.URLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Stripe-Signature", Signature(now(), ev.Data, s.Secret))
@@ -115,7 +115,9 @@ func (s *HTTPSender) Send(ctx context.Context, ev *store.RecordedEvent) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return &SendError{Retryable: retryableNetErr(err), Err: err}
+		// The *url.Error quotes the whole URL; failure lines and the
+		// audit record show this error.
+		return &SendError{Retryable: retryableNetErr(err), Err: redact.URLError(err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
@@ -139,7 +141,7 @@ func responseSummary(resp *http.Response, body []byte) string {
 		msg = msg[:200] + "…"
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return "redirect to " + resp.Header.Get("Location") + " not followed"
+		return "redirect to " + redact.URL(resp.Header.Get("Location")) + " not followed"
 	}
 	if msg == "" {
 		return http.StatusText(resp.StatusCode)
@@ -176,20 +178,6 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 // RedactURL returns u without credentials: userinfo removed, every query
 // value replaced by REDACTED (tokens often travel there), fragment dropped.
-// It is what the audit log and messages show.
-func RedactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	p.User = nil
-	p.Fragment, p.RawFragment = "", ""
-	if p.RawQuery != "" {
-		q := p.Query()
-		for k := range q {
-			q[k] = []string{"REDACTED"}
-		}
-		p.RawQuery = q.Encode()
-	}
-	return p.String()
-}
+// It is what the audit log and messages show; it is redact.URL, fcaudit's
+// one URL redaction.
+func RedactURL(u string) string { return redact.URL(u) }

@@ -169,3 +169,44 @@ type rebuildFunc func(progress func(int)) error
 func (f rebuildFunc) Rebuild(_ context.Context, _ string, _ store.Filter, progress func(int)) error {
 	return f(progress)
 }
+
+// A failure line quotes the target URL (net/http's errors do): neither the
+// summary on stderr nor the audit record may show its query string or
+// userinfo, and a redirect's Location is redacted too.
+func TestRunFailureRedactsURL(t *testing.T) {
+	const token = "tok_replay_leak_7c1e"
+	st, _ := openStore(t)
+	seed(t, st, 1, 1)
+	rc := newReceiver(t)
+	rc.respond = func(n int, id string, w http.ResponseWriter) bool {
+		w.Header().Set("Location", "https://elsewhere.example/?token="+token)
+		w.WriteHeader(http.StatusFound)
+		return true
+	}
+	for name, target := range map[string]string{
+		// Nothing listens on port 1: a network error quoting the URL.
+		"network error": "http://user:" + token + "@127.0.0.1:1/hook?token=" + token,
+		"redirect":      rc.srv.URL + "/hook?token=" + token,
+	} {
+		t.Run(name, func(t *testing.T) {
+			req := httpRequest(rc)
+			req.URL, req.Target.URL = target, RedactURL(target)
+			req.MaxRetries = 0
+			out, err := Run(context.Background(), st, req)
+			if err != nil || out.Result.Failed != 1 {
+				t.Fatalf("outcome %+v, %v: want one failed event", out, err)
+			}
+			var summary bytes.Buffer
+			out.WriteSummary(&summary)
+			if !strings.Contains(summary.String(), "failed: ") {
+				t.Fatalf("no failure line in %q", summary.String())
+			}
+			rec, _ := json.Marshal(recordedRuns(t, st))
+			for what, s := range map[string]string{"summary": summary.String(), "audit record": string(rec)} {
+				if strings.Contains(s, token) {
+					t.Errorf("the %s shows the URL's secret:\n%s", what, s)
+				}
+			}
+		})
+	}
+}

@@ -73,18 +73,25 @@ func writeDevConfig(dataDir string, c devConfig) error {
 		return err
 	}
 	path := filepath.Join(dataDir, devConfigFile)
-	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n'), atomicfile.FileMode, atomicfile.Replace); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
 
 // webhookTarget fills in a webhook URL and signing secret the user did not
-// give: the secret from STRIPE_WEBHOOK_SECRET, else both from the dev server's
+// give: the secret from STRIPE_WEBHOOK_SECRET (or the first secret of
+// STRIPE_WEBHOOK_SECRET_FILE), else both from the dev server's
 // DATA_DIR/dev.json (trigger and loadgen share these defaults).
 func webhookTarget(dataDir string, url, secret *string) error {
 	if *secret == "" {
 		if s := envList("STRIPE_WEBHOOK_SECRET"); len(s) > 0 {
+			*secret = s[0]
+		} else if file := os.Getenv("STRIPE_WEBHOOK_SECRET_FILE"); file != "" {
+			s, err := (&secretSource{name: "secret", list: true}).read(file)
+			if err != nil {
+				return fmt.Errorf("STRIPE_WEBHOOK_SECRET_FILE: %w", err)
+			}
 			*secret = s[0]
 		}
 	}

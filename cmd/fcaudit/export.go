@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fcaudit/fcaudit/audit"
+	"github.com/fcaudit/fcaudit/internal/atomicfile"
 	"github.com/fcaudit/fcaudit/internal/timearg"
 )
 
@@ -18,6 +20,7 @@ type exportOptions struct {
 	since, until string
 	format       string
 	out          string
+	force        bool
 	bundle       string
 	now          func() time.Time
 }
@@ -35,8 +38,11 @@ func newExportCommand(f *factory) *cobra.Command {
                     status after the event, with a header row
 
 --since/--until select by the Stripe created time (inclusive; RFC 3339 or Unix
-seconds). --bundle DIR (a new or empty directory) also writes an evidence
-bundle: records.ndjson, events.csv, status_timeline.json, chain_proof.json
+seconds). --out FILE is written atomically with mode 0600; an existing FILE is
+refused unless --force (it then keeps its mode), a symlink, device or directory
+always; '-' (the default) writes to stdout. --bundle DIR (a new or empty directory) also writes an evidence
+bundle (built under a temporary name and renamed into place, so DIR is
+complete or absent; files 0600, directories 0700): records.ndjson, events.csv, status_timeline.json, chain_proof.json
 (every revision's body hash and chain hash, with the recipe to recompute
 them), bodies/ (the exact bytes) and manifest.json (SHA-256 of every file),
 plus README.txt for the auditor. The SHA-256 of manifest.json is printed:
@@ -58,7 +64,8 @@ An unknown account is an error (exit 1).`,
 	fl.StringVar(&o.since, "since", "", "only events created at or after `T` (RFC 3339 or Unix seconds)")
 	fl.StringVar(&o.until, "until", "", "only events created at or before `T` (RFC 3339 or Unix seconds)")
 	fl.StringVar(&o.format, "format", "ndjson", "output format: ndjson or csv")
-	fl.StringVar(&o.out, "out", "-", "write to `FILE` (atomically) instead of stdout")
+	fl.StringVar(&o.out, "out", "-", "write to `FILE` (atomically, mode 0600) instead of stdout ('-'); an existing FILE is refused without --force")
+	fl.BoolVar(&o.force, "force", false, "let --out replace an existing file (it keeps its mode); never a symlink or device")
 	fl.StringVar(&o.bundle, "bundle", "", "also write an evidence bundle into `DIR` (new or empty)")
 	return cmd
 }
@@ -71,7 +78,7 @@ func runExport(ctx context.Context, f *factory, o *exportOptions) error {
 		return flagError("format", fmt.Errorf("%q: want ndjson or csv", o.format))
 	}
 	req := audit.ExportRequest{ExportOptions: audit.ExportOptions{Account: o.account},
-		Format: o.format, Out: o.out, Stdout: f.out, Bundle: o.bundle, Now: o.now()}
+		Format: o.format, Out: o.out, Force: o.force, Stdout: f.out, Bundle: o.bundle, Now: o.now()}
 	for _, tf := range []struct {
 		flag, val string
 		dst       *int64
@@ -84,6 +91,9 @@ func runExport(ctx context.Context, f *factory, o *exportOptions) error {
 			return flagError(tf.flag, err)
 		}
 		*tf.dst = t.Unix()
+	}
+	if o.force && o.out == "-" {
+		return flagError("force", errors.New("only applies to --out FILE"))
 	}
 	if req.Since != 0 && req.Until != 0 && req.Since > req.Until {
 		return flagError("since", errors.New("is after --until"))
@@ -99,6 +109,13 @@ func runExport(ctx context.Context, f *factory, o *exportOptions) error {
 	}
 	if errors.Is(err, audit.ErrUnknownAccount) {
 		return &exitError{code: exitFailure, msg: fmt.Sprintf("export: no stored events for account %q (is --data-dir right?)", o.account)}
+	}
+	if !res.Written && (errors.Is(err, fs.ErrExist) || errors.Is(err, atomicfile.ErrNotRegular)) {
+		// A refused --out or --bundle target, found before any work.
+		if errors.Is(err, fs.ErrExist) && !o.force && o.bundle == "" {
+			err = fmt.Errorf("%w: pass --force to replace it", err)
+		}
+		return &usageError{err: err}
 	}
 	if err != nil {
 		return err

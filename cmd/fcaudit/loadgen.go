@@ -54,7 +54,7 @@ come from DATA_DIR/dev.json, written by 'serve --dev'.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.url, "url", "", "webhook endpoint; a URL without a path gets /webhooks/stripe (default: the dev server's, from DATA_DIR/dev.json)")
-	fl.StringVar(&o.secret, "secret", "", "webhook signing secret (default: STRIPE_WEBHOOK_SECRET, else DATA_DIR/dev.json)")
+	fl.StringVar(&o.secret, "secret", "", "webhook signing secret (default: STRIPE_WEBHOOK_SECRET or STRIPE_WEBHOOK_SECRET_FILE, else DATA_DIR/dev.json)")
 	fl.IntVarP(&o.requests, "requests", "n", loadgen.DefaultRequests, "number of requests to send")
 	fl.IntVarP(&o.senders, "concurrency", "c", loadgen.DefaultConcurrency, "concurrent senders")
 	fl.IntVar(&o.accounts, "accounts", loadgen.DefaultAccounts, "distinct FC accounts the events are spread over")

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -29,7 +28,7 @@ type replayOptions struct {
 	limit        int
 
 	to, projection string
-	signingSecret  string
+	signingSecret  secretSource
 	concurrency    int
 	rate           float64
 	maxRetries     int
@@ -39,7 +38,7 @@ type replayOptions struct {
 }
 
 func newReplayCommand(f *factory) *cobra.Command {
-	o := &replayOptions{}
+	o := &replayOptions{signingSecret: secretSource{name: "signing-secret", env: "FCAUDIT_REPLAY_SIGNING_SECRET"}}
 	cmd := &cobra.Command{
 		Use:   "replay",
 		Short: "Re-deliver, re-apply or export stored events",
@@ -87,7 +86,7 @@ replays (GET /v1/replays).`,
 	fl.IntVar(&o.limit, "limit", 0, "select at most N events (0 = all)")
 	fl.StringVar(&o.to, "to", "", "target: an http(s) URL to re-deliver to, or '-' for NDJSON on stdout")
 	fl.StringVar(&o.projection, "projection", "", "target: rebuild this read model from the selection (e.g. account_status)")
-	fl.StringVar(&o.signingSecret, "signing-secret", os.Getenv("FCAUDIT_REPLAY_SIGNING_SECRET"), "the receiver's Stripe signing secret (whsec_…); required with --to URL (env FCAUDIT_REPLAY_SIGNING_SECRET)")
+	o.signingSecret.register(fl, "the receiver's Stripe signing secret (whsec_…); required with --to URL")
 	fl.IntVar(&o.concurrency, "concurrency", replay.DefaultConcurrency, "requests in flight (events of one account are always sent one at a time)")
 	fl.Float64Var(&o.rate, "rate", 0, "at most N requests per second, retries included (0 = unlimited)")
 	fl.IntVar(&o.maxRetries, "max-retries", replay.DefaultMaxRetries, "retries of an event after a 5xx, 429 or network error (0 = none)")
@@ -103,6 +102,7 @@ type replayRun struct {
 	sel    replay.Selection
 	target replay.Target
 	url    string // unredacted, --to URL only
+	secret string // --to URL only
 }
 
 // targetKey ties a checkpoint to the exact target. For a URL it is a hash
@@ -171,8 +171,15 @@ func parseReplay(cmd *cobra.Command, o *replayOptions) (*replayRun, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, flagError("to", fmt.Errorf("%q: want an http:// or https:// URL, or '-' for stdout", replay.RedactURL(o.to)))
 		}
-		if o.signingSecret == "" && !o.dryRun {
-			return nil, flagError("signing-secret", errors.New("required with --to URL (or set FCAUDIT_REPLAY_SIGNING_SECRET): the receiver's Stripe signing secret"))
+		secrets, _, err := o.signingSecret.resolve()
+		if err != nil {
+			return nil, err
+		}
+		if len(secrets) == 0 && !o.dryRun {
+			return nil, flagError("signing-secret", errors.New("required with --to URL (or --signing-secret-file, FCAUDIT_REPLAY_SIGNING_SECRET, FCAUDIT_REPLAY_SIGNING_SECRET_FILE): the receiver's Stripe signing secret"))
+		}
+		if len(secrets) > 0 {
+			rr.secret = secrets[0]
 		}
 		rr.url = o.to
 		rr.target = replay.Target{Kind: "http", URL: replay.RedactURL(o.to)}
@@ -194,7 +201,7 @@ func parseReplay(cmd *cobra.Command, o *replayOptions) (*replayRun, error) {
 	} else {
 		// Delivery settings mean nothing for the other targets: say so
 		// rather than ignore them.
-		for _, name := range []string{"signing-secret", "concurrency", "rate", "max-retries", "timeout", "checkpoint"} {
+		for _, name := range []string{"signing-secret", "signing-secret-file", "concurrency", "rate", "max-retries", "timeout", "checkpoint"} {
 			if cmd.Flags().Changed(name) {
 				return nil, flagError(name, errors.New("only applies to --to URL"))
 			}
@@ -239,7 +246,7 @@ func runReplay(ctx context.Context, f *factory, cmd *cobra.Command, o *replayOpt
 	}
 	defer st.Close()
 	req := replay.RunRequest{
-		Selection: rr.sel, Target: rr.target, URL: rr.url, Secret: o.signingSecret,
+		Selection: rr.sel, Target: rr.target, URL: rr.url, Secret: rr.secret,
 		Concurrency: o.concurrency, Rate: o.rate, MaxRetries: o.maxRetries, Timeout: o.timeout,
 		Checkpoint: o.checkpoint, TargetKey: rr.targetKey(),
 		Out: f.out, Progress: progress.New(f.errOut, isTerminal(f.errOut)), Logger: log,

@@ -108,6 +108,7 @@ verify, export and replay the history.`,
 	pf.StringVar(&f.eventStore, "eventstore", os.Getenv("FCAUDIT_EVENTSTORE"), "EventStoreDB connection string (esdb://… or esdb+discover://…); empty = embedded store (env FCAUDIT_EVENTSTORE)")
 	pf.StringVar(&f.logFormat, "log-format", envOr("FCAUDIT_LOG_FORMAT", "text"), "log format: text or json (env FCAUDIT_LOG_FORMAT)")
 	pf.StringVar(&f.logLevel, "log-level", envOr("FCAUDIT_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env FCAUDIT_LOG_LEVEL)")
+	hideEnvDefault(pf, "eventstore", "FCAUDIT_EVENTSTORE") // it may carry credentials
 
 	root.AddCommand(
 		newServeCommand(f),

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,28 +17,34 @@ import (
 	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/audit"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/metrics"
 	"github.com/fcaudit/fcaudit/replay"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
 
 type serveOptions struct {
-	listen       string
-	secrets      []string
-	tokens       []string
-	tolerance    time.Duration
-	dev          bool
-	maxBodyBytes int64
-	maxConns     int
-	maxInflight  int64
-	drainTimeout time.Duration
-	pprof        string
+	listen string
+	// webhookSecrets and apiTokens: flags, environment or files (the files
+	// are re-read on SIGHUP).
+	webhookSecrets secretSource
+	apiTokens      secretSource
+	tolerance      time.Duration
+	dev            bool
+	maxBodyBytes   int64
+	maxConns       int
+	maxInflight    int64
+	drainTimeout   time.Duration
+	pprof          string
 	// reconcileEvery > 0 runs the backfill reconciliation in the background.
 	reconcileEvery time.Duration
 }
 
 func newServeCommand(f *factory) *cobra.Command {
-	o := &serveOptions{}
+	o := &serveOptions{
+		webhookSecrets: secretSource{name: "webhook-secret", env: "STRIPE_WEBHOOK_SECRET", list: true},
+		apiTokens:      secretSource{name: "api-token", env: "FCAUDIT_API_TOKENS", list: true},
+	}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run webhook ingest, projections and the query API",
@@ -44,10 +53,20 @@ and the query API (/v1) in one process.
 
 A webhook is answered 200 only after it is durably stored. Without a webhook
 secret serve refuses to start; --dev generates one (and an API token), prints
-them and saves them in DATA_DIR/dev.json for 'fcaudit trigger'.`,
+them and saves them in DATA_DIR/dev.json for 'fcaudit trigger'.
+
+Secrets can come from files (--webhook-secret-file, --api-token-file, or
+STRIPE_WEBHOOK_SECRET_FILE / FCAUDIT_API_TOKENS_FILE, as Docker and Kubernetes
+mount them): one secret per line, blank lines and # comments ignored. On
+SIGHUP serve re-reads those files and uses what they hold from then on, so a
+secret is rotated without a restart: add the new line, reload, switch the
+sender over, remove the old line, reload. A file that cannot be read or holds
+no secret is reported and the secrets in use are kept.`,
 		Example: `  fcaudit serve --dev
   STRIPE_WEBHOOK_SECRET=whsec_… FCAUDIT_API_TOKENS=t1 fcaudit serve --listen 0.0.0.0:8080
-  fcaudit serve --webhook-secret whsec_new --webhook-secret whsec_old --api-token t1`,
+  fcaudit serve --webhook-secret whsec_new --webhook-secret whsec_old --api-token t1
+  fcaudit serve --webhook-secret-file /run/secrets/stripe_whsec --api-token-file /run/secrets/fcaudit_tokens
+  kill -HUP $(pidof fcaudit)   # after editing a secret file`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd.Context(), f, o)
@@ -55,8 +74,8 @@ them and saves them in DATA_DIR/dev.json for 'fcaudit trigger'.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.listen, "listen", envOr("FCAUDIT_LISTEN", "127.0.0.1:8080"), "address to listen on (env FCAUDIT_LISTEN)")
-	fl.StringArrayVar(&o.secrets, "webhook-secret", envList("STRIPE_WEBHOOK_SECRET"), "Stripe endpoint signing secret; repeat during a secret roll (env STRIPE_WEBHOOK_SECRET, comma-separated)")
-	fl.StringArrayVar(&o.tokens, "api-token", envList("FCAUDIT_API_TOKENS"), "bearer token accepted by /v1; repeatable (env FCAUDIT_API_TOKENS, comma-separated)")
+	o.webhookSecrets.register(fl, "Stripe endpoint signing secret; give both during a secret roll")
+	o.apiTokens.register(fl, "bearer token accepted by /v1")
 	tol := 5 * time.Minute
 	if v := os.Getenv("FCAUDIT_TOLERANCE"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
@@ -105,6 +124,16 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	if o.maxInflight <= 0 {
 		return flagError("max-inflight-bytes", fmt.Errorf("must be positive, got %d", o.maxInflight))
 	}
+	secrets, secretFile, err := o.webhookSecrets.resolve()
+	if err != nil {
+		return err
+	}
+	tokens, tokenFile, err := o.apiTokens.resolve()
+	if err != nil {
+		return err
+	}
+	// devSecret and devToken stay accepted across reloads of the files.
+	var devSecret, devToken []string
 	if o.dev {
 		host, _, err := net.SplitHostPort(o.listen)
 		if err != nil {
@@ -117,8 +146,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		if err != nil {
 			return fmt.Errorf("dev credentials: %w", err)
 		}
-		o.secrets = append(o.secrets, dc.WebhookSecret)
-		o.tokens = append(o.tokens, dc.APIToken)
+		devSecret, devToken = []string{dc.WebhookSecret}, []string{dc.APIToken}
 		verb := "reusing"
 		if created {
 			verb = "generated"
@@ -126,16 +154,23 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		fmt.Fprintf(f.errOut, "dev mode (%s %s):\n  webhook secret: %s\n  API token:      %s\n",
 			verb, strings.TrimPrefix(f.dataDir+"/"+devConfigFile, "./"), dc.WebhookSecret, dc.APIToken)
 	}
-	if len(o.secrets) == 0 {
-		return &usageError{errors.New("no webhook secret: set --webhook-secret or STRIPE_WEBHOOK_SECRET (or try --dev)")}
+	secrets, tokens = append(secrets, devSecret...), append(tokens, devToken...)
+	if len(secrets) == 0 {
+		return &usageError{errors.New("no webhook secret: set --webhook-secret or STRIPE_WEBHOOK_SECRET (or a file: --webhook-secret-file, STRIPE_WEBHOOK_SECRET_FILE; or try --dev)")}
 	}
-	if len(o.tokens) == 0 {
-		log.Warn("no API token configured (--api-token / FCAUDIT_API_TOKENS): every /v1 request will get 401")
+	if len(tokens) == 0 {
+		log.Warn("no API token configured (--api-token / FCAUDIT_API_TOKENS, or a token file): every /v1 request will get 401")
 	}
-	verifier, err := ingest.NewVerifier(o.secrets, o.tolerance)
+	verifier, err := ingest.NewVerifier(secrets, o.tolerance)
 	if err != nil {
 		return flagError("webhook-secret", err)
 	}
+	tokenSet := api.NewTokenSet(tokens)
+	stopReload := reloadOnSIGHUP(secretReload{
+		webhookSecrets: &o.webhookSecrets, secretFile: secretFile, devSecret: devSecret, verifier: verifier,
+		apiTokens: &o.apiTokens, tokenFile: tokenFile, devToken: devToken, tokens: tokenSet, log: log,
+	})
+	defer stopReload()
 
 	if o.pprof != "" {
 		stopPprof, err := startPprof(o.pprof, log)
@@ -183,7 +218,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		Reconciliation:   reconciliation,
 		Store:            st,
 		Ingest:           svc,
-		Tokens:           o.tokens,
+		TokenSet:         tokenSet,
 		Ready:            st.Ping,
 		MaxBodyBytes:     o.maxBodyBytes,
 		MaxInflightBytes: o.maxInflight,
@@ -201,7 +236,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		return err
 	}
 	log.Info("fcaudit serving", "addr", srv.Addr(), "webhook", "http://"+srv.Addr()+"/webhooks/stripe",
-		"secrets", len(o.secrets), "tokens", len(o.tokens),
+		"secrets", len(secrets), "tokens", tokenSet.Len(),
 		"max_connections", o.maxConns, "max_inflight_bytes", o.maxInflight)
 
 	<-ctx.Done()
@@ -217,4 +252,79 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// secretReload is what serve re-reads on SIGHUP: the secret files, and the
+// sets they feed.
+type secretReload struct {
+	webhookSecrets *secretSource
+	secretFile     string   // "" when the secrets did not come from a file
+	devSecret      []string // --dev's, kept across reloads
+	verifier       *ingest.Verifier
+
+	apiTokens *secretSource
+	tokenFile string
+	devToken  []string
+	tokens    *api.TokenSet
+
+	log *slog.Logger
+}
+
+// reloadOnSIGHUP re-reads the secret files on every SIGHUP until stop is
+// called.
+func reloadOnSIGHUP(r secretReload) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-ch:
+				r.reload()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+		<-finished
+	}
+}
+
+// reload re-reads the files. A file that cannot be read, or holds no
+// secret, is reported and its set keeps what it had: a botched edit must
+// not lock Stripe or the API's users out. Its errors never hold a secret.
+func (r secretReload) reload() {
+	if r.secretFile == "" && r.tokenFile == "" {
+		r.log.Warn("SIGHUP: nothing to reload (no --webhook-secret-file or --api-token-file)")
+		return
+	}
+	ok := true
+	if r.secretFile != "" {
+		secrets, err := r.webhookSecrets.read(r.secretFile)
+		if err == nil {
+			err = r.verifier.SetSecrets(append(secrets, r.devSecret...))
+		}
+		if err != nil {
+			ok = false
+			r.log.Error("SIGHUP: webhook secrets not reloaded; keeping the ones in use", logkey.Err(err))
+		}
+	}
+	if r.tokenFile != "" {
+		tokens, err := r.apiTokens.read(r.tokenFile)
+		if err != nil {
+			ok = false
+			r.log.Error("SIGHUP: API tokens not reloaded; keeping the ones in use", logkey.Err(err))
+		} else {
+			r.tokens.Set(append(tokens, r.devToken...))
+		}
+	}
+	if ok {
+		r.log.Info("secrets reloaded", "secrets", len(r.verifier.Fingerprints()),
+			"secret_fingerprints", r.verifier.Fingerprints(), "tokens", r.tokens.Len())
+	}
 }

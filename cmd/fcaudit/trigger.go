@@ -47,7 +47,7 @@ Defaults for --url and --secret come from DATA_DIR/dev.json, written by 'serve -
 	fl := cmd.Flags()
 	fl.StringVar(&o.account, "account", "", "FC account id (fca_…); default: a new random account")
 	fl.StringVar(&o.url, "url", "", "webhook endpoint (default: the dev server's, from DATA_DIR/dev.json)")
-	fl.StringVar(&o.secret, "secret", "", "webhook signing secret (default: STRIPE_WEBHOOK_SECRET, else DATA_DIR/dev.json)")
+	fl.StringVar(&o.secret, "secret", "", "webhook signing secret (default: STRIPE_WEBHOOK_SECRET or STRIPE_WEBHOOK_SECRET_FILE, else DATA_DIR/dev.json)")
 	fl.DurationVar(&o.timeout, "timeout", 10*time.Second, "request timeout")
 	return cmd
 }

@@ -4,26 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fcaudit/fcaudit/audit"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/atomicfile"
 	"github.com/fcaudit/fcaudit/internal/progress"
 )
 
 type verifyOptions struct {
 	writeCheckpoint string
+	force           bool
 	against         string
 	skipMetadata    bool
-	secrets         []string
+	secrets         secretSource
 	pageSize        int
 	now             func() time.Time
 }
 
 func newVerifyCommand(f *factory) *cobra.Command {
-	o := &verifyOptions{now: time.Now}
+	o := &verifyOptions{now: time.Now,
+		secrets: secretSource{name: "webhook-secret", env: "STRIPE_WEBHOOK_SECRET", list: true}}
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Prove the stored history is unaltered (hash chains, body hashes, checkpoints)",
@@ -43,12 +47,14 @@ stream on stdout; 2 for a bad command line. It works while serve runs: it covers
 the log up to its head when verify started.
 
 --write-checkpoint FILE saves every stream's last revision and chain hash plus a
-digest over all of them (only when the log is intact). Keep that file (or at
+digest over all of them (only when the log is intact), mode 0600; it never
+replaces an existing file unless --force (the file keeps its mode), nor a
+symlink or device ever; '-' writes it to stdout (the report then goes to stderr). Keep that file (or at
 least its digest) outside fcaudit; later, --against FILE proves every stream
 still holds exactly that prefix (events appended since are fine).
 
-With the webhook signing secrets (--webhook-secret, or STRIPE_WEBHOOK_SECRET as
-for serve) every webhook's stored Stripe-Signature is re-checked against its
+With the webhook signing secrets (--webhook-secret, --webhook-secret-file,
+STRIPE_WEBHOOK_SECRET or STRIPE_WEBHOOK_SECRET_FILE, as for serve) every webhook's stored Stripe-Signature is re-checked against its
 stored body, however old: the chain is unkeyed, so someone who can write the
 file could rewrite a body and recompute the chain, but not Stripe's signature.
 Webhooks signed with a secret not given are counted, not failed.`,
@@ -62,10 +68,11 @@ Webhooks signed with a secret not given are counted, not failed.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&o.writeCheckpoint, "write-checkpoint", "", "after an intact verification, write a checkpoint of every stream to `FILE` (atomically)")
+	fl.StringVar(&o.writeCheckpoint, "write-checkpoint", "", "after an intact verification, write a checkpoint of every stream to `FILE` (atomically, mode 0600; '-' for stdout); an existing FILE is refused without --force")
+	fl.BoolVar(&o.force, "force", false, "let --write-checkpoint replace an existing file (it keeps its mode); never a symlink or device")
 	fl.StringVar(&o.against, "against", "", "also prove that every stream still holds the prefix recorded in checkpoint `FILE`")
 	fl.BoolVar(&o.skipMetadata, "skip-metadata", false, "check hashes and chains only, not the metadata columns against the bodies (faster)")
-	fl.StringArrayVar(&o.secrets, "webhook-secret", envList("STRIPE_WEBHOOK_SECRET"), "re-check stored webhook signatures with this signing secret; repeatable (env STRIPE_WEBHOOK_SECRET, comma-separated)")
+	o.secrets.register(fl, "re-check stored webhook signatures with this signing secret")
 	fl.IntVar(&o.pageSize, "page-size", 5000, "events per read; each read is a short snapshot, so serve is not held up")
 	return cmd
 }
@@ -77,9 +84,25 @@ func runVerify(ctx context.Context, f *factory, o *verifyOptions) error {
 	if o.writeCheckpoint != "" && o.writeCheckpoint == o.against {
 		return flagError("write-checkpoint", errors.New("must differ from --against (the old checkpoint is the evidence)"))
 	}
+	policy := atomicfile.NoClobber
+	if o.force {
+		policy = atomicfile.Force
+	}
+	if o.writeCheckpoint != "" && o.writeCheckpoint != "-" {
+		// Refuse the target now rather than after reading the whole log.
+		if err := atomicfile.Check(o.writeCheckpoint, policy); err != nil {
+			return flagError("write-checkpoint", checkpointTargetError(err))
+		}
+	} else if o.force {
+		return flagError("force", errors.New("only applies to --write-checkpoint FILE"))
+	}
 	opts := audit.VerifyOptions{PageSize: o.pageSize, SkipMetadata: o.skipMetadata}
-	if len(o.secrets) > 0 {
-		v, err := ingest.NewVerifier(o.secrets, ingest.DefaultTolerance)
+	secrets, _, err := o.secrets.resolve()
+	if err != nil {
+		return err
+	}
+	if len(secrets) > 0 {
+		v, err := ingest.NewVerifier(secrets, ingest.DefaultTolerance)
 		if err != nil {
 			return flagError("webhook-secret", err)
 		}
@@ -128,16 +151,37 @@ func runVerify(ctx context.Context, f *factory, o *verifyOptions) error {
 		fmt.Fprintln(f.out, summary)
 		return &exitError{code: exitFailure, msg: fmt.Sprintf("verify: %d of %d streams damaged (first broken event of each above)", len(rep.Damaged), max(rep.Streams, len(rep.Damaged)))}
 	}
-	fmt.Fprintln(f.out, "OK "+summary)
+	// With the checkpoint on stdout, the report goes to stderr.
+	report := f.out
+	if o.writeCheckpoint == "-" {
+		report = f.errOut
+	}
+	fmt.Fprintln(report, "OK "+summary)
 	if o.writeCheckpoint != "" {
 		cp := audit.NewCheckpoint(rep, o.now())
-		if err := audit.WriteCheckpoint(o.writeCheckpoint, cp); err != nil {
-			return err
+		if o.writeCheckpoint == "-" {
+			b, err := audit.MarshalCheckpoint(cp)
+			if err != nil {
+				return err
+			}
+			if _, err := f.out.Write(b); err != nil {
+				return fmt.Errorf("write checkpoint to stdout: %w", err)
+			}
+		} else if err := audit.WriteCheckpoint(o.writeCheckpoint, cp, policy); err != nil {
+			return checkpointTargetError(err)
 		}
-		fmt.Fprintf(f.out, "checkpoint written to %s: %d streams, head position %d, digest %s\n",
+		fmt.Fprintf(report, "checkpoint written to %s: %d streams, head position %d, digest %s\n",
 			o.writeCheckpoint, len(cp.Streams), cp.HeadPosition, cp.Digest)
 	}
 	return nil
+}
+
+// checkpointTargetError explains a refused --write-checkpoint target.
+func checkpointTargetError(err error) error {
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: pass --force to replace it", err)
+	}
+	return err
 }
 
 // drawVerifyProgress draws "verify [====  ] 42% N events", throttled but

@@ -12,6 +12,7 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/fcaudit/fcaudit/internal/logkey"
+	"github.com/fcaudit/fcaudit/internal/redact"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
@@ -91,7 +92,9 @@ func Open(ctx context.Context, connString string, opts Options) (*Store, error) 
 	}
 	cfg, err := esdb.ParseConnectionString(connString)
 	if err != nil {
-		return nil, fmt.Errorf("open eventstoredb: %w", err)
+		// url.Parse's errors quote the connection string, credentials
+		// and all.
+		return nil, fmt.Errorf("open eventstoredb: %w", redact.URLError(err))
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -28,11 +28,9 @@ func (s *Store) Backup(ctx context.Context, dst string) (int64, error) {
 	}
 	tmpName := tmp.Name()
 	tmp.Close()
-	// VACUUM INTO wants a file that does not exist (or is empty); the name
-	// was reserved only so two backups cannot pick the same one.
-	if err := os.Remove(tmpName); err != nil {
-		return 0, fmt.Errorf("backup to %s: %w", dst, err)
-	}
+	// VACUUM INTO accepts an existing empty file and keeps its mode: the
+	// copy is 0600 (CreateTemp's mode) from its first byte, and no other
+	// backup can pick the same name.
 	done := false
 	defer func() {
 		if !done {
@@ -42,7 +40,11 @@ func (s *Store) Backup(ctx context.Context, dst string) (int64, error) {
 	if _, err := s.rdb.ExecContext(ctx, "VACUUM INTO ?", tmpName); err != nil {
 		return 0, fmt.Errorf("backup to %s: %w", dst, s.readErr(ctx, err))
 	}
-	// The log is evidence and personal data: owner-only, like DATA_DIR.
+	if backupAfterVacuum != nil {
+		backupAfterVacuum(tmpName)
+	}
+	// The log is evidence and personal data: owner-only, like DATA_DIR
+	// (in case SQLite recreated the file).
 	if err := os.Chmod(tmpName, 0o600); err != nil {
 		return 0, fmt.Errorf("backup to %s: %w", dst, err)
 	}
@@ -62,6 +64,10 @@ func (s *Store) Backup(ctx context.Context, dst string) (int64, error) {
 	}
 	return size, nil
 }
+
+// backupAfterVacuum, set by tests, sees the temporary file as VACUUM INTO
+// left it.
+var backupAfterVacuum func(tmp string)
 
 // syncFile fsyncs a file or directory and returns its size.
 func syncFile(path string) (int64, error) {

@@ -1,7 +1,8 @@
 // Package sqlite is fcaudit's embedded event log: one SQLite file (FileName
 // inside the data directory) in WAL mode, implementing store.Store. It
-// imports store and the modernc.org/sqlite driver (pure Go, no cgo) and
-// never another backend.
+// imports store and the modernc.org/sqlite driver (pure Go, no cgo), and
+// internal/atomicfile for its file modes (the log and its -wal and -shm are
+// 0600 from creation), never another backend.
 //
 // # Durability and group commit
 //

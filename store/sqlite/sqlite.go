@@ -15,6 +15,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/fcaudit/fcaudit/internal/atomicfile"
 	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/internal/sqlitewc"
 	"github.com/fcaudit/fcaudit/store"
@@ -187,6 +188,11 @@ func (s *Store) open() error {
 	if !s.opts.ReadOnly {
 		if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 			return &unavailableError{err: err}
+		}
+		// 0600 from creation, -wal and -shm included, whatever the
+		// umask and the data directory's mode.
+		if err := atomicfile.PrepareDB(abs); err != nil {
+			return err
 		}
 		if s.opts.PlainVFS {
 			s.log.Info("writing through SQLite's default VFS (write combining switched off)")
