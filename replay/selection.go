@@ -75,6 +75,27 @@ func (s Selection) Validate() error {
 	return nil
 }
 
+// NarrowedBy names the first field that narrows the selection, as the
+// replay command's flag ("account", "type", "since", "until",
+// "from-position", "limit"), or "" when the selection is the whole log.
+func (s Selection) NarrowedBy() string {
+	switch {
+	case len(s.Accounts) > 0:
+		return "account"
+	case len(s.Types) > 0:
+		return "type"
+	case !s.Since.IsZero():
+		return "since"
+	case !s.Until.IsZero():
+		return "until"
+	case s.FromPosition != 0:
+		return "from-position"
+	case s.Limit != 0:
+		return "limit"
+	}
+	return ""
+}
+
 // key identifies the selection (order-insensitive) for checkpoints.
 func (s Selection) key() string {
 	c := s

@@ -160,8 +160,10 @@ func parseReplay(cmd *cobra.Command, o *replayOptions) (*replayRun, error) {
 		if !validProjection(o.projection) {
 			return nil, flagError("projection", fmt.Errorf("unknown read model %q (known: %s)", o.projection, strings.Join(projections.Names(), ", ")))
 		}
-		if o.fromPosition != 0 || o.limit != 0 {
-			return nil, flagError("projection", replay.ErrNotForProjection)
+		// A read model is a fold over all history: a narrowed rebuild
+		// would replace every other account's row.
+		if name := rr.sel.NarrowedBy(); name != "" {
+			return nil, flagError(name, replay.ErrNotForProjection)
 		}
 		rr.target = replay.Target{Kind: "projection", Projection: o.projection}
 	case o.to == "-":
