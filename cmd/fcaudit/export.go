@@ -85,6 +85,11 @@ func runExport(ctx context.Context, f *factory, o *exportOptions) error {
 		}
 		*tf.dst = t.Unix()
 	}
+	if o.until != "" && req.Until <= 0 {
+		// 0 would mean "no bound": an --until at or before the epoch
+		// selects nothing (every Stripe event is created after it).
+		req.Until = -1
+	}
 	if req.Since != 0 && req.Until != 0 && req.Since > req.Until {
 		return flagError("since", errors.New("is after --until"))
 	}

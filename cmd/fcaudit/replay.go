@@ -140,6 +140,11 @@ func parseReplay(cmd *cobra.Command, o *replayOptions) (*replayRun, error) {
 		if rr.sel.Until, err = timearg.Parse(o.until); err != nil {
 			return nil, flagError("until", err)
 		}
+		// The zero time would read as "no bound", the epoch as 0 = no
+		// bound in the store filter: say what it really selects.
+		if rr.sel.Until.Unix() <= 0 {
+			return nil, flagError("until", fmt.Errorf("%s is at or before the Unix epoch: no Stripe event was created by then, nothing would be selected", o.until))
+		}
 	}
 	if !rr.sel.Since.IsZero() && !rr.sel.Until.IsZero() && rr.sel.Since.After(rr.sel.Until) {
 		return nil, flagError("since", fmt.Errorf("%s is after --until %s", o.since, o.until))
