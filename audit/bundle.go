@@ -42,7 +42,7 @@ type Manifest struct {
 	// (now, without one): GET /v1/accounts/{id}?as_of=created_until.
 	// Absent when the account had no event by then.
 	Status *ManifestStatus `json:"status,omitempty"`
-	Files       []ManifestFile   `json:"files"`
+	Files  []ManifestFile  `json:"files"`
 }
 
 // ManifestSelector records the export's selection.
