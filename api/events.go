@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/gorilla/mux"
@@ -91,14 +90,13 @@ func listParams(q url.Values) (listPage, store.Filter, error) {
 // eventFilter reads the type/since/until parameters shared by event lists.
 func eventFilter(q url.Values) (store.Filter, error) {
 	f := store.Filter{Sources: []string{store.SourceWebhook, store.SourceBackfill, store.SourceImport}}
-	for _, t := range q["type"] {
-		for _, p := range strings.Split(t, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				f.Types = append(f.Types, p)
-			}
-		}
+	// The same forms as replay --type: comma lists, short names, globs; a
+	// type matching no known one is a 400, not an empty list.
+	types, err := fc.ParseTypes(q["type"])
+	if err != nil {
+		return f, badParam("type", "%v", err)
 	}
-	var err error
+	f.Types = types
 	if f.CreatedFrom, err = parseTimeParam(q, "since"); err != nil {
 		return f, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/progress"
 	"github.com/fcaudit/fcaudit/internal/timearg"
 	"github.com/fcaudit/fcaudit/projections"
@@ -81,7 +82,7 @@ replays (GET /v1/replays).`,
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVar(&o.accounts, "account", nil, "select events of this FC account (fca_…); repeatable")
-	fl.StringArrayVar(&o.types, "type", nil, "select events of this type; '*' matches any run of characters (e.g. 'financial_connections.account.refreshed_*'); repeatable")
+	fl.StringArrayVar(&o.types, "type", nil, "select events of this type: full or short name (created), comma lists, '*' matching any run of characters (e.g. 'refreshed_*'); repeatable")
 	fl.StringVar(&o.since, "since", "", "select events whose Stripe created time is at or after T (RFC 3339 or Unix seconds)")
 	fl.StringVar(&o.until, "until", "", "select events whose Stripe created time is at or before T (RFC 3339 or Unix seconds)")
 	fl.Uint64Var(&o.fromPosition, "from-position", 0, "select events after this global log position")
@@ -130,7 +131,13 @@ func parseReplay(cmd *cobra.Command, o *replayOptions) (*replayRun, error) {
 			return nil, flagError("type", errors.New("empty type"))
 		}
 	}
-	var err error
+	// The same forms as the API's type= (fc.ParseTypes): a --type that
+	// matches no known type is a usage error, not a run over nothing.
+	types, err := fc.ParseTypes(o.types)
+	if err != nil {
+		return nil, flagError("type", err)
+	}
+	rr.sel.Types = types
 	if o.since != "" {
 		if rr.sel.Since, err = timearg.Parse(o.since); err != nil {
 			return nil, flagError("since", err)

@@ -36,3 +36,37 @@ func TestTimeFlagEdges(t *testing.T) {
 		t.Fatalf("seeded %d events", len(stored))
 	}
 }
+
+// Issue 14, item 5: replay --type 'a,b' and --type created selected 0
+// events and exited 0. The forms of the API's type= work, and a type that
+// matches no known one is a usage error.
+func TestReplayTypeForms(t *testing.T) {
+	dir := t.TempDir()
+	replaySeed(t, dir, 2, 7) // each account walks the 7 types once
+	for _, tt := range []struct {
+		types []string
+		want  string
+	}{
+		{[]string{"created"}, "dry run: 2 events selected"},
+		{[]string{"created,deactivated"}, "dry run: 4 events selected"},
+		{[]string{"financial_connections.account.created,financial_connections.account.deactivated"}, "dry run: 4 events selected"},
+		{[]string{"created", "disconnected"}, "dry run: 4 events selected"},
+		{[]string{"refreshed_*"}, "dry run: 6 events selected"},
+		{[]string{"financial_connections.account.refreshed_*"}, "dry run: 6 events selected"},
+	} {
+		args := []string{"replay", "--dry-run", "--data-dir", dir}
+		for _, ty := range tt.types {
+			args = append(args, "--type", ty)
+		}
+		code, _, errOut := runCmd(t, context.Background(), args...)
+		if code != 0 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("--type %q: exit %d, stderr %q; want %q", tt.types, code, errOut, tt.want)
+		}
+	}
+	for _, bad := range []string{"creatd", "created,bogus", "financial_connections.account.foo", "refreshed_x*"} {
+		code, _, errOut := runCmd(t, context.Background(), "replay", "--to", "-", "--data-dir", dir, "--type", bad)
+		if code != exitUsage || !strings.Contains(errOut, "--type: unknown event type") {
+			t.Errorf("--type %q: exit %d, stderr %q; want exit 2 naming --type", bad, code, errOut)
+		}
+	}
+}
