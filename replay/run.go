@@ -199,7 +199,11 @@ func (o RunOutcome) WriteSummary(w io.Writer) {
 func (o RunOutcome) ExitMessage() string {
 	switch o.Record.Status {
 	case StatusInterrupted:
-		msg := fmt.Sprintf("interrupted: %d events not sent", o.Result.NotAttempted)
+		atLeast := ""
+		if o.Result.NotAttemptedAtLeast {
+			atLeast = "at least "
+		}
+		msg := fmt.Sprintf("interrupted: %s%d events not sent", atLeast, o.Result.NotAttempted)
 		if cp := o.Record.Settings.Checkpoint; cp != "" {
 			msg += "; rerun the same command to resume from --checkpoint " + cp
 		}
