@@ -196,13 +196,24 @@ func (s *Server) lookup(r *http.Request) (store.RecordedEvent, error) {
 const accountPageSize = 500
 
 func (s *Server) handleAccountEvents(w http.ResponseWriter, r *http.Request) {
-	page, f, err := listParams(r.URL.Query())
+	q := r.URL.Query()
+	page, f, err := listParams(q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	order := q.Get("order")
+	switch order {
+	case "", orderStore, orderCreated:
+	default:
+		s.writeError(w, r, badParam("order", "must be %s (the default) or %s, got %q", orderStore, orderCreated, order))
+		return
+	}
 	stream := fc.AccountStream(mux.Vars(r)["id"])
-	var from uint64
+	var (
+		from   uint64
+		cursor *store.RecordedEvent
+	)
 	if id := page.StartingAfter; id != "" {
 		ev, err := s.cfg.Store.EventByID(r.Context(), id)
 		if errors.Is(err, store.ErrEventNotFound) || (err == nil && ev.Stream != stream) {
@@ -212,7 +223,19 @@ func (s *Server) handleAccountEvents(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		from = ev.Revision + 1
+		from, cursor = ev.Revision+1, &ev
+	}
+	if order == orderCreated {
+		out, err := readByCreated(r.Context(), s.cfg.Store, stream, &f, cursor, page.Limit+1)
+		if errors.Is(err, store.ErrStreamNotFound) {
+			s.writeError(w, r, &notFoundError{msg: "no events for account " + strconv.Quote(mux.Vars(r)["id"])})
+			return
+		} else if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeRecords(w, r, out, page)
+		return
 	}
 	var out []store.RecordedEvent
 	for len(out) <= page.Limit {
