@@ -48,7 +48,8 @@ type Manifest struct {
 // ManifestSelector records the export's selection.
 type ManifestSelector struct {
 	CreatedSince string `json:"created_since,omitempty"`
-	CreatedUntil string `json:"created_until,omitempty"`
+	CreatedUntil string   `json:"created_until,omitempty"`
+	Types        []string `json:"types,omitempty"`
 }
 
 // ManifestStatus summarises History.Status in a manifest.
@@ -121,6 +122,7 @@ func WriteBundle(h *History, dir string, now time.Time) (*BundleResult, error) {
 	if h.Options.Until != 0 {
 		m.Selection.CreatedUntil = time.Unix(h.Options.Until, 0).UTC().Format(time.RFC3339)
 	}
+	m.Selection.Types = h.Options.Types
 	for name, b := range files {
 		sum := sha256.Sum256(b)
 		m.Files = append(m.Files, ManifestFile{Path: name, SHA256: hex.EncodeToString(sum[:]), Bytes: len(b)})

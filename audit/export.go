@@ -28,6 +28,26 @@ type ExportOptions struct {
 	// Until selects nothing (every Stripe event is created after the
 	// epoch).
 	Since, Until int64
+	// Types, when set, selects events of these types or globs (as
+	// fc.ParseTypes returns them); statuses still fold every event up to
+	// each one.
+	Types []string
+}
+
+// selects reports whether the options select e.
+func (o ExportOptions) selects(e *store.RecordedEvent) bool {
+	if (o.Since != 0 && e.Created < o.Since) || (o.Until != 0 && e.Created > o.Until) {
+		return false
+	}
+	if len(o.Types) == 0 {
+		return true
+	}
+	for _, p := range o.Types {
+		if store.MatchType(p, e.Type) {
+			return true
+		}
+	}
+	return false
 }
 
 // asOf is the time-travel selection of the export's statuses: with Until,
@@ -106,7 +126,7 @@ func LoadHistory(ctx context.Context, r StreamReader, opts ExportOptions) (*Hist
 		snap := status
 		snap.LastEventTimes = maps.Clone(status.LastEventTimes)
 		h.StatusAfter[i] = snap
-		if (opts.Since == 0 || e.Created >= opts.Since) && (opts.Until == 0 || e.Created <= opts.Until) {
+		if opts.selects(e) {
 			h.Selected = append(h.Selected, i)
 		}
 	}

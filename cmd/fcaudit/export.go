@@ -10,12 +10,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fcaudit/fcaudit/audit"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/timearg"
 )
 
 type exportOptions struct {
 	account      string
 	since, until string
+	types        []string
 	format       string
 	out          string
 	bundle       string
@@ -35,7 +37,8 @@ func newExportCommand(f *factory) *cobra.Command {
                     status after the event, with a header row
 
 --since/--until select by the Stripe created time (inclusive; RFC 3339 or Unix
-seconds). --bundle DIR (a new or empty directory) also writes an evidence
+seconds), --type by event type (as replay --type). Statuses are those of
+GET /v1/accounts/{id}?as_of=<--until>: no event created after --until sets one. --bundle DIR (a new or empty directory) also writes an evidence
 bundle: records.ndjson, events.csv, status_timeline.json, chain_proof.json
 (every revision's body hash and chain hash, with the recipe to recompute
 them), bodies/ (the exact bytes) and manifest.json (SHA-256 of every file),
@@ -57,6 +60,7 @@ An unknown account is an error (exit 1).`,
 	fl.StringVar(&o.account, "account", "", "Financial Connections account id (fca_…); required")
 	fl.StringVar(&o.since, "since", "", "only events created at or after `T` (RFC 3339 or Unix seconds)")
 	fl.StringVar(&o.until, "until", "", "only events created at or before `T` (RFC 3339 or Unix seconds)")
+	fl.StringArrayVar(&o.types, "type", nil, "only events of this type: full or short name (created), comma lists, '*' globs (refreshed_*); repeatable")
 	fl.StringVar(&o.format, "format", "ndjson", "output format: ndjson or csv")
 	fl.StringVar(&o.out, "out", "-", "write to `FILE` (atomically) instead of stdout")
 	fl.StringVar(&o.bundle, "bundle", "", "also write an evidence bundle into `DIR` (new or empty)")
@@ -72,6 +76,12 @@ func runExport(ctx context.Context, f *factory, o *exportOptions) error {
 	}
 	req := audit.ExportRequest{ExportOptions: audit.ExportOptions{Account: o.account},
 		Format: o.format, Out: o.out, Stdout: f.out, Bundle: o.bundle, Now: o.now()}
+	// The same type forms as replay --type and the API's type=.
+	types, err := fc.ParseTypes(o.types)
+	if err != nil {
+		return flagError("type", err)
+	}
+	req.Types = types
 	for _, tf := range []struct {
 		flag, val string
 		dst       *int64

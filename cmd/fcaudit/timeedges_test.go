@@ -70,3 +70,31 @@ func TestReplayTypeForms(t *testing.T) {
 		}
 	}
 }
+
+// export --type takes the same forms as replay --type and the API's type=.
+func TestExportTypeForms(t *testing.T) {
+	dir := t.TempDir()
+	replaySeed(t, dir, 1, 7)
+	for _, tt := range []struct {
+		types []string
+		want  string
+	}{
+		{[]string{"created"}, "exported 1 of 7 events"},
+		{[]string{"created,deactivated"}, "exported 2 of 7 events"},
+		{[]string{"refreshed_*"}, "exported 3 of 7 events"},
+		{[]string{"financial_connections.account.refreshed_*", "disconnected"}, "exported 4 of 7 events"},
+	} {
+		args := []string{"export", "--account", "fca_cmdreplay000", "--data-dir", dir}
+		for _, ty := range tt.types {
+			args = append(args, "--type", ty)
+		}
+		code, _, errOut := runCmd(t, context.Background(), args...)
+		if code != 0 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("--type %q: exit %d, stderr %q; want %q", tt.types, code, errOut, tt.want)
+		}
+	}
+	code, _, errOut := runCmd(t, context.Background(), "export", "--account", "fca_cmdreplay000", "--data-dir", dir, "--type", "creatd")
+	if code != exitUsage || !strings.Contains(errOut, "--type: unknown event type") {
+		t.Errorf("--type creatd: exit %d, stderr %q; want exit 2", code, errOut)
+	}
+}
