@@ -47,7 +47,7 @@ type Manifest struct {
 
 // ManifestSelector records the export's selection.
 type ManifestSelector struct {
-	CreatedSince string `json:"created_since,omitempty"`
+	CreatedSince string   `json:"created_since,omitempty"`
 	CreatedUntil string   `json:"created_until,omitempty"`
 	Types        []string `json:"types,omitempty"`
 }
