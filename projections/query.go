@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -143,6 +144,16 @@ func (r *Runner) row(ctx context.Context, id string) (*AccountStatus, error) {
 	s, err := decodeState(id, b)
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", id, err)
+	}
+	if len(s.unreadable) == 0 && bytes.Contains(b, []byte(`"undecodable_events"`)) {
+		// A row written before the ranks were kept: show its count as
+		// stored, as Account always did (the next write recomputes it).
+		var stored struct {
+			N int64 `json:"undecodable_events"`
+		}
+		if json.Unmarshal(b, &stored) == nil {
+			s.UndecodableEvents = stored.N
+		}
 	}
 	return s, nil
 }
