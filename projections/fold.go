@@ -100,8 +100,16 @@ func foldFrom(ctx context.Context, r StreamReader, id string, s *AccountStatus, 
 		return s, nil
 	}
 	stream := fc.AccountStream(id)
+	// Reading from the last event already applied (when there is one)
+	// finds it, so an up-to-date row costs one read: an empty answer after
+	// the stream's end would make the store look again to tell "nothing
+	// new" from "no such stream".
+	read := from
+	if from > 0 {
+		read = from - 1
+	}
 	for {
-		page, err := r.ReadStream(ctx, stream, from, FoldPageSize)
+		page, err := r.ReadStream(ctx, stream, read, FoldPageSize)
 		if errors.Is(err, store.ErrStreamNotFound) {
 			return nil, ErrAccountNotFound
 		}
@@ -110,7 +118,7 @@ func foldFrom(ctx context.Context, r StreamReader, id string, s *AccountStatus, 
 		}
 		for i := range page {
 			ev := &page[i]
-			if !at.Includes(ev) {
+			if ev.Revision < from || !at.Includes(ev) {
 				continue
 			}
 			if s == nil {
@@ -123,6 +131,6 @@ func foldFrom(ctx context.Context, r StreamReader, id string, s *AccountStatus, 
 		if len(page) < FoldPageSize {
 			return s, nil
 		}
-		from = page[len(page)-1].Revision + 1
+		read = page[len(page)-1].Revision + 1
 	}
 }
