@@ -18,8 +18,9 @@ type Accounts interface {
 	// Accounts lists current statuses in account id order, and whether
 	// more match after the last one returned.
 	Accounts(ctx context.Context, o projections.ListOptions) ([]projections.AccountStatus, bool, error)
-	// Account is an account's current status (projections.ErrAccountNotFound
-	// when the read model has no row for it).
+	// Account is an account's current status, reflecting every event
+	// stored before the call (projections.ErrAccountNotFound when the
+	// account has no events).
 	Account(ctx context.Context, id string) (*projections.AccountStatus, error)
 	// AccountAt folds the account's history as selected by at
 	// (projections.ErrAccountNotFound when no event is selected).
@@ -68,13 +69,8 @@ func (s *Server) handleGetAccount(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, badParam("as_of", "%v", err))
 			return
 		}
-		// created is whole seconds: "≤ 10:00:00.5" keeps 10:00:00.
-		at.Created, hasTime = t.Unix(), true
-		if at.Created <= 0 {
-			// Every stored event has created > 0, so nothing existed yet.
-			s.writeError(w, r, didNotExist)
-			return
-		}
+		// A time at or before the Unix epoch selects nothing: 404.
+		at, hasTime = projections.AsOfCreated(t), true
 	}
 	if v := q.Get("known_at"); v != "" {
 		if hasTime {
@@ -86,7 +82,9 @@ func (s *Server) handleGetAccount(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, badParam("known_at", "%v", err))
 			return
 		}
-		at.Received, hasTime = t, true
+		// The zero time is a time at which nothing was known, not "no
+		// bound": 404.
+		at, hasTime = projections.KnownAt(t), true
 	}
 	var (
 		st  *projections.AccountStatus

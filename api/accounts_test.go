@@ -15,6 +15,7 @@ import (
 
 	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/fc"
+	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
@@ -156,6 +157,12 @@ func TestAccountsGetAndTimeTravel(t *testing.T) {
 		{"as_of fractional seconds floor", "?as_of=2024-01-15T10:00:00.9Z", 200, "active", 1, ""},
 		{"as_of far future", "?as_of=2100-01-01T00:00:00Z", 200, "disconnected", 7, ""},
 		{"as_of zero", "?as_of=0", 404, "", 0, ""},
+		{"as_of the zero time", "?as_of=0001-01-01T00:00:00Z", 404, "", 0, ""},
+		{"as_of the Unix epoch", "?as_of=1970-01-01T00:00:00Z", 404, "", 0, ""},
+		{"as_of the max time", "?as_of=9999-12-31T23:59:59.999999999Z", 200, "disconnected", 7, ""},
+		{"known_at the zero time (issue 14 item 4)", "?known_at=0001-01-01T00:00:00Z", 404, "", 0, ""},
+		{"known_at zero", "?known_at=0", 404, "", 0, ""},
+		{"known_at the max time", "?known_at=9999-12-31T23:59:59.999999999Z", 200, "disconnected", 7, ""},
 		{"known_at exact receipt of 01", "?known_at=2024-01-15T10:01:00Z", 200, "active", 1, ""},
 		{"known_at a microsecond before receipt", "?known_at=2024-01-15T10:00:59.999999Z", 404, "", 0, ""},
 		{"known_at with offset, after 07's receipt", "?known_at=2024-01-25T12:01:00%2B02:00", 200, "disconnected", 7, ""},
@@ -284,5 +291,63 @@ func TestAccountsList(t *testing.T) {
 		if code := getJSON(t, ts, "/v1/accounts?"+q, &e); code != 400 || e.Error.Type != "invalid_request" {
 			t.Errorf("%s: %d %+v", q, code, e)
 		}
+	}
+}
+
+// Issue 14, item 3 (read-your-writes): GET /v1/accounts/{id} right after the
+// account's first webhook got its 200 answered 404 until the live
+// projection caught up. The projection here is not running at all (as
+// behind as it gets, deterministically): the answer comes from the stream.
+func TestAccountReadYourWrites(t *testing.T) {
+	dir := t.TempDir()
+	st, err := sqlite.Open(filepath.Join(dir, sqlite.FileName), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	v, err := ingest.NewVerifier([]string{secret}, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := projections.Open(filepath.Join(dir, projections.FileName), st, projections.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	srv := httptest.NewServer(api.NewServer(api.Config{Store: st, Ingest: ingest.NewService(v, st, ingest.ServiceOptions{}),
+		Tokens: []string{token}, Accounts: r}).Handler())
+	t.Cleanup(srv.Close)
+	e := &env{t: t, store: st, srv: srv}
+
+	bodies := fixtures(t)
+	for i, b := range bodies {
+		if code, m := e.post(b, sign(b, time.Now())); code != 200 {
+			t.Fatalf("webhook %d: %d %v", i, code, m)
+		}
+		var got projections.AccountStatus
+		if code := getJSON(t, srv, "/v1/accounts/"+account, &got); code != 200 || got.EventsCount != int64(i+1) {
+			t.Fatalf("GET after webhook %d: %d, events_count %d; want 200 reflecting it", i, code, got.EventsCount)
+		}
+	}
+	var before projections.AccountStatus
+	getJSON(t, srv, "/v1/accounts/"+account, &before)
+	if before.Status != "disconnected" {
+		t.Errorf("status %q after the whole timeline, want disconnected", before.Status)
+	}
+	// Once the projection has caught up the answer is the same.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	waitCaughtUp(t, r)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var after projections.AccountStatus
+	getJSON(t, srv, "/v1/accounts/"+account, &after)
+	b1, _ := json.Marshal(before)
+	b2, _ := json.Marshal(after)
+	if !bytes.Equal(b1, b2) {
+		t.Errorf("from the stream %s\nfrom the read model %s", b1, b2)
 	}
 }

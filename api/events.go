@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/gorilla/mux"
@@ -119,19 +118,23 @@ func listParams(q url.Values) (listPage, store.Filter, error) {
 // eventFilter reads the type/since/until parameters shared by event lists.
 func eventFilter(q url.Values) (store.Filter, error) {
 	f := store.Filter{Sources: []string{store.SourceWebhook, store.SourceBackfill, store.SourceImport}}
-	for _, t := range q["type"] {
-		for _, p := range strings.Split(t, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				f.Types = append(f.Types, p)
-			}
-		}
+	// The same forms as replay --type: comma lists, short names, globs; a
+	// type matching no known one is a 400, not an empty list.
+	types, err := fc.ParseTypes(q["type"])
+	if err != nil {
+		return f, badParam("type", "%v", err)
 	}
-	var err error
+	f.Types = types
 	if f.CreatedFrom, err = parseTimeParam(q, "since"); err != nil {
 		return f, err
 	}
 	if f.CreatedTo, err = parseTimeParam(q, "until"); err != nil {
 		return f, err
+	}
+	if q.Get("until") != "" && f.CreatedTo <= 0 {
+		// 0 is "no bound" in a store.Filter; an until at or before the
+		// epoch selects nothing.
+		f.CreatedTo = -1
 	}
 	if f.CreatedFrom != 0 && f.CreatedTo != 0 && f.CreatedFrom > f.CreatedTo {
 		return f, badParam("since", "is after until")
@@ -242,13 +245,24 @@ func (s *Server) lookup(r *http.Request) (store.RecordedEvent, error) {
 }
 
 func (s *Server) handleAccountEvents(w http.ResponseWriter, r *http.Request) {
-	page, f, err := listParams(r.URL.Query())
+	q := r.URL.Query()
+	page, f, err := listParams(q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	order := q.Get("order")
+	switch order {
+	case "", orderStore, orderCreated:
+	default:
+		s.writeError(w, r, badParam("order", "must be %s (the default) or %s, got %q", orderStore, orderCreated, order))
+		return
+	}
 	stream := fc.AccountStream(mux.Vars(r)["id"])
-	var from uint64
+	var (
+		from   uint64
+		cursor *store.RecordedEvent
+	)
 	if id := page.StartingAfter; id != "" {
 		ev, err := s.cfg.Store.EventByID(r.Context(), id)
 		if errors.Is(err, store.ErrEventNotFound) || (err == nil && ev.Stream != stream) {
@@ -258,7 +272,24 @@ func (s *Server) handleAccountEvents(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		from = ev.Revision + 1
+		from, cursor = ev.Revision+1, &ev
+	}
+	if order == orderCreated {
+		out, err := readByCreated(r.Context(), s.cfg.Store, stream, &f, cursor, page.Limit+1)
+		if errors.Is(err, store.ErrStreamNotFound) {
+			s.writeError(w, r, &notFoundError{msg: "no events for account " + strconv.Quote(mux.Vars(r)["id"])})
+			return
+		} else if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		p := newPage(page.Limit)
+		if _, err := addRecords(p, out, nil); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		p.write(w, r, false)
+		return
 	}
 	p := newPage(page.Limit)
 	for {

@@ -339,7 +339,8 @@ func TestQueryParamBounds(t *testing.T) {
 	many := func(n int) string {
 		v := make([]string, n)
 		for i := range v {
-			v[i] = fmt.Sprintf("financial_connections.account.t%d*", i)
+			// Valid type forms (the parser refuses unknown ones), repeated.
+			v[i] = fc.Types()[i%len(fc.Types())]
 		}
 		return strings.Join(v, ",")
 	}
@@ -365,7 +366,7 @@ func TestQueryParamBounds(t *testing.T) {
 	}
 	good := []string{
 		"/v1/events?type=" + many(api.MaxListValues),
-		"/v1/events?type=a&type=b&since=1&until=2000000000&after_position=0&limit=1",
+		"/v1/events?type=created&type=refreshed_*&since=1&until=2000000000&after_position=0&limit=1",
 		"/v1/accounts/" + account + "/events?type=" + many(api.MaxListValues) + "&since=1&until=2000000000&limit=1",
 	}
 	for _, p := range good {

@@ -17,7 +17,7 @@ var routeParams = map[string][]string{
 	"/v1/events":               {"limit", "starting_after", "type", "since", "until", "after_position"},
 	"/v1/events/{id}":          nil,
 	"/v1/events/{id}/body":     nil,
-	"/v1/accounts/{id}/events": {"limit", "starting_after", "type", "since", "until"},
+	"/v1/accounts/{id}/events": {"limit", "starting_after", "type", "since", "until", "order"},
 	"/v1/accounts":             {"limit", "starting_after", "status", "institution", "livemode"},
 	"/v1/accounts/{id}":        {"as_of", "known_at"},
 	"/v1/accounts/{id}/verify": nil,

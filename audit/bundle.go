@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/internal/atomicfile"
+	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -38,13 +39,25 @@ type Manifest struct {
 	Events      int              `json:"events"`
 	StreamHead  *ChainLink       `json:"stream_head"`
 	ChainIntact bool             `json:"chain_intact"`
-	Files       []ManifestFile   `json:"files"`
+	// Status is the account's status as of the selection's created_until
+	// (now, without one): GET /v1/accounts/{id}?as_of=created_until.
+	// Absent when the account had no event by then.
+	Status *ManifestStatus `json:"status,omitempty"`
+	Files  []ManifestFile  `json:"files"`
 }
 
 // ManifestSelector records the export's selection.
 type ManifestSelector struct {
-	CreatedSince string `json:"created_since,omitempty"`
-	CreatedUntil string `json:"created_until,omitempty"`
+	CreatedSince string   `json:"created_since,omitempty"`
+	CreatedUntil string   `json:"created_until,omitempty"`
+	Types        []string `json:"types,omitempty"`
+}
+
+// ManifestStatus summarises History.Status in a manifest.
+type ManifestStatus struct {
+	Status      string               `json:"status"`
+	LastEvent   projections.EventRef `json:"last_event"`
+	EventsCount int64                `json:"events_count"`
 }
 
 // ManifestFile is one file of a bundle.
@@ -106,12 +119,16 @@ func WriteBundle(h *History, dir string, now time.Time) (*BundleResult, error) {
 
 	m := Manifest{Version: 1, Account: h.Account, Stream: h.Stream, GeneratedAt: now.UTC().Format(time.RFC3339),
 		Events: len(h.Selected), StreamHead: proof.Head, ChainIntact: proof.Intact}
+	if st := h.Status; st != nil {
+		m.Status = &ManifestStatus{Status: st.Status, LastEvent: st.LastEvent, EventsCount: st.EventsCount}
+	}
 	if h.Options.Since != 0 {
 		m.Selection.CreatedSince = time.Unix(h.Options.Since, 0).UTC().Format(time.RFC3339)
 	}
 	if h.Options.Until != 0 {
 		m.Selection.CreatedUntil = time.Unix(h.Options.Until, 0).UTC().Format(time.RFC3339)
 	}
+	m.Selection.Types = h.Options.Types
 	for name, b := range files {
 		sum := sha256.Sum256(b)
 		m.Files = append(m.Files, ManifestFile{Path: name, SHA256: hex.EncodeToString(sum[:]), Bytes: len(b)})
@@ -193,6 +210,16 @@ Events:  %d selected of %d in the stream
 `, h.Account, h.Stream, len(h.Selected), len(h.Events))
 	if p.Head != nil {
 		fmt.Fprintf(&b, "Head:    revision %d, chain_hash %s\n", p.Head.Revision, p.Head.ChainHash)
+	}
+	asOf := "now"
+	if h.Options.Until != 0 {
+		asOf = "as of " + time.Unix(h.Options.Until, 0).UTC().Format(time.RFC3339)
+	}
+	if st := h.Status; st != nil {
+		fmt.Fprintf(&b, "Status:  %s %s (from %s, created %s; %d events by then)\n", st.Status, asOf,
+			st.LastEvent.ID, time.Unix(st.LastEvent.Created, 0).UTC().Format(time.RFC3339), st.EventsCount)
+	} else {
+		fmt.Fprintf(&b, "Status:  none %s (no event created by then)\n", asOf)
 	}
 	if p.Intact {
 		b.WriteString("Chain:   intact when exported (every body hash and chain value recomputed)\n")

@@ -24,21 +24,58 @@ import (
 type ExportOptions struct {
 	Account string
 	// Since and Until bound the Stripe created time, inclusive (Unix
-	// seconds; 0 = unbounded), as the API's since/until do.
+	// seconds; 0 = unbounded), as the API's since/until do. A negative
+	// Until selects nothing (every Stripe event is created after the
+	// epoch).
 	Since, Until int64
+	// Types, when set, selects events of these types or globs (as
+	// fc.ParseTypes returns them); statuses still fold every event up to
+	// each one.
+	Types []string
 }
+
+// selects reports whether the options select e.
+func (o ExportOptions) selects(e *store.RecordedEvent) bool {
+	if (o.Since != 0 && e.Created < o.Since) || (o.Until != 0 && e.Created > o.Until) {
+		return false
+	}
+	if len(o.Types) == 0 {
+		return true
+	}
+	for _, p := range o.Types {
+		if store.MatchType(p, e.Type) {
+			return true
+		}
+	}
+	return false
+}
+
+// asOf is the time-travel selection of the export's statuses: with Until,
+// what was true at Until (GET /v1/accounts/{id}?as_of=Until), so no status
+// is taken from an event created after it.
+func (o ExportOptions) asOf() projections.AsOf { return projections.AsOf{Created: o.Until} }
 
 // History is an account's whole stream, read once, with the account status
 // after every event and the stream's chain check. Exports write the
-// selected part; the status and the chain always cover the whole stream up
-// to each event, because both depend on everything before it.
+// selected part; the chain always covers the whole stream up to each event.
+// The status after an event is the fold (projections.AccountStatus.Apply)
+// of the stream up to it, keeping only the events that
+// GET /v1/accounts/{id}?as_of=Until keeps (projections.AsOf.Includes): with
+// --until, an event created after it never sets a status, even when it was
+// stored earlier.
 type History struct {
 	Account string
 	Stream  string
 	// Events is the whole stream in revision order.
 	Events []store.RecordedEvent
-	// StatusAfter[i] is the account status after Events[i] was applied.
+	// StatusAfter[i] is the account status after Events[i] was applied
+	// (see History).
 	StatusAfter []projections.AccountStatus
+	// Status is the account's status as of Options.Until (the whole
+	// stream without Until): the same fold as
+	// GET /v1/accounts/{id}?as_of=Until. Nil when no event was created by
+	// then.
+	Status *projections.AccountStatus
 	// Selected holds the indexes in Events that the options select.
 	Selected []int
 	// Check is the chain check of the whole stream.
@@ -72,6 +109,7 @@ func LoadHistory(ctx context.Context, r StreamReader, opts ExportOptions) (*Hist
 	c := newChain(stream)
 	h.Check = &StreamReport{Stream: stream}
 	var status projections.AccountStatus
+	at := opts.asOf()
 	h.StatusAfter = make([]projections.AccountStatus, len(h.Events))
 	for i := range h.Events {
 		e := &h.Events[i]
@@ -80,15 +118,21 @@ func LoadHistory(ctx context.Context, r StreamReader, opts ExportOptions) (*Hist
 		}
 		h.Check.Events++
 		h.Check.LastRevision, h.Check.ChainHash = e.Revision, e.ChainHash
-		if err := status.Apply(e); err != nil {
-			return nil, fmt.Errorf("export account %s: status after %s: %w", opts.Account, e.ID, err)
+		if at.Includes(e) {
+			if err := status.Apply(e); err != nil {
+				return nil, fmt.Errorf("export account %s: status after %s: %w", opts.Account, e.ID, err)
+			}
 		}
 		snap := status
 		snap.LastEventTimes = maps.Clone(status.LastEventTimes)
 		h.StatusAfter[i] = snap
-		if (opts.Since == 0 || e.Created >= opts.Since) && (opts.Until == 0 || e.Created <= opts.Until) {
+		if opts.selects(e) {
 			h.Selected = append(h.Selected, i)
 		}
+	}
+	if status.EventsCount > 0 {
+		final := status
+		h.Status = &final
 	}
 	return h, nil
 }

@@ -10,12 +10,14 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
+	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
@@ -240,5 +242,75 @@ func TestBundle(t *testing.T) {
 	}
 	if _, err := WriteBundle(h, dir, time.Now()); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("second bundle into the same directory: %v, want a not-empty error", err)
+	}
+}
+
+// Issue 14, item 2: with --until D the export stated a status taken from an
+// event created after D (03 is stored before 02 but created after it). Every
+// status in the export — CSV column, timeline, bundle summary — is now the
+// as_of fold: GET /v1/accounts/{id}?as_of=D, projections.FoldStream.
+func TestExportUntilStatusIsAsOf(t *testing.T) {
+	st := fixtureLog(t)
+	ctx := context.Background()
+	all, err := st.ReadStream(ctx, fc.AccountStream(fixtureAccount), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Store order 01, 03, 02, …; until = 02's created selects 01 and 02.
+	until := all[2].Created
+	if all[1].Created <= until || !strings.HasSuffix(all[2].Type, "refreshed_balance") {
+		t.Fatalf("fixture order changed: %s %d, %s %d", all[1].Type, all[1].Created, all[2].Type, all[2].Created)
+	}
+	h, err := LoadHistory(ctx, st, ExportOptions{Account: fixtureAccount, Until: until})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := projections.FoldStream(ctx, st, fixtureAccount, projections.AsOfCreated(time.Unix(until, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Selected) != 2 {
+		t.Fatalf("selected %v, want 01 and 02", h.Selected)
+	}
+	last := h.StatusAfter[h.Selected[1]]
+	if last.LastEvent.ID != all[2].ID || last.OwnershipRefresh != nil {
+		t.Errorf("status after 02 taken from %s (ownership_refresh %v); want 02's snapshot, nothing from 03", last.LastEvent.ID, last.OwnershipRefresh)
+	}
+	if h.Status == nil || !reflect.DeepEqual(*h.Status, *want) || !reflect.DeepEqual(last, *want) {
+		t.Errorf("export status %+v\nas_of fold     %+v", h.Status, want)
+	}
+	for _, e := range h.Timeline() {
+		if e.StatusAfter.LastEvent.Created > until {
+			t.Errorf("timeline: status after %s taken from %s, created after --until", e.ID, e.StatusAfter.LastEvent.ID)
+		}
+	}
+	var csvOut bytes.Buffer
+	if err := h.WriteCSV(&csvOut); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(csvOut.String(), all[1].ID) {
+		t.Errorf("CSV names 03 (created after --until):\n%s", csvOut.String())
+	}
+	dir := filepath.Join(t.TempDir(), "b")
+	if _, err := WriteBundle(h, dir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var m Manifest
+	mb, _ := os.ReadFile(filepath.Join(dir, BundleManifest))
+	if err := json.Unmarshal(mb, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Status == nil || m.Status.LastEvent.ID != want.LastEvent.ID || m.Status.Status != want.Status || m.Status.EventsCount != want.EventsCount {
+		t.Errorf("manifest status %+v, want the as_of fold %+v", m.Status, want)
+	}
+	readme, _ := os.ReadFile(filepath.Join(dir, BundleReadme))
+	if !strings.Contains(string(readme), "Status:  "+want.Status+" as of ") || !strings.Contains(string(readme), want.LastEvent.ID) {
+		t.Errorf("README.txt does not state the as_of status:\n%s", readme)
+	}
+
+	// An --until before every event selects nothing and states no status.
+	h, err = LoadHistory(ctx, st, ExportOptions{Account: fixtureAccount, Until: -1})
+	if err != nil || len(h.Selected) != 0 || h.Status != nil {
+		t.Errorf("until before the epoch: %v selected, status %v, %v", h.Selected, h.Status, err)
 	}
 }

@@ -1,5 +1,6 @@
 // Package fc is fcaudit's Financial Connections vocabulary: the one list of
-// account event types (Types, Lookup), the stream an event is filed in
+// account event types (Types, Lookup, and ParseTypes for the type arguments
+// of flags and query parameters), the stream an event is filed in
 // (StreamFor, AccountStream, AccountOf and the stream prefixes), and the
 // envelope of a Stripe event with its parser (Envelope, ParseEnvelope).
 //

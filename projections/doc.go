@@ -5,8 +5,9 @@
 //
 // The one read model today is account_status: every Financial Connections
 // account's current status (AccountStatus). Its rules live in one place,
-// AccountStatus.Apply; the live projection, rebuilds and the API's as_of /
-// known_at time travel (FoldAccount over one stream) all use it.
+// AccountStatus.Apply; the live projection, rebuilds, the API's as_of /
+// known_at time travel (FoldStream over one stream, a page at a time) and
+// Account's read-your-writes catch-up all use it.
 //
 // Read models live in their own SQLite file in the data directory
 // (FileName), separate from the event log, on both backends: each serve keeps

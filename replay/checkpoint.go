@@ -123,6 +123,14 @@ func (t *tracker) add(pos store.Position) (slot int, already bool) {
 	return slot, already
 }
 
+// deliveredBefore reports whether an earlier run delivered the event at pos
+// (recorded in the checkpoint the run started from).
+func (t *tracker) deliveredBefore(pos store.Position) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.prevDone[pos]
+}
+
 // done marks the event in slot delivered.
 func (t *tracker) done(slot int) {
 	t.mu.Lock()

@@ -22,6 +22,10 @@ const (
 	DefaultCheckpointInterval = time.Second
 )
 
+// countRestTimeout bounds counting the unread rest of an interrupted run's
+// selection: the user pressed Ctrl-C and is waiting.
+const countRestTimeout = 30 * time.Second
+
 // Options tune Deliver. The zero value means the defaults.
 type Options struct {
 	// Concurrency is the number of requests in flight (default 4).
@@ -114,8 +118,12 @@ type Result struct {
 	// AlreadyDone events were delivered by an earlier run (checkpoint).
 	AlreadyDone int `json:"already_done"`
 	// NotAttempted events were selected but not sent because the run was
-	// interrupted.
+	// interrupted: those read ahead and never attempted, and the rest of
+	// the selection, counted after the interruption (metadata only).
 	NotAttempted int `json:"not_attempted"`
+	// NotAttemptedAtLeast: counting the rest failed or took longer than
+	// countRestTimeout; NotAttempted is a lower bound.
+	NotAttemptedAtLeast bool `json:"not_attempted_at_least,omitempty"`
 	// Retries counts extra attempts.
 	Retries int `json:"retries"`
 	// Failures lists the failed events in store order; SkippedIDs the
@@ -171,6 +179,17 @@ func Deliver(ctx context.Context, r Reader, sel Selection, s Sender, opts Option
 		}
 	}
 	err := e.run(ctx, r)
+	if err == nil && ctx.Err() != nil && !e.exhausted && e.cursor != nil {
+		// Interrupted: what was never read counts as not sent too.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), countRestTimeout)
+		rest, cerr := e.cursor.countRest(cctx, e.tracker.deliveredBefore)
+		cancel()
+		e.res.NotAttempted += rest
+		if cerr != nil {
+			e.res.NotAttemptedAtLeast = true
+			opts.Logger.Warn("replay: counting the events not sent", logkey.Err(cerr))
+		}
+	}
 	if opts.Checkpoint != "" {
 		if cerr := e.saveCheckpoint(); cerr != nil && err == nil {
 			err = cerr
@@ -193,6 +212,9 @@ type engine struct {
 	tracker *tracker
 	limiter *limiter
 	start   time.Time
+
+	// cursor is the producer's read position in the selection.
+	cursor *cursor
 
 	mu        sync.Mutex
 	work      *sync.Cond // workers wait for a ready stream or the end
@@ -253,6 +275,7 @@ func (e *engine) run(ctx context.Context, r Reader) error {
 func (e *engine) produce(ctx context.Context, r Reader) error {
 	low, lowCount, _ := e.tracker.snapshot()
 	c := newCursor(r, e.sel, low, lowCount, false)
+	e.cursor = c
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -282,6 +305,7 @@ func (e *engine) produce(ctx context.Context, r Reader) error {
 			e.space.Wait()
 		}
 		if e.stopped {
+			e.res.NotAttempted++ // read, never queued
 			e.mu.Unlock()
 			return nil
 		}

@@ -110,13 +110,14 @@ type Rebuilder interface {
 	Rebuild(ctx context.Context, name string, filter store.Filter, progress func(n int)) error
 }
 
-// RebuildProjection rebuilds read model name from the selection and returns
-// how many events it applied. A read model is a fold over history, so it is
-// always rebuilt from the start of the log: FromPosition and Limit are
-// refused (ErrNotForProjection).
+// RebuildProjection rebuilds read model name from the whole log and returns
+// how many events it applied. A read model is a fold over all history, so
+// the selection must be empty: any field set is refused with
+// ErrNotForProjection before anything is touched (see
+// Selection.NarrowedBy).
 func RebuildProjection(ctx context.Context, rb Rebuilder, sel Selection, name string, progress func(n int)) (int, error) {
-	if sel.FromPosition != 0 || sel.Limit != 0 {
-		return 0, ErrNotForProjection
+	if f := sel.NarrowedBy(); f != "" {
+		return 0, fmt.Errorf("%s: %w", f, ErrNotForProjection)
 	}
 	n := 0
 	err := rb.Rebuild(ctx, name, sel.Filter(), func(applied int) {
@@ -131,6 +132,10 @@ func RebuildProjection(ctx context.Context, rb Rebuilder, sel Selection, name st
 	return n, nil
 }
 
-// ErrNotForProjection: a selection bound by position or count cannot
-// rebuild a read model.
-var ErrNotForProjection = errors.New("a projection is rebuilt from the start of the log: --from-position and --limit do not apply")
+// ErrNotForProjection: a read model is rebuilt from every event of the log.
+// Rebuilt from part of it (some accounts, types, times, a position or a
+// count), the new table would replace the whole live one, losing or
+// miscounting every row outside the selection.
+var ErrNotForProjection = errors.New("replay --projection rebuilds the whole read model from every event and takes no selection: " +
+	"a read model rebuilt from part of the history would replace every other account's row (use 'fcaudit projections rebuild'; " +
+	"for one account's status at a time, GET /v1/accounts/{id}?as_of=T)")

@@ -79,7 +79,8 @@ type RunOutcome struct {
 // error is the run's own: ErrCheckpointMismatch before anything was sent
 // (nothing recorded; a usage error), or what stopped the run (recorded
 // with status error). Failed and interrupted runs are not errors; see
-// RunOutcome.ExitCode.
+// RunOutcome.ExitCode. A narrowed selection with the projection target is
+// refused the same way (ErrNotForProjection).
 func Run(ctx context.Context, st RunStore, req RunRequest) (RunOutcome, error) {
 	if req.Host == "" {
 		req.Host, _ = os.Hostname()
@@ -104,6 +105,10 @@ func Run(ctx context.Context, st RunStore, req RunRequest) (RunOutcome, error) {
 	case "ndjson":
 		res.Replayed, runErr = WriteNDJSON(ctx, st, req.Selection, req.Out)
 	case "projection":
+		if f := req.Selection.NarrowedBy(); f != "" {
+			// Refused before the read model is touched: not a run.
+			return RunOutcome{Record: rec, ExitCode: ExitFailure}, fmt.Errorf("%s: %w", f, ErrNotForProjection)
+		}
 		name := req.Target.Projection
 		res.Replayed, runErr = RebuildProjection(ctx, req.Rebuilder, req.Selection, name, func(n int) {
 			req.Progress.Draw(fmt.Sprintf("rebuilding %s: %d events", name, n))
@@ -194,7 +199,11 @@ func (o RunOutcome) WriteSummary(w io.Writer) {
 func (o RunOutcome) ExitMessage() string {
 	switch o.Record.Status {
 	case StatusInterrupted:
-		msg := fmt.Sprintf("interrupted: %d events not sent", o.Result.NotAttempted)
+		atLeast := ""
+		if o.Result.NotAttemptedAtLeast {
+			atLeast = "at least "
+		}
+		msg := fmt.Sprintf("interrupted: %s%d events not sent", atLeast, o.Result.NotAttempted)
 		if cp := o.Record.Settings.Checkpoint; cp != "" {
 			msg += "; rerun the same command to resume from --checkpoint " + cp
 		}

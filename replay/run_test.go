@@ -210,3 +210,33 @@ func TestRunFailureRedactsURL(t *testing.T) {
 		})
 	}
 }
+
+// A read model is a fold over all history: a projection run with any
+// selection field set is refused before the rebuilder is called (a filtered
+// rebuild would replace every other account's row), and it is not recorded.
+func TestRunProjectionRefusesSelection(t *testing.T) {
+	st, _ := openStore(t)
+	seed(t, st, 2, 2)
+	at := time.Unix(1705312800, 0).UTC()
+	for want, sel := range map[string]Selection{
+		"account":       {Accounts: []string{"fca_x"}},
+		"type":          {Types: []string{"financial_connections.account.created"}},
+		"since":         {Since: at},
+		"until":         {Until: at},
+		"from-position": {FromPosition: 3},
+		"limit":         {Limit: 5},
+	} {
+		called := false
+		out, err := Run(context.Background(), st, RunRequest{Selection: sel, Target: Target{Kind: "projection", Projection: "account_status"},
+			Rebuilder: rebuildFunc(func(func(int)) error { called = true; return nil })})
+		if !errors.Is(err, ErrNotForProjection) || !strings.HasPrefix(err.Error(), want+": ") || called || out.ExitCode == ExitSucceeded {
+			t.Errorf("%s: err %v, rebuilder called %v, exit %d; want ErrNotForProjection naming %s, no rebuild", want, err, called, out.ExitCode, want)
+		}
+		if n, err := RebuildProjection(context.Background(), rebuildFunc(func(func(int)) error { called = true; return nil }), sel, "account_status", nil); !errors.Is(err, ErrNotForProjection) || called || n != 0 {
+			t.Errorf("RebuildProjection %s: %d, %v, called %v", want, n, err, called)
+		}
+	}
+	if recs := recordedRuns(t, st); len(recs) != 0 {
+		t.Errorf("refused runs recorded: %+v", recs)
+	}
+}

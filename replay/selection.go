@@ -59,7 +59,12 @@ func (s Selection) Filter() store.Filter {
 		f.CreatedFrom = s.Since.Unix()
 	}
 	if !s.Until.IsZero() {
+		// CreatedTo 0 means no bound; an Until at or before the epoch
+		// selects nothing.
 		f.CreatedTo = s.Until.Unix()
+		if f.CreatedTo <= 0 {
+			f.CreatedTo = -1
+		}
 	}
 	return f
 }
@@ -75,9 +80,35 @@ func (s Selection) Validate() error {
 	return nil
 }
 
-// key identifies the selection (order-insensitive) for checkpoints.
+// NarrowedBy names the first field that narrows the selection, as the
+// replay command's flag ("account", "type", "since", "until",
+// "from-position", "limit"), or "" when the selection is the whole log.
+func (s Selection) NarrowedBy() string {
+	switch {
+	case len(s.Accounts) > 0:
+		return "account"
+	case len(s.Types) > 0:
+		return "type"
+	case !s.Since.IsZero():
+		return "since"
+	case !s.Until.IsZero():
+		return "until"
+	case s.FromPosition != 0:
+		return "from-position"
+	case s.Limit != 0:
+		return "limit"
+	}
+	return ""
+}
+
+// key identifies the selection (order-insensitive) for checkpoints. Limit
+// is left out: it says how much of the selection to take, not which events
+// it is, so a canary run (--limit 5) can be continued with a larger limit or
+// none. (Checkpoints written before this had the limit in their key; they
+// match again with the same limit only.)
 func (s Selection) key() string {
 	c := s
+	c.Limit = 0
 	c.Accounts = slices.Sorted(slices.Values(s.Accounts))
 	c.Types = slices.Sorted(slices.Values(s.Types))
 	c.Since, c.Until = s.Since.UTC(), s.Until.UTC()
@@ -141,4 +172,33 @@ func (c *cursor) next(ctx context.Context) (*store.RecordedEvent, error) {
 		c.remaining--
 	}
 	return ev, nil
+}
+
+// countRest counts the selected events the cursor has not handed out yet,
+// reading metadata only, skipping those skip reports (delivered by an
+// earlier run).
+func (c *cursor) countRest(ctx context.Context, skip func(store.Position) bool) (int, error) {
+	n := 0
+	for _, ev := range c.page[c.i:] {
+		if c.remaining == 0 {
+			return n, nil
+		}
+		if c.remaining > 0 {
+			c.remaining--
+		}
+		if !skip(ev.Position) {
+			n++
+		}
+	}
+	c.page, c.i = nil, 0
+	c.opts.WithoutData = true
+	for {
+		ev, err := c.next(ctx)
+		if err != nil || ev == nil {
+			return n, err
+		}
+		if !skip(ev.Position) {
+			n++
+		}
+	}
 }

@@ -148,7 +148,8 @@ type Filter struct {
 	// matches any run of characters (path.Match-like, but '*' crosses '.').
 	Types []string
 	// CreatedFrom/CreatedTo bound the Stripe created time, inclusive
-	// (0 = unbounded).
+	// (0 = unbounded; a negative CreatedTo selects nothing, since every
+	// Stripe event is created after the Unix epoch).
 	CreatedFrom, CreatedTo int64
 	// ReceivedFrom/ReceivedTo bound ReceivedAt, inclusive (zero = unbounded).
 	ReceivedFrom, ReceivedTo time.Time

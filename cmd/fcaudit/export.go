@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fcaudit/fcaudit/audit"
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/atomicfile"
 	"github.com/fcaudit/fcaudit/internal/timearg"
 )
@@ -18,6 +19,7 @@ import (
 type exportOptions struct {
 	account      string
 	since, until string
+	types        []string
 	format       string
 	out          string
 	force        bool
@@ -38,7 +40,9 @@ func newExportCommand(f *factory) *cobra.Command {
                     status after the event, with a header row
 
 --since/--until select by the Stripe created time (inclusive; RFC 3339 or Unix
-seconds). --out FILE is written atomically with mode 0600; an existing FILE is
+seconds), --type by event type (as replay --type). Statuses are those of
+GET /v1/accounts/{id}?as_of=<--until>: no event created after --until sets one.
+--out FILE is written atomically with mode 0600; an existing FILE is
 refused unless --force (it then keeps its mode), a symlink, device or directory
 always; '-' (the default) writes to stdout. --bundle DIR (a new or empty directory) also writes an evidence
 bundle (built under a temporary name and renamed into place, so DIR is
@@ -63,6 +67,7 @@ An unknown account is an error (exit 1).`,
 	fl.StringVar(&o.account, "account", "", "Financial Connections account id (fca_…); required")
 	fl.StringVar(&o.since, "since", "", "only events created at or after `T` (RFC 3339 or Unix seconds)")
 	fl.StringVar(&o.until, "until", "", "only events created at or before `T` (RFC 3339 or Unix seconds)")
+	fl.StringArrayVar(&o.types, "type", nil, "only events of this type: full or short name (created), comma lists, '*' globs (refreshed_*); repeatable")
 	fl.StringVar(&o.format, "format", "ndjson", "output format: ndjson or csv")
 	fl.StringVar(&o.out, "out", "-", "write to `FILE` (atomically, mode 0600) instead of stdout ('-'); an existing FILE is refused without --force")
 	fl.BoolVar(&o.force, "force", false, "let --out replace an existing file (it keeps its mode); never a symlink or device")
@@ -79,6 +84,12 @@ func runExport(ctx context.Context, f *factory, o *exportOptions) error {
 	}
 	req := audit.ExportRequest{ExportOptions: audit.ExportOptions{Account: o.account},
 		Format: o.format, Out: o.out, Force: o.force, Stdout: f.out, Bundle: o.bundle, Now: o.now()}
+	// The same type forms as replay --type and the API's type=.
+	types, err := fc.ParseTypes(o.types)
+	if err != nil {
+		return flagError("type", err)
+	}
+	req.Types = types
 	for _, tf := range []struct {
 		flag, val string
 		dst       *int64
@@ -94,6 +105,11 @@ func runExport(ctx context.Context, f *factory, o *exportOptions) error {
 	}
 	if o.force && o.out == "-" {
 		return flagError("force", errors.New("only applies to --out FILE"))
+	}
+	if o.until != "" && req.Until <= 0 {
+		// 0 would mean "no bound": an --until at or before the epoch
+		// selects nothing (every Stripe event is created after it).
+		req.Until = -1
 	}
 	if req.Since != 0 && req.Until != 0 && req.Since > req.Until {
 		return flagError("since", errors.New("is after --until"))

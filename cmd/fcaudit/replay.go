@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/progress"
 	"github.com/fcaudit/fcaudit/internal/timearg"
 	"github.com/fcaudit/fcaudit/projections"
@@ -79,7 +80,7 @@ replays (GET /v1/replays).`,
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVar(&o.accounts, "account", nil, "select events of this FC account (fca_…); repeatable")
-	fl.StringArrayVar(&o.types, "type", nil, "select events of this type; '*' matches any run of characters (e.g. 'financial_connections.account.refreshed_*'); repeatable")
+	fl.StringArrayVar(&o.types, "type", nil, "select events of this type: full or short name (created), comma lists, '*' matching any run of characters (e.g. 'refreshed_*'); repeatable")
 	fl.StringVar(&o.since, "since", "", "select events whose Stripe created time is at or after T (RFC 3339 or Unix seconds)")
 	fl.StringVar(&o.until, "until", "", "select events whose Stripe created time is at or before T (RFC 3339 or Unix seconds)")
 	fl.Uint64Var(&o.fromPosition, "from-position", 0, "select events after this global log position")
@@ -130,7 +131,13 @@ func parseReplay(cmd *cobra.Command, o *replayOptions) (*replayRun, error) {
 			return nil, flagError("type", errors.New("empty type"))
 		}
 	}
-	var err error
+	// The same forms as the API's type= (fc.ParseTypes): a --type that
+	// matches no known type is a usage error, not a run over nothing.
+	types, err := fc.ParseTypes(o.types)
+	if err != nil {
+		return nil, flagError("type", err)
+	}
+	rr.sel.Types = types
 	if o.since != "" {
 		if rr.sel.Since, err = timearg.Parse(o.since); err != nil {
 			return nil, flagError("since", err)
@@ -139,6 +146,11 @@ func parseReplay(cmd *cobra.Command, o *replayOptions) (*replayRun, error) {
 	if o.until != "" {
 		if rr.sel.Until, err = timearg.Parse(o.until); err != nil {
 			return nil, flagError("until", err)
+		}
+		// The zero time would read as "no bound", the epoch as 0 = no
+		// bound in the store filter: say what it really selects.
+		if rr.sel.Until.Unix() <= 0 {
+			return nil, flagError("until", fmt.Errorf("%s is at or before the Unix epoch: no Stripe event was created by then, nothing would be selected", o.until))
 		}
 	}
 	if !rr.sel.Since.IsZero() && !rr.sel.Until.IsZero() && rr.sel.Since.After(rr.sel.Until) {
@@ -160,8 +172,10 @@ func parseReplay(cmd *cobra.Command, o *replayOptions) (*replayRun, error) {
 		if !validProjection(o.projection) {
 			return nil, flagError("projection", fmt.Errorf("unknown read model %q (known: %s)", o.projection, strings.Join(projections.Names(), ", ")))
 		}
-		if o.fromPosition != 0 || o.limit != 0 {
-			return nil, flagError("projection", replay.ErrNotForProjection)
+		// A read model is a fold over all history: a narrowed rebuild
+		// would replace every other account's row.
+		if name := rr.sel.NarrowedBy(); name != "" {
+			return nil, flagError(name, replay.ErrNotForProjection)
 		}
 		rr.target = replay.Target{Kind: "projection", Projection: o.projection}
 	case o.to == "-":

@@ -605,6 +605,7 @@ func testReadAllFilter(t *testing.T, b Backend) {
 		{"type glob star only", store.Filter{Types: []string{"*"}}, 6},
 		{"created from", store.Filter{CreatedFrom: 300}, 4},
 		{"created to", store.Filter{CreatedTo: 200}, 2},
+		{"created to negative: nothing", store.Filter{CreatedTo: -1}, 0},
 		{"created range", store.Filter{CreatedFrom: 200, CreatedTo: 400}, 3},
 		{"received from", store.Filter{ReceivedFrom: t0.Add(5 * time.Microsecond)}, 2},
 		{"received from sub-micro", store.Filter{ReceivedFrom: t0.Add(4*time.Microsecond + 1)}, 2},
