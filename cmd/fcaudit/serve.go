@@ -14,6 +14,7 @@ import (
 
 	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/audit"
+	"github.com/fcaudit/fcaudit/backfill"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/metrics"
 	"github.com/fcaudit/fcaudit/replay"
@@ -31,6 +32,7 @@ type serveOptions struct {
 	pprof        string
 	// reconcileEvery > 0 runs the backfill reconciliation in the background.
 	reconcileEvery time.Duration
+	console        bool
 }
 
 func newServeCommand(f *factory) *cobra.Command {
@@ -68,6 +70,7 @@ them and saves them in DATA_DIR/dev.json for 'fcaudit trigger'.`,
 	fl.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
 	fl.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); off by default")
 	fl.DurationVar(&o.reconcileEvery, "reconcile-every", 0, "run 'fcaudit backfill' against Stripe's Events API this often (e.g. 6h; key from STRIPE_API_KEY); 0 = off")
+	fl.BoolVar(&o.console, "console", true, "serve the web console under /console/ (sign in with an API token)")
 	return cmd
 }
 
@@ -148,6 +151,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		return out
 	})
 	var extraRoutes []func(*mux.Router, api.Helpers)
+	var reconciler *backfill.Reconciler // nil unless --reconcile-every (the console's system page)
 	if o.reconcileEvery != 0 {
 		rec, wait, err := startReconciler(ctx, st, o.reconcileEvery, log)
 		if err != nil {
@@ -156,6 +160,11 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		defer wait() // the loop ends with ctx; a run cut short keeps what it appended
 		m.Registry().MustRegister(rec.Collector())
 		extraRoutes = append(extraRoutes, rec.Routes())
+		reconciler = rec
+	}
+	cons, err := newConsole(f, o, st, proj.Runner, verifier, reconciler, log)
+	if err != nil {
+		return err
 	}
 	svc := ingest.NewService(verifier, st, ingest.ServiceOptions{Logger: log, Observe: m.ObserveIngest})
 	srv := api.NewServer(api.Config{
@@ -168,6 +177,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		Logger:         log,
 		Metrics:        m.Handler(),
 		ObserveRequest: m.ObserveRequest,
+		Console:        cons,
 	})
 	if err := srv.Open(o.listen); err != nil {
 		return err
