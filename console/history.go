@@ -100,8 +100,8 @@ type timeline struct {
 }
 
 type axisLabel struct {
-	X    float64
-	Text string
+	X      float64
+	Text   string
 	Anchor string
 }
 

@@ -44,8 +44,8 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format(time.RFC3339)
 	},
-	"hex":   func(b [32]byte) string { return hex.EncodeToString(b[:]) },
-	"pct":   func(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) },
+	"hex":     func(b [32]byte) string { return hex.EncodeToString(b[:]) },
+	"pct":     func(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) },
 	"list":    func(s ...string) []string { return s },
 	"pathEsc": url.PathEscape,
 	"status": func(s string) string {
@@ -271,7 +271,7 @@ type accountData struct {
 	// the account did not exist then.
 	Status *projections.AccountStatus
 	// Mode is "", "as_of" or "known_at"; TimeInput what was asked.
-	Mode, TimeInput string
+	Mode, TimeInput  string
 	At               time.Time
 	TimeError        string
 	Timeline         *timeline
@@ -559,11 +559,11 @@ func (c *Console) handleNDJSON(w http.ResponseWriter, r *http.Request, s *sessio
 // ---- one event ----
 
 type eventData struct {
-	Ev        store.RecordedEvent
-	Account   string
-	Payload   string
-	PayloadOK bool
-	BodyURL   string
+	Ev         store.RecordedEvent
+	Account    string
+	Payload    string
+	PayloadOK  bool
+	BodyURL    string
 	AccountURL string
 }
 
