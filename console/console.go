@@ -221,25 +221,27 @@ func (c *Console) secure(r *http.Request) bool {
 	return c.cfg.TrustProxy && strings.EqualFold(strings.TrimSpace(strings.Split(r.Header.Get("X-Forwarded-Proto"), ",")[0]), "https")
 }
 
-// sameOrigin refuses cross-site form posts: a browser sends Origin (or at
-// least Sec-Fetch-Site) with every POST; when it names another origin the
-// request was not made by a console page. Clients sending neither (curl)
-// are not browsers and carry no ambient cookie of a victim.
+// sameOrigin refuses cross-site form posts. Browsers send Sec-Fetch-Site
+// with every request (same-origin for the console's own forms); older ones
+// send at least Origin, which under Referrer-Policy no-referrer is "null"
+// even for our own forms, so "null" is only trusted when Sec-Fetch-Site
+// vouches for it. Clients sending neither (curl) are not browsers and carry
+// no victim's ambient cookie; SameSite=Strict covers the rest.
 func (c *Console) sameOrigin(r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" {
-		u, err := url.Parse(o)
-		if err != nil || u.Host == "" {
-			return false
-		}
-		scheme := "http"
-		if c.secure(r) {
-			scheme = "https"
-		}
-		return strings.EqualFold(u.Host, r.Host) && u.Scheme == scheme
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
 	}
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
+	o := r.Header.Get("Origin")
+	if o == "" {
 		return true
 	}
-	return false
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	scheme := "http"
+	if c.secure(r) {
+		scheme = "https"
+	}
+	return strings.EqualFold(u.Host, r.Host) && u.Scheme == scheme
 }

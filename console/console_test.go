@@ -442,7 +442,9 @@ func TestAccountPage(t *testing.T) {
 	}
 	// known_at: only the first delivery (the deactivation) was known
 	// before the others arrived.
-	var first struct{ ReceivedAt string `json:"received_at"` }
+	var first struct {
+		ReceivedAt string `json:"received_at"`
+	}
 	s.apiGet("/v1/events/"+deact, &first)
 	r = s.get(c, "/console/accounts/"+acct+"?known_at="+url.QueryEscape(first.ReceivedAt))
 	if !strings.Contains(r.body, `data-status="inactive"`) || !strings.Contains(r.body, "Status as known at") {

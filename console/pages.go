@@ -44,9 +44,16 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format(time.RFC3339)
 	},
-	"hex":     func(b [32]byte) string { return hex.EncodeToString(b[:]) },
-	"pct":     func(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) },
-	"list":    func(s ...string) []string { return s },
+	"hex":  func(b [32]byte) string { return hex.EncodeToString(b[:]) },
+	"pct":  func(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) },
+	"list": func(s ...string) []string { return s },
+	// shortType drops the prefix every FC account event type shares.
+	"shortType": func(s string) string {
+		if t, ok := strings.CutPrefix(s, "financial_connections.account."); ok && t != "" {
+			return "account." + t
+		}
+		return clip(maxShown, s)
+	},
 	"pathEsc": url.PathEscape,
 	"status": func(s string) string {
 		if s == "" {
