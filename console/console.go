@@ -22,20 +22,18 @@ import (
 // Prefix is the path the console is served under.
 const Prefix = "/console/"
 
-// Accounts is the account_status read model and its time-travel fold, as
-// *projections.Runner provides them (the same calls GET /v1/accounts and
-// GET /v1/accounts/{id} make).
+// Accounts is the account_status read model, as *projections.Runner
+// provides it (the same calls GET /v1/accounts and GET /v1/accounts/{id}
+// make).
 type Accounts interface {
 	// Accounts lists current statuses in id order and whether more match.
 	Accounts(ctx context.Context, o projections.ListOptions) ([]projections.AccountStatus, bool, error)
 	// StatusCounts counts the accounts in each status.
 	StatusCounts(ctx context.Context) (map[string]int64, error)
 	// Account is the current status (projections.ErrAccountNotFound when
-	// the read model has no row).
+	// the read model has no row). Time travel folds the stream the account
+	// page reads anyway with projections.FoldAt, AccountAt's own fold.
 	Account(ctx context.Context, id string) (*projections.AccountStatus, error)
-	// AccountAt folds the stream up to a time (as_of / known_at);
-	// projections.ErrAccountNotFound when no event is selected.
-	AccountAt(ctx context.Context, id string, at projections.AsOf) (*projections.AccountStatus, error)
 }
 
 // Projections reports the read models' checkpoints and lag.

@@ -398,16 +398,14 @@ func (c *Console) handleAccount(w http.ResponseWriter, r *http.Request, s *sessi
 	case d.Mode == "as_of" && at.Created <= 0:
 		// Every event has created > 0: nothing existed yet (as the API says).
 	case d.Mode != "":
-		d.Status, err = c.cfg.Accounts.AccountAt(ctx, id, at)
+		// AccountAt's own fold, over the stream this page has read already.
+		d.Status, err = projections.FoldAt(evs, at)
 	default:
 		d.Status, err = c.cfg.Accounts.Account(ctx, id)
 		if errors.Is(err, projections.ErrAccountNotFound) {
 			// The read model lags behind the log: fold the log itself.
-			d.Status, err = c.cfg.Accounts.AccountAt(ctx, id, projections.AsOf{})
+			d.Status, err = projections.FoldAt(evs, projections.AsOf{})
 		}
-	}
-	if errors.Is(err, projections.ErrAccountNotFound) {
-		d.Status, err = nil, nil
 	}
 	if err != nil {
 		c.fail(w, r, s, err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/fcaudit/fcaudit/store"
 )
 
 // TestStatusCountsAndIDPrefix: the counts by status add up to the rows of
@@ -62,6 +64,34 @@ func TestStatusCountsAndIDPrefix(t *testing.T) {
 		for _, a := range got {
 			if !strings.HasPrefix(a.ID, tc.prefix) {
 				t.Errorf("prefix %q: got %s", tc.prefix, a.ID)
+			}
+		}
+	}
+}
+
+// TestFoldAt: folding a stream already read answers what AccountAt answers
+// for every as_of and known_at cut of the fixture timeline.
+func TestFoldAt(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	h := genHistory(t, 5, 40, 2)
+	appendHistory(t, st, h)
+	r := openRunner(t, dir, st, Options{})
+	for _, id := range h.accounts {
+		evs, err := st.ReadStream(context.Background(), store.AccountStream(id), 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			for _, at := range []AsOf{{Created: e.Created}, {Created: e.Created - 1}, {Received: e.ReceivedAt}} {
+				want, werr := r.AccountAt(context.Background(), id, at)
+				got, gerr := FoldAt(evs, at)
+				if gerr != nil || (werr != nil) != (got == nil) {
+					t.Fatalf("%s at %+v: FoldAt %v, %v; AccountAt %v", id, at, got, gerr, werr)
+				}
+				if got != nil && (got.Status != want.Status || got.EventsCount != want.EventsCount || got.LastEvent != want.LastEvent) {
+					t.Fatalf("%s at %+v: FoldAt %+v, AccountAt %+v", id, at, got, want)
+				}
 			}
 		}
 	}

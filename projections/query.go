@@ -178,9 +178,9 @@ type AsOf struct {
 }
 
 // AccountAt folds the account's stream on demand, keeping only the events
-// selected by at, with the same fold as the live projection. It reads the
-// event log, not the read model, so it is exact even while the projection
-// lags. ErrAccountNotFound when no selected event exists.
+// selected by at, with the same fold as the live projection (FoldAt). It
+// reads the event log, not the read model, so it is exact even while the
+// projection lags. ErrAccountNotFound when no selected event exists.
 func (r *Runner) AccountAt(ctx context.Context, id string, at AsOf) (*AccountStatus, error) {
 	evs, err := r.log.ReadStream(ctx, store.AccountStream(id), 0, 0)
 	if errors.Is(err, store.ErrStreamNotFound) {
@@ -189,7 +189,22 @@ func (r *Runner) AccountAt(ctx context.Context, id string, at AsOf) (*AccountSta
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", id, err)
 	}
-	kept := evs[:0]
+	s, err := FoldAt(evs, at)
+	if err != nil {
+		return nil, fmt.Errorf("account %s: %w", id, err)
+	}
+	if s == nil {
+		return nil, fmt.Errorf("account %s: %w at that time", id, ErrAccountNotFound)
+	}
+	return s, nil
+}
+
+// FoldAt folds the events of one account's stream that at selects (Stripe
+// created ≤ at.Created, received ≤ at.Received) with FoldAccount: what
+// AccountAt answers, for a caller that has read the stream already. It
+// returns nil when no event is selected; evs is not modified.
+func FoldAt(evs []store.RecordedEvent, at AsOf) (*AccountStatus, error) {
+	kept := make([]store.RecordedEvent, 0, len(evs))
 	for _, ev := range evs {
 		if at.Created != 0 && ev.Created > at.Created {
 			continue
@@ -199,14 +214,7 @@ func (r *Runner) AccountAt(ctx context.Context, id string, at AsOf) (*AccountSta
 		}
 		kept = append(kept, ev)
 	}
-	s, err := FoldAccount(kept)
-	if err != nil {
-		return nil, fmt.Errorf("account %s: %w", id, err)
-	}
-	if s == nil {
-		return nil, fmt.Errorf("account %s: %w at that time", id, ErrAccountNotFound)
-	}
-	return s, nil
+	return FoldAccount(kept)
 }
 
 // Routes adds GET /v1/accounts and GET /v1/accounts/{id} to the API's
