@@ -147,7 +147,14 @@ func New(cfg Config) (*Console, error) {
 func (c *Console) routes() *http.ServeMux {
 	m := http.NewServeMux()
 	static, _ := fs.Sub(staticFS, "static")
-	m.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
+	files := http.StripPrefix("/console/static/", http.FileServerFS(static))
+	m.HandleFunc("GET /console/static/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") { // no directory listings
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 	m.HandleFunc("GET /console/signin", c.handleSignInForm)
 	m.HandleFunc("POST /console/signin", c.handleSignIn)
 	m.HandleFunc("POST /console/signout", c.handleSignOut)

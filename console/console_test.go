@@ -93,6 +93,10 @@ func TestSecurityHeadersAndRedirects(t *testing.T) {
 		checkHeaders(t, "static", r.header)
 	}
 
+	if r := s.get(anon, "/console/static/"); r.code != 404 {
+		t.Errorf("static directory listing: %d", r.code)
+	}
+
 	c := s.client()
 	s.signIn(c)
 	for _, p := range []string{"/console/accounts", "/console/accounts/" + acct, "/console/system", "/console/replays"} {
