@@ -562,3 +562,39 @@ func TestReplaysAndSystem(t *testing.T) {
 		t.Errorf("system page: %d %s", r.code, text(r.body))
 	}
 }
+
+func TestFmtDelay(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		250 * time.Millisecond:                     "250 ms",
+		1500 * time.Millisecond:                    "1.5 s",
+		5*time.Minute + 3*time.Second:              "5m 3s",
+		46 * time.Hour:                             "46h 0m",
+		4*24*time.Hour + 3*time.Hour + time.Minute: "4d 3h",
+		-2 * time.Second:                           "-2.0 s",
+	} {
+		if got := fmtDelay(d); got != want {
+			t.Errorf("fmtDelay(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestChanges(t *testing.T) {
+	prev := []byte(`{"data":{"object":{"status":"active","balance":{"as_of":1,"cash":{"usd":5}},"tags":["a"],"gone":1,"same":"x"}}}`)
+	cur := []byte(`{"data":{"object":{"status":"inactive","balance":{"as_of":2,"cash":{"usd":5}},"tags":["a","b"],"new":null,"same":"x"}}}`)
+	got, err := changes(prev, cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, c := range got {
+		lines = append(lines, c.Kind+" "+c.Field+" "+c.Old+"|"+c.New)
+	}
+	want := "changed status active|inactive; changed balance.as_of 1|2; removed gone 1|; added new |null; changed tags [\"a\"]|[\"a\",\"b\"]"
+	if strings.Join(lines, "; ") != want {
+		t.Errorf("changes:\n%s\nwant\n%s", strings.Join(lines, "; "), want)
+	}
+	objToNull, _ := changes([]byte(`{"data":{"object":{"balance":{"as_of":1}}}}`), []byte(`{"data":{"object":{"balance":null}}}`))
+	if len(objToNull) != 1 || objToNull[0].Field != "balance" || objToNull[0].New != "null" {
+		t.Errorf("object to null: %+v", objToNull)
+	}
+}

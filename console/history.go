@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/fcaudit/fcaudit/projections"
@@ -181,36 +180,22 @@ type change struct {
 // maxChangeValue bounds a value shown in "what changed".
 const maxChangeValue = 200
 
-// changes compares the data.object snapshots of two event bodies, field by
-// field (nested objects by dotted path; arrays as whole values). prev nil:
-// the first event, every field is added.
+// changes compares the data.object snapshots of two event bodies: nested
+// objects field by field (dotted paths), anything else (arrays, a value
+// that became null or an object) as one value. prev nil: the first event,
+// every field is added.
 func changes(prev, cur []byte) ([]change, error) {
-	curFlat, err := flatObject(cur)
+	curObj, err := snapshot(cur)
 	if err != nil {
 		return nil, err
 	}
-	prevFlat := map[string]string{}
+	var prevObj map[string]json.RawMessage
 	if prev != nil {
-		if prevFlat, err = flatObject(prev); err != nil {
-			prevFlat = map[string]string{}
-		}
+		prevObj, _ = snapshot(prev) // an unreadable predecessor: all added
 	}
 	var out []change
-	for k, v := range curFlat {
-		old, ok := prevFlat[k]
-		switch {
-		case !ok:
-			out = append(out, change{Kind: "added", Field: k, New: v})
-		case old != v:
-			out = append(out, change{Kind: "changed", Field: k, Old: old, New: v})
-		}
-	}
-	for k, v := range prevFlat {
-		if _, ok := curFlat[k]; !ok {
-			out = append(out, change{Kind: "removed", Field: k, Old: v})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
+	diffObjects("", prevObj, curObj, &out, 0)
+	sort.SliceStable(out, func(i, j int) bool {
 		// status first: it is what an auditor looks for.
 		if (out[i].Field == "status") != (out[j].Field == "status") {
 			return out[i].Field == "status"
@@ -220,9 +205,49 @@ func changes(prev, cur []byte) ([]change, error) {
 	return out, nil
 }
 
-// flatObject reads an event body's data.object into dotted paths and
-// compact JSON values.
-func flatObject(body []byte) (map[string]string, error) {
+func diffObjects(prefix string, a, b map[string]json.RawMessage, out *[]change, depth int) {
+	path := func(k string) string {
+		if prefix == "" {
+			return k
+		}
+		return prefix + "." + k
+	}
+	for k, bv := range b {
+		av, ok := a[k]
+		if !ok {
+			*out = append(*out, change{Kind: "added", Field: path(k), New: displayValue(bv)})
+			continue
+		}
+		if depth < 8 {
+			ao, aok := asObject(av)
+			bo, bok := asObject(bv)
+			if aok && bok {
+				diffObjects(path(k), ao, bo, out, depth+1)
+				continue
+			}
+		}
+		if old, cur := displayValue(av), displayValue(bv); old != cur {
+			*out = append(*out, change{Kind: "changed", Field: path(k), Old: old, New: cur})
+		}
+	}
+	for k, av := range a {
+		if _, ok := b[k]; !ok {
+			*out = append(*out, change{Kind: "removed", Field: path(k), Old: displayValue(av)})
+		}
+	}
+}
+
+func asObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, false
+	}
+	var m map[string]json.RawMessage
+	return m, json.Unmarshal(raw, &m) == nil
+}
+
+// snapshot reads an event body's data.object.
+func snapshot(body []byte) (map[string]json.RawMessage, error) {
 	var ev struct {
 		Data struct {
 			Object json.RawMessage `json:"object"`
@@ -231,34 +256,14 @@ func flatObject(body []byte) (map[string]string, error) {
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return nil, fmt.Errorf("decode event body: %w", err)
 	}
-	out := map[string]string{}
 	if len(ev.Data.Object) == 0 {
-		return out, nil
+		return map[string]json.RawMessage{}, nil
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(ev.Data.Object, &obj); err != nil {
-		return nil, fmt.Errorf("decode data.object: %w", err)
+	obj, ok := asObject(ev.Data.Object)
+	if !ok {
+		return nil, fmt.Errorf("data.object is not an object")
 	}
-	flatten("", obj, out, 0)
-	return out, nil
-}
-
-func flatten(prefix string, obj map[string]json.RawMessage, out map[string]string, depth int) {
-	for k, raw := range obj {
-		path := k
-		if prefix != "" {
-			path = prefix + "." + k
-		}
-		raw = bytes.TrimSpace(raw)
-		if len(raw) > 0 && raw[0] == '{' && depth < 8 {
-			var sub map[string]json.RawMessage
-			if json.Unmarshal(raw, &sub) == nil && len(sub) > 0 {
-				flatten(path, sub, out, depth+1)
-				continue
-			}
-		}
-		out[path] = displayValue(raw)
-	}
+	return obj, nil
 }
 
 // displayValue renders a JSON value for "what changed": strings without
@@ -305,11 +310,10 @@ func fmtDelay(d time.Duration) string {
 		return strconv.FormatInt(d.Milliseconds(), 10) + " ms"
 	case d < time.Minute:
 		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + " s"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm %ds", d/time.Minute, d%time.Minute/time.Second)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh %dm", d/time.Hour, d%time.Hour/time.Minute)
 	}
-	d = d.Round(time.Second)
-	if d >= 48*time.Hour {
-		days := d / (24 * time.Hour)
-		return fmt.Sprintf("%dd %s", days, strings.TrimSuffix((d%(24*time.Hour)).String(), "0s"))
-	}
-	return d.String()
+	return fmt.Sprintf("%dd %dh", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
 }

@@ -44,9 +44,12 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format(time.RFC3339)
 	},
-	"hex":  func(b [32]byte) string { return hex.EncodeToString(b[:]) },
-	"pct":  func(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) },
-	"list": func(s ...string) []string { return s },
+	// Short times wrap between date and time in narrow table cells.
+	"unixShort": func(ts int64) string { return time.Unix(ts, 0).UTC().Format("2006-01-02 15:04:05Z") },
+	"timeShort": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000Z") },
+	"hex":       func(b [32]byte) string { return hex.EncodeToString(b[:]) },
+	"pct":       func(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) },
+	"list":      func(s ...string) []string { return s },
 	// shortType drops the prefix every FC account event type shares.
 	"shortType": func(s string) string {
 		if t, ok := strings.CutPrefix(s, "financial_connections.account."); ok && t != "" {
