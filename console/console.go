@@ -56,7 +56,8 @@ type Reconciliation interface {
 	Last() (backfill.Result, bool)
 }
 
-// Config wires the console. Accounts, Log, Tokens and KeyFile are required.
+// Config wires the console. Accounts, Log and KeyFile are required; without
+// Tokens nobody can sign in.
 type Config struct {
 	Accounts    Accounts
 	Projections Projections
@@ -108,8 +109,9 @@ type Console struct {
 	mux      *http.ServeMux
 }
 
-// New builds the console handler; it serves paths under Prefix. It reads
-// (or creates) the session key file.
+// New builds the console handler; it serves paths under Prefix (the API's
+// router mounts it there and redirects GET / to it). It reads (or creates)
+// the session key file.
 func New(cfg Config) (*Console, error) {
 	if cfg.Accounts == nil || cfg.Log == nil {
 		return nil, errors.New("console: Accounts and Log are required")
@@ -192,12 +194,6 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
 	c.mux.ServeHTTP(w, r)
-}
-
-// RedirectRoot answers GET / (and /console without the slash) with a
-// redirect to the console.
-func RedirectRoot(w http.ResponseWriter, r *http.Request) {
-	http.Redirect(w, r, Prefix, http.StatusSeeOther)
 }
 
 // requireSession admits requests with a valid session, refreshing its idle
