@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -317,6 +319,28 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("downloaded bundle: %v (directory: %v)", err, entries)
 	}
 	verifyBundle(t, b, 9)
+
+	// Printed, the account page is a record: no navigation, forms or
+	// downloads; the status card, timeline and history stay.
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"}); err != nil {
+		t.Fatal(err)
+	}
+	display := func(sel string) string {
+		return eval(`getComputedStyle(document.querySelector(` + strconv.Quote(sel) + `)).display`)
+	}
+	for _, sel := range []string{".top nav", "form.signout", "form.tt", ".downloads"} {
+		if d := display(sel); d != "none" {
+			t.Errorf("printed, %s is shown (%s)", sel, d)
+		}
+	}
+	for _, sel := range []string{"#status-card", "#timeline", "#history-table"} {
+		if d := display(sel); d == "none" {
+			t.Errorf("printed, %s is hidden", sel)
+		}
+	}
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{}); err != nil {
+		t.Fatal(err)
+	}
 
 	// Event, replays, system pages render (and make screenshots).
 	do("event", chromedp.Navigate(base+"/console/events/"+d.deactivation))
