@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -596,5 +597,53 @@ func TestChanges(t *testing.T) {
 	objToNull, _ := changes([]byte(`{"data":{"object":{"balance":{"as_of":1}}}}`), []byte(`{"data":{"object":{"balance":null}}}`))
 	if len(objToNull) != 1 || objToNull[0].Field != "balance" || objToNull[0].New != "null" {
 		t.Errorf("object to null: %+v", objToNull)
+	}
+}
+
+// TestPagination: the history pages by 100 events (keeping the time-travel
+// parameter), the accounts table by 50 accounts.
+func TestPagination(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	acct := "fca_pages"
+	t0 := time.Now().Add(-200 * time.Hour).Unix()
+	s.send(fcevents.TypeCreated, acct, t0, nil)
+	for i := 1; i < 120; i++ {
+		s.send(fcevents.TypeRefreshedBalance, acct, t0+int64(i)*60, nil)
+	}
+	for i := range 59 {
+		s.send(fcevents.TypeCreated, fmt.Sprintf("fca_p%03d", i), t0, nil)
+	}
+	s.caughtUp()
+	c := s.client()
+	s.signIn(c)
+	rowRE := regexp.MustCompile(`<tr data-event-id="`)
+	r := s.get(c, "/console/accounts/"+acct+"?as_of="+itoa(t0+30*60))
+	if n := len(rowRE.FindAllString(r.body, -1)); n != 100 || !strings.Contains(r.body, "page 1 of 2") {
+		t.Fatalf("history page 1: %d rows", n)
+	}
+	next := regexp.MustCompile(`href="([^"]+)" rel="next" id="history-next"`).FindStringSubmatch(r.body)
+	if next == nil {
+		t.Fatal("no next page link")
+	}
+	u := strings.ReplaceAll(next[1], "&amp;", "&")
+	if !strings.Contains(u, "as_of="+itoa(t0+30*60)) || !strings.Contains(u, "page=2") {
+		t.Errorf("next page link %q loses the time travel", u)
+	}
+	r = s.get(c, strings.TrimSuffix(u, "#history"))
+	if n := len(rowRE.FindAllString(r.body, -1)); n != 20 || !strings.Contains(r.body, `id="history-prev"`) || strings.Contains(r.body, `id="history-next"`) {
+		t.Errorf("history page 2: %d rows", n)
+	}
+
+	acctRE := regexp.MustCompile(`<tr data-account-id="([^"]+)"`)
+	r = s.get(c, "/console/accounts")
+	first := acctRE.FindAllStringSubmatch(r.body, -1)
+	next = regexp.MustCompile(`href="([^"]+)" rel="next" id="next-page"`).FindStringSubmatch(r.body)
+	if len(first) != 50 || next == nil {
+		t.Fatalf("accounts page 1: %d rows, next %v", len(first), next)
+	}
+	r = s.get(c, strings.ReplaceAll(next[1], "&amp;", "&"))
+	second := acctRE.FindAllStringSubmatch(r.body, -1)
+	if len(second) != 10 || second[0][1] <= first[49][1] || strings.Contains(r.body, `id="next-page"`) {
+		t.Errorf("accounts page 2: %d rows", len(second))
 	}
 }
