@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/fcaudit/fcaudit/audit"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/replay"
+	"github.com/fcaudit/fcaudit/store/sqlite"
 )
 
 func slogText(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
@@ -645,5 +647,38 @@ func TestPagination(t *testing.T) {
 	second := acctRE.FindAllStringSubmatch(r.body, -1)
 	if len(second) != 10 || second[0][1] <= first[49][1] || strings.Contains(r.body, `id="next-page"`) {
 		t.Errorf("accounts page 2: %d rows", len(second))
+	}
+}
+
+// TestVerificationCardShowsTampering: a body changed in the file behind the
+// store's back turns the card to "chain broken", naming that event.
+func TestVerificationCardShowsTampering(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	acct := "fca_tampered"
+	t0 := time.Now().Add(-time.Hour).Unix()
+	s.send(fcevents.TypeCreated, acct, t0, nil)
+	victim := s.send(fcevents.TypeRefreshedBalance, acct, t0+60, nil)
+	s.send(fcevents.TypeDeactivated, acct, t0+120, nil)
+	c := s.client()
+	s.signIn(c)
+	if r := s.get(c, "/console/accounts/"+acct); !strings.Contains(r.body, `data-intact="true"`) || !strings.Contains(r.body, "chain intact") {
+		t.Fatal("untouched account is not shown intact")
+	}
+	db, err := sql.Open("sqlite", filepath.Join(s.dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec(`UPDATE events SET body = replace(body, '"usd"', '"eur"') WHERE event_id = ?`, victim)
+	if n, _ := res.RowsAffected(); err != nil || n != 1 {
+		t.Fatalf("tamper: %v, %d rows", err, n)
+	}
+	r := s.get(c, "/console/accounts/"+acct)
+	if !strings.Contains(r.body, `data-intact="false"`) || !strings.Contains(r.body, "chain broken") {
+		t.Fatal("tampered account is not shown broken")
+	}
+	i := strings.Index(r.body, `id="verification"`)
+	if card := r.body[i : i+strings.Index(r.body[i:], "</section>")]; !strings.Contains(card, victim) || !strings.Contains(card, "body_hash_mismatch") {
+		t.Errorf("the card does not name the tampered event: %s", text(card))
 	}
 }
