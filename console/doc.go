@@ -21,5 +21,7 @@
 // trusted proxy that says https), with idle and absolute expiry.
 //
 // console imports store, projections, audit, replay, ingest (the signature
-// verifier type) and the standard library; never a backend or api.
+// verifier type), backfill (the reconciliation result type), internal/timearg
+// (the API's time parameters) and the standard library; never a backend or
+// api (api mounts it as a plain http.Handler).
 package console
