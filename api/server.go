@@ -72,6 +72,9 @@ type Config struct {
 	// ObserveRequest, if set, is called after every request (metrics).
 	ObserveRequest func(route string, status int, d time.Duration)
 	Logger         *slog.Logger
+	// Console, if set, serves /console/ (the web console); GET / and
+	// GET /console redirect there.
+	Console http.Handler
 }
 
 // Server owns the router and the HTTP server.
@@ -139,6 +142,12 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet, http.MethodHead)
 	if s.cfg.Metrics != nil {
 		r.Handle("/metrics", s.cfg.Metrics).Methods(http.MethodGet)
+	}
+
+	if s.cfg.Console != nil {
+		r.PathPrefix("/console/").Handler(s.cfg.Console)
+		r.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther)).Methods(http.MethodGet, http.MethodHead)
+		r.Handle("/", http.RedirectHandler("/console/", http.StatusSeeOther)).Methods(http.MethodGet, http.MethodHead)
 	}
 
 	v1 := r.PathPrefix("/v1").Subrouter()

@@ -1,11 +1,13 @@
 package audit
 
 import (
+	"archive/zip"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -87,6 +89,65 @@ func WriteBundle(h *History, dir string, now time.Time) (*BundleResult, error) {
 	if err := prepareDir(dir); err != nil {
 		return nil, fmt.Errorf("write bundle: %w", err)
 	}
+	files, err := bundleFiles(h, now)
+	if err != nil {
+		return nil, err
+	}
+	err = atomicfile.WriteDir(dir, func(tmp string) error {
+		if err := os.Mkdir(filepath.Join(tmp, BundleBodies), atomicfile.DirMode); err != nil {
+			return err
+		}
+		for name, b := range files {
+			if err := writeNew(filepath.Join(tmp, filepath.FromSlash(name)), b); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write bundle: %w", err)
+	}
+	sum := sha256.Sum256(files[BundleManifest])
+	return &BundleResult{Dir: dir, ManifestSHA256: hex.EncodeToString(sum[:]), Files: len(files)}, nil
+}
+
+// WriteBundleZip writes the same evidence bundle as WriteBundle as one zip
+// archive to w (a download), every file under the folder prefix (e.g.
+// "evidence-fca_…/"; "" for none), manifest.json first. Dir of the result is
+// prefix. Nothing is written to w when building the bundle fails.
+func WriteBundleZip(w io.Writer, h *History, prefix string, now time.Time) (*BundleResult, error) {
+	files, err := bundleFiles(h, now)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		if name != BundleManifest {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	names = append([]string{BundleManifest}, names...)
+	zw := zip.NewWriter(w)
+	for _, name := range names {
+		f, err := zw.CreateHeader(&zip.FileHeader{Name: prefix + name, Method: zip.Deflate, Modified: now.UTC()})
+		if err != nil {
+			return nil, fmt.Errorf("write bundle zip: %s: %w", name, err)
+		}
+		if _, err := f.Write(files[name]); err != nil {
+			return nil, fmt.Errorf("write bundle zip: %s: %w", name, err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("write bundle zip: %w", err)
+	}
+	sum := sha256.Sum256(files[BundleManifest])
+	return &BundleResult{Dir: prefix, ManifestSHA256: hex.EncodeToString(sum[:]), Files: len(files)}, nil
+}
+
+// bundleFiles builds every file of h's bundle, manifest.json included, by
+// its slash-separated path.
+func bundleFiles(h *History, now time.Time) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	var buf bytes.Buffer
 	if err := h.WriteNDJSON(&buf); err != nil {
@@ -137,22 +198,7 @@ func WriteBundle(h *History, dir string, now time.Time) (*BundleResult, error) {
 	if files[BundleManifest], err = marshalIndent(m); err != nil {
 		return nil, fmt.Errorf("write bundle: manifest: %w", err)
 	}
-	err = atomicfile.WriteDir(dir, func(tmp string) error {
-		if err := os.Mkdir(filepath.Join(tmp, BundleBodies), atomicfile.DirMode); err != nil {
-			return err
-		}
-		for name, b := range files {
-			if err := writeNew(filepath.Join(tmp, filepath.FromSlash(name)), b); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("write bundle: %w", err)
-	}
-	sum := sha256.Sum256(files[BundleManifest])
-	return &BundleResult{Dir: dir, ManifestSHA256: hex.EncodeToString(sum[:]), Files: len(files)}, nil
+	return files, nil
 }
 
 // prepareDir checks that dir is absent or empty (a bundle never mixes with

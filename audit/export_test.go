@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -312,5 +314,54 @@ func TestExportUntilStatusIsAsOf(t *testing.T) {
 	h, err = LoadHistory(ctx, st, ExportOptions{Account: fixtureAccount, Until: -1})
 	if err != nil || len(h.Selected) != 0 || h.Status != nil {
 		t.Errorf("until before the epoch: %v selected, status %v, %v", h.Selected, h.Status, err)
+	}
+}
+
+// TestBundleZip: the zip download holds exactly the files of the directory
+// bundle, byte for byte, under the prefix, manifest.json first.
+func TestBundleZip(t *testing.T) {
+	st := fixtureLog(t)
+	h, err := LoadHistory(context.Background(), st, ExportOptions{Account: fixtureAccount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	dir := filepath.Join(t.TempDir(), "bundle")
+	want, err := WriteBundle(h, dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	got, err := WriteBundleZip(&buf, h, "evidence/", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ManifestSHA256 != want.ManifestSHA256 || got.Files != want.Files {
+		t.Fatalf("zip result %+v, directory %+v", got, want)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(zr.File) != want.Files || zr.File[0].Name != "evidence/"+BundleManifest {
+		t.Fatalf("%d entries, first %q", len(zr.File), zr.File[0].Name)
+	}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		disk, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(f.Name, "evidence/"))))
+		if err != nil {
+			t.Fatalf("%s: %v", f.Name, err)
+		}
+		if !bytes.Equal(b, disk) {
+			t.Errorf("%s differs from the directory bundle", f.Name)
+		}
 	}
 }

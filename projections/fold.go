@@ -116,21 +116,31 @@ func foldFrom(ctx context.Context, r StreamReader, id string, s *AccountStatus, 
 		if err != nil {
 			return nil, err
 		}
-		for i := range page {
-			ev := &page[i]
-			if ev.Revision < from || !at.Includes(ev) {
-				continue
-			}
-			if s == nil {
-				s = new(AccountStatus)
-			}
-			if err := s.Apply(ev); err != nil {
-				return nil, err
-			}
+		if s, err = applySelected(s, page, from, at); err != nil {
+			return nil, err
 		}
 		if len(page) < FoldPageSize {
 			return s, nil
 		}
 		read = page[len(page)-1].Revision + 1
 	}
+}
+
+// applySelected applies the events of evs from revision from onwards that
+// at selects to s (nil: a fresh state, returned nil when nothing was
+// applied): the one selection and fold of FoldStream, Account and FoldAt.
+func applySelected(s *AccountStatus, evs []store.RecordedEvent, from uint64, at AsOf) (*AccountStatus, error) {
+	for i := range evs {
+		ev := &evs[i]
+		if ev.Revision < from || !at.Includes(ev) {
+			continue
+		}
+		if s == nil {
+			s = new(AccountStatus)
+		}
+		if err := s.Apply(ev); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/fcaudit/fcaudit/store"
 )
 
 // ListOptions select accounts for Accounts. Empty fields do not filter.
@@ -15,6 +17,8 @@ type ListOptions struct {
 	Status      string
 	Institution string
 	Livemode    *bool
+	// IDPrefix keeps accounts whose id starts with it.
+	IDPrefix string
 	// StartingAfter: only accounts whose id sorts after it.
 	StartingAfter string
 	// Limit caps the result (<= 0: 10).
@@ -44,6 +48,12 @@ func (r *Runner) Accounts(ctx context.Context, o ListOptions) ([]AccountStatus, 
 	)
 	if o.StartingAfter != "" {
 		where, args = append(where, "id > ?"), append(args, o.StartingAfter)
+	}
+	if o.IDPrefix != "" {
+		// A range on the primary key, not LIKE: LIKE folds ASCII case and
+		// treats % and _ as wildcards. Ids compare bytewise, and 0xff
+		// follows every byte of UTF-8 text.
+		where, args = append(where, "id >= ? AND id < ?"), append(args, o.IDPrefix, o.IDPrefix+"\xff")
 	}
 	if o.Status != "" {
 		where, args = append(where, "status = ?"), append(args, o.Status)
@@ -88,6 +98,40 @@ func (r *Runner) Accounts(ctx context.Context, o ListOptions) ([]AccountStatus, 
 		out = out[:o.Limit]
 	}
 	return out, more, nil
+}
+
+// StatusCounts returns how many accounts the live read model holds in each
+// status (statuses without accounts are absent).
+func (r *Runner) StatusCounts(ctx context.Context) (map[string]int64, error) {
+	tx, err := r.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("count accounts: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	c, err := readCatalog(ctx, tx, AccountStatusName)
+	if err != nil {
+		return nil, fmt.Errorf("count accounts: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT status, count(*) FROM `+c.LiveTable+` GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("count accounts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			st string
+			n  int64
+		)
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count accounts: %w", err)
+		}
+		out[st] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count accounts: %w", err)
+	}
+	return out, nil
 }
 
 // Account returns an account's current status: its row in the live read
@@ -165,4 +209,12 @@ func (r *Runner) row(ctx context.Context, id string) (*AccountStatus, error) {
 // ErrAccountNotFound when no selected event exists.
 func (r *Runner) AccountAt(ctx context.Context, id string, at AsOf) (*AccountStatus, error) {
 	return FoldStream(ctx, r.log, id, at)
+}
+
+// FoldAt folds the events of one account's stream that at selects with the
+// same fold as FoldStream: what AccountAt answers, for a caller that has
+// read the stream already (the console's account page). It returns nil
+// when no event is selected; evs is not modified.
+func FoldAt(evs []store.RecordedEvent, at AsOf) (*AccountStatus, error) {
+	return applySelected(nil, evs, 0, at)
 }

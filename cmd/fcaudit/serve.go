@@ -16,6 +16,7 @@ import (
 
 	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/audit"
+	"github.com/fcaudit/fcaudit/backfill"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/metrics"
@@ -38,6 +39,7 @@ type serveOptions struct {
 	pprof          string
 	// reconcileEvery > 0 runs the backfill reconciliation in the background.
 	reconcileEvery time.Duration
+	console        bool
 }
 
 func newServeCommand(f *factory) *cobra.Command {
@@ -91,6 +93,7 @@ no secret is reported and the secrets in use are kept.`,
 	fl.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this separate loopback address (e.g. 127.0.0.1:6060); off by default")
 	fl.DurationVar(&o.reconcileEvery, "reconcile-every", 0, "run 'fcaudit backfill' against Stripe's Events API this often (e.g. 6h; key from STRIPE_API_KEY); 0 = off")
 	addSQLiteVFSFlag(cmd, f)
+	fl.BoolVar(&o.console, "console", true, "serve the web console under /console/ (sign in with an API token)")
 	return cmd
 }
 
@@ -201,6 +204,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		return out
 	})
 	var reconciliation api.Reconciliation // nil: no GET /v1/reconciliation
+	var reconciler *backfill.Reconciler   // nil unless --reconcile-every (the console's system page)
 	if o.reconcileEvery != 0 {
 		rec, wait, err := startReconciler(ctx, st, o.reconcileEvery, log)
 		if err != nil {
@@ -209,6 +213,11 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		defer wait() // the loop ends with ctx; a run cut short keeps what it appended
 		m.Registry().MustRegister(rec.Collector())
 		reconciliation = rec
+		reconciler = rec
+	}
+	cons, err := newConsole(f, o, st, proj.Runner, verifier, tokenSet, reconciler, log)
+	if err != nil {
+		return err
 	}
 	svc := ingest.NewService(verifier, st, ingest.ServiceOptions{Logger: log, Observe: m.ObserveIngest})
 	srv := api.NewServer(api.Config{
@@ -226,6 +235,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		Logger:           log,
 		Metrics:          m.Handler(),
 		ObserveRequest:   m.ObserveRequest,
+		Console:          cons,
 	})
 	m.RegisterConnections(func() metrics.ConnSample {
 		c := srv.ConnStats()

@@ -19,14 +19,19 @@ func newVersionCommand(f *factory) *cobra.Command {
 		Example: "  fcaudit version",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := version
-			if v == "dev" {
-				if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-					v = bi.Main.Version
-				}
-			}
-			fmt.Fprintf(f.out, "fcaudit %s (%s, stripe API %s)\n", v, runtime.Version(), stripe.APIVersion)
+			fmt.Fprintf(f.out, "fcaudit %s (%s, stripe API %s)\n", versionString(), runtime.Version(), stripe.APIVersion)
 			return nil
 		},
 	}
+}
+
+// versionString is the build's version: -ldflags, else the module version.
+func versionString() string {
+	v := version
+	if v == "dev" {
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	return v
 }

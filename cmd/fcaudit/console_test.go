@@ -1,0 +1,56 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestServeConsole: serve mounts the console (GET / redirects to it, the dev
+// token signs in, the session key is kept 0600 in the data dir) and
+// --console=false leaves it out.
+func TestServeConsole(t *testing.T) {
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	dir := t.TempDir()
+	base := startServe(t, dir, "--dev")
+	resp, err := noRedirect.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/" {
+		t.Fatalf("GET /: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	info, err := os.Stat(filepath.Join(dir, consoleKeyFile))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v, mode %v", consoleKeyFile, err, info.Mode())
+	}
+	dc, err := loadDevConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = noRedirect.PostForm(base+"/console/signin", url.Values{"token": {dc.APIToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/accounts" ||
+		!strings.Contains(resp.Header.Get("Set-Cookie"), "HttpOnly") {
+		t.Fatalf("sign-in with the dev token: %d %s %q", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Set-Cookie"))
+	}
+
+	off := startServe(t, t.TempDir(), "--dev", "--console=false")
+	for _, p := range []string{"/", "/console/", "/console/signin"} {
+		resp, err := noRedirect.Get(off + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("--console=false: GET %s = %d, want 404", p, resp.StatusCode)
+		}
+	}
+}
