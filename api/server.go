@@ -68,6 +68,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	router  *mux.Router
+	handler http.Handler
 	tokens  [][32]byte
 	httpSrv *http.Server
 	ln      net.Listener
@@ -88,6 +89,10 @@ func NewServer(cfg Config) *Server {
 		}
 	}
 	s.router = s.routes()
+	// The request id wraps the router rather than being one of its
+	// middlewares: those run only for matched routes, and the 404 and 405
+	// answers need an id too.
+	s.handler = s.requestIDMiddleware(s.router)
 	return s
 }
 
@@ -105,9 +110,12 @@ func (s *Server) routes() *mux.Router {
 		s.writeError(w, req, &notFoundError{msg: "no such route: " + req.URL.Path})
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// A 405 names the methods the path takes (RFC 9110, 15.5.6).
+		if allowed := s.allowedMethods(req); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+		}
 		s.writeError(w, req, errMethodNotAllowed)
 	})
-	r.Use(s.requestIDMiddleware)
 
 	r.Handle("/webhooks/stripe", s.observe("webhook", http.HandlerFunc(s.handleWebhook))).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -117,6 +125,11 @@ func (s *Server) routes() *mux.Router {
 	if s.cfg.Metrics != nil {
 		r.Handle("/metrics", s.cfg.Metrics).Methods(http.MethodGet)
 	}
+
+	// The API's description is public, so it is registered before the /v1
+	// subrouter and its token check.
+	r.HandleFunc("/v1/openapi.json", serveDocument("application/json", openapiJSON)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/openapi.yaml", serveDocument("application/yaml", openapiYAML)).Methods(http.MethodGet)
 
 	v1 := r.PathPrefix("/v1").Subrouter()
 	v1.Use(s.authMiddleware)
@@ -156,16 +169,21 @@ func (s *Server) allowedMethods(req *http.Request) []string {
 		}
 		probe := req.Clone(req.Context())
 		probe.Method = m
+		// A method mismatch inside the /v1 subrouter matches the subrouter's
+		// own route (which has no methods) without an error: only a route
+		// registered with methods counts.
 		var match mux.RouteMatch
-		if s.router.Match(probe, &match) && match.MatchErr == nil {
-			out = append(out, m)
+		if s.router.Match(probe, &match) && match.MatchErr == nil && match.Route != nil {
+			if _, err := match.Route.GetMethods(); err == nil {
+				out = append(out, m)
+			}
 		}
 	}
 	return out
 }
 
 // Handler returns the root handler (for httptest and embedding).
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Open listens on addr and serves in the background. Timeouts bound slow
 // clients: a slowloris can hold a connection for ReadHeaderTimeout at most.
@@ -176,7 +194,7 @@ func (s *Server) Open(addr string) error {
 	}
 	s.ln = ln
 	s.httpSrv = &http.Server{
-		Handler:           s.router,
+		Handler:           s.handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
