@@ -3,6 +3,8 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,18 +16,24 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	stripewebhook "github.com/stripe/stripe-go/v76/webhook"
 	"go.yaml.in/yaml/v4"
 
 	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/metrics"
+	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
 
@@ -387,33 +395,55 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// exampleSecret signs the document's examples (openapi.yaml says so).
+const exampleSecret = "whsec_openapi_example"
+
 // TestOpenAPIDocumentValid: openapi.yaml is a valid OpenAPI 3.1 document
-// (schemas, references, examples), and its examples are the fixtures'.
+// (schemas, references, examples), and its event examples are a fixture
+// really delivered and stored: the body is testdata/stripe/01, and the
+// record's hashes, signature and fingerprint are what fcaudit computes.
 func TestOpenAPIDocumentValid(t *testing.T) {
 	doc, err := loadDocument()
 	if err != nil {
 		t.Fatal(err)
 	}
-	fixture := func(name string) any {
-		b, err := os.ReadFile("../testdata/stripe/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v any
-		if err := json.Unmarshal(b, &v); err != nil {
-			t.Fatal(err)
-		}
-		return v
+	raw, err := os.ReadFile("../testdata/stripe/01_account.created.json")
+	if err != nil {
+		t.Fatal(err)
 	}
-	event02 := fixture("02_account.refreshed_balance.json")
-	webhook := doc.Paths.Value("/webhooks/stripe").Post.RequestBody.Value.Content.Get("application/json")
-	if got := webhook.Examples["refreshed_balance"].Value.Value; !jsonEqual(got, event02) {
-		t.Errorf("the webhook example is not testdata/stripe/02_account.refreshed_balance.json")
+	var fixture any
+	if err := json.Unmarshal(raw, &fixture); err != nil {
+		t.Fatal(err)
 	}
-	record := doc.Paths.Value("/v1/events/{id}").Get.Responses.Status(200).Value.Content.Get("application/json")
-	ex, _ := record.Examples["refreshed_balance"].Value.Value.(map[string]any)
-	if ex == nil || !jsonEqual(ex["payload"], event02) {
-		t.Errorf("the record example's payload is not testdata/stripe/02_account.refreshed_balance.json")
+	webhook := doc.Paths.Value("/webhooks/stripe").Post
+	if got := webhook.RequestBody.Value.Content.Get("application/json").Examples["account_created"].Value.Value; !jsonEqual(got, fixture) {
+		t.Errorf("the webhook example is not testdata/stripe/01_account.created.json")
+	}
+	resp := doc.Paths.Value("/v1/events/{id}").Get.Responses.Status(200).Value.Content.Get("application/json")
+	var rec record.Record
+	if b, err := json.Marshal(resp.Examples["account_created"].Value.Value); err != nil || json.Unmarshal(b, &rec) != nil {
+		t.Fatalf("record example: %v", err)
+	}
+	sum := sha256.Sum256(raw)
+	receivedAt, err := time.Parse(time.RFC3339Nano, rec.ReceivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := store.ChainHash(store.ChainSeed(rec.Stream), sum, rec.ID, receivedAt)
+	p := rec.Provenance
+	sig := "t=" + strconv.FormatInt(p.SignedAt, 10) + ",v1=" +
+		hex.EncodeToString(stripewebhook.ComputeSignature(time.Unix(p.SignedAt, 0), raw, exampleSecret))
+	var payload any
+	_ = json.Unmarshal(rec.Payload, &payload)
+	switch {
+	case !jsonEqual(payload, fixture):
+		t.Error("the record example's payload is not the fixture")
+	case rec.Revision != 0 || rec.BodySHA256 != hex.EncodeToString(sum[:]) || rec.ChainHash != hex.EncodeToString(chain[:]):
+		t.Errorf("the record example's hashes are not the fixture's: body_sha256 %s, chain_hash %s", hex.EncodeToString(sum[:]), hex.EncodeToString(chain[:]))
+	case p.SignatureHeader != sig || p.SecretFingerprint != ingest.Fingerprint(exampleSecret):
+		t.Errorf("the record example's provenance: want signature %s, fingerprint %s", sig, ingest.Fingerprint(exampleSecret))
+	case webhook.Parameters.GetByInAndName("header", "Stripe-Signature").Example != sig:
+		t.Errorf("the Stripe-Signature example is not %s", sig)
 	}
 }
 
