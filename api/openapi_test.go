@@ -667,3 +667,21 @@ func openStore(t *testing.T) *sqlite.Store {
 	t.Cleanup(func() { st.Close() })
 	return st
 }
+
+// TestOpenAPIAccountExampleIsReal: the account_status example is what the
+// fixtures' timeline folds to (GET /v1/accounts/{id} after events 01–07).
+func TestOpenAPIAccountExampleIsReal(t *testing.T) {
+	doc, err := loadDocument()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, _ := accountsServer(t)
+	var got any
+	if code := getJSON(t, ts, "/v1/accounts/"+account, &got); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	if want := doc.Components.Schemas["AccountStatus"].Value.Example; !jsonEqual(got, want) {
+		g, _ := json.Marshal(got)
+		t.Errorf("the AccountStatus example is not the fixture account's status:\n%s", g)
+	}
+}
