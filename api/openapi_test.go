@@ -30,9 +30,13 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"github.com/fcaudit/fcaudit/api"
+	"github.com/fcaudit/fcaudit/audit"
+	"github.com/fcaudit/fcaudit/backfill"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/metrics"
+	"github.com/fcaudit/fcaudit/projections"
+	"github.com/fcaudit/fcaudit/replay"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
@@ -683,5 +687,63 @@ func TestOpenAPIAccountExampleIsReal(t *testing.T) {
 	if want := doc.Components.Schemas["AccountStatus"].Value.Example; !jsonEqual(got, want) {
 		g, _ := json.Marshal(got)
 		t.Errorf("the AccountStatus example is not the fixture account's status:\n%s", g)
+	}
+}
+
+// TestEveryV1RouteRefusesAndFailsAsDocumented sends every /v1 operation of
+// the document without a token (401) and, for those reading the event log,
+// with the log closed (503 store_unavailable, Retry-After): the answers
+// are checked against the document like any other.
+func TestEveryV1RouteRefusesAndFailsAsDocumented(t *testing.T) {
+	doc, err := loadDocument()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	st, err := sqlite.Open(filepath.Join(dir, sqlite.FileName), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	proj, err := projections.Open(filepath.Join(dir, projections.FileName), st, projections.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proj.Close() })
+	srv := newServer(t, api.Config{Store: st, Tokens: []string{token}, Accounts: proj, Replays: replay.NewRunLog(st),
+		Verify: audit.NewAccountChecker(st, nil), Reconciliation: backfill.NewReconciler(st, backfill.Options{APIKey: "sk_test_x"}, time.Hour, 0)})
+	var paths []string
+	for path, item := range doc.Paths.Map() {
+		if op := item.Get; op != nil && strings.HasPrefix(path, "/v1/") && (op.Security == nil || len(*op.Security) > 0) {
+			paths = append(paths, strings.ReplaceAll(path, "{id}", "x1"))
+		}
+	}
+	sort.Strings(paths)
+	if len(paths) < 10 {
+		t.Fatalf("only %d secured /v1 operations: %v", len(paths), paths)
+	}
+	do := func(path string, withToken bool) int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		if withToken {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, path := range paths {
+		if code := do(path, false); code != http.StatusUnauthorized {
+			t.Errorf("%s without a token: %d", path, code)
+		}
+	}
+	st.Close()
+	for _, path := range []string{"/v1/events", "/v1/events/x1", "/v1/events/x1/body", "/v1/accounts/x1/events",
+		"/v1/accounts/x1/verify", "/v1/replays", "/v1/replays/x1"} {
+		if code := do(path, true); code != http.StatusServiceUnavailable {
+			t.Errorf("%s with the log closed: %d", path, code)
+		}
 	}
 }
