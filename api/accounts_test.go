@@ -90,10 +90,7 @@ func accountsServer(t *testing.T) (*httptest.Server, []store.RecordedEvent) {
 		}
 	})
 	waitCaughtUp(t, r)
-	srv := api.NewServer(api.Config{Store: st, Tokens: []string{token}, Accounts: r})
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	return ts, evs
+	return newServer(t, api.Config{Store: st, Tokens: []string{token}, Accounts: r}), evs
 }
 
 // waitCaughtUp polls until r has nothing left to apply (bounded).

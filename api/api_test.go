@@ -50,14 +50,12 @@ func newEnv(t *testing.T, tokens ...string) *env {
 	if tokens == nil {
 		tokens = []string{token}
 	}
-	s := api.NewServer(api.Config{
+	srv := newServer(t, api.Config{
 		Store:  st,
 		Ingest: ingest.NewService(v, st, ingest.ServiceOptions{}),
 		Tokens: tokens,
 		Ready:  st.Ping,
 	})
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
 	return &env{t: t, store: st, srv: srv}
 }
 

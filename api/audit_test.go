@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -32,9 +31,8 @@ func TestVerifyAccountRoute(t *testing.T) {
 			t.Fatalf("fixture %d: %v", i, err)
 		}
 	}
-	srv := httptest.NewServer(api.NewServer(api.Config{Store: st, Ingest: svc, Tokens: []string{token},
-		Verify: audit.NewAccountChecker(st, v)}).Handler())
-	t.Cleanup(srv.Close)
+	srv := newServer(t, api.Config{Store: st, Ingest: svc, Tokens: []string{token},
+		Verify: audit.NewAccountChecker(st, v)})
 
 	var got audit.AccountVerification
 	if code := getJSON(t, srv, "/v1/accounts/"+account+"/verify", &got); code != 200 {

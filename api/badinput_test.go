@@ -54,8 +54,11 @@ type badCase struct {
 	// cutInTransit sends Content-Length for the whole body, then only its
 	// first half, and half-closes the connection.
 	cutInTransit bool
-	want         int
-	wantType     string
+	// docStricter: openapi.yaml refuses this request on purpose although
+	// the server accepts it (see stricterHeader).
+	docStricter bool
+	want        int
+	wantType    string
 }
 
 // TestBadInputs is the catalogue of malformed deliveries: each gets a clear
@@ -161,18 +164,20 @@ func TestAcceptedOddInputs(t *testing.T) {
 		body        []byte
 		contentType string
 		wantID      string
+		// docStricter: the leniency is not part of the documented contract.
+		docStricter bool
 	}{
 		{name: "duplicate keys", why: "encoding/json keeps the last value of a repeated key; " +
 			"rejecting would need a second token-by-token pass over every body (ingest/doc.go)",
 			body: with(`"id":"evt_bad1"`, `"id":"evt_first","id":"evt_bad1"`), wantID: "evt_bad1"},
 		{name: "keys in other case", why: "encoding/json matches keys case-insensitively (ingest/doc.go)",
-			body: with(`"id":"evt_bad1"`, `"ID":"evt_bad1"`), wantID: "evt_bad1"},
+			body: with(`"id":"evt_bad1"`, `"ID":"evt_bad1"`), wantID: "evt_bad1", docStricter: true},
 		{name: "huge number in a field fcaudit does not read", why: "only the envelope is decoded; the rest is kept verbatim",
 			body: with(`"livemode":false`, `"livemode":false,"amount":1e400`), wantID: "evt_bad1"},
 		{name: "charset parameter", why: "application/json with parameters is still JSON",
 			body: []byte(minimalEvent), contentType: "application/json; charset=utf-8", wantID: "evt_bad1"},
 		{name: "no content type", why: "tolerated for hand-made requests (curl)",
-			body: []byte(minimalEvent), contentType: "-", wantID: "evt_bad1"},
+			body: []byte(minimalEvent), contentType: "-", wantID: "evt_bad1", docStricter: true},
 		{name: "surrounding whitespace", why: "valid JSON; the stored body keeps it",
 			body: []byte("\n  " + minimalEvent + "\n\n"), wantID: "evt_bad1"},
 		{name: "id of 255 characters", why: "Stripe's documented maximum id length (fc.MaxIDLength)",
@@ -182,7 +187,7 @@ func TestAcceptedOddInputs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newBadEnv(t)
-			code, typ, msg := e.send(t, badCase{body: tc.body, contentType: tc.contentType})
+			code, typ, msg := e.send(t, badCase{body: tc.body, contentType: tc.contentType, docStricter: tc.docStricter})
 			if code != http.StatusOK {
 				t.Fatalf("got %d %s (%q), want 200: %s", code, typ, msg, tc.why)
 			}
@@ -216,12 +221,11 @@ func newBadEnv(t *testing.T) *badEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.NewServer(api.Config{
+	srv := newServer(t, api.Config{
 		Store:  st,
 		Ingest: ingest.NewService(v, st, ingest.ServiceOptions{}),
 		Ready:  st.Ping,
-	}).Handler())
-	t.Cleanup(srv.Close)
+	})
 	return &badEnv{store: st, srv: srv}
 }
 
@@ -271,6 +275,9 @@ func (e *badEnv) send(t *testing.T, tc badCase) (int, string, string) {
 		}
 		for _, s := range sigs {
 			req.Header.Add("Stripe-Signature", s)
+		}
+		if tc.docStricter {
+			req.Header.Set(stricterHeader, "accepted by design, not promised")
 		}
 		if resp, err = e.srv.Client().Do(req); err != nil {
 			t.Fatal(err)

@@ -24,6 +24,11 @@
 // limit (connLimiter); webhook bodies reserve their bytes from a budget
 // before being read (byteBudget), and are refused unread beyond it.
 //
+// openapi.yaml describes every route (OpenAPI 3.1); it is embedded and
+// served, with its JSON form, at GET /v1/openapi.yaml and /v1/openapi.json.
+// Every test of this package serves through a check of its requests and
+// answers against it (docs/api.md): change a route and the document together.
+//
 // api imports store (vocabulary), ingest (error sentinels), record (the
 // event JSON), and projections, replay, audit and backfill for the types of
 // the interfaces above; never a backend. It is the only package that

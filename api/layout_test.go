@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"go/ast"
 	"go/parser"
 	gotoken "go/token"
 	"io/fs"
@@ -50,5 +51,46 @@ func TestOnlyAPIServesHTTP(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAPITestsUseNewServer keeps the conformance check on every api test:
+// outside openapi_test.go, no test of this package builds a server or
+// serves a request another way than newServer (httptest servers and
+// recorders, api.NewServer, Handler, ServeHTTP). The route walk of
+// openapi_routes_test.go builds a router but sends no request.
+func TestAPITestsUseNewServer(t *testing.T) {
+	forbidden := map[string]bool{"httptest.NewServer": true, "httptest.NewUnstartedServer": true,
+		"httptest.NewTLSServer": true, "httptest.NewRecorder": true, "api.NewServer": true}
+	files, err := filepath.Glob("*_test.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("test files: %v %v", files, err)
+	}
+	for _, name := range files {
+		if name == "openapi_test.go" {
+			continue
+		}
+		f, err := parser.ParseFile(gotoken.NewFileSet(), name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			what := sel.Sel.Name
+			if x, ok := sel.X.(*ast.Ident); ok {
+				what = x.Name + "." + what
+			}
+			if forbidden[what] || sel.Sel.Name == "Handler" || sel.Sel.Name == "ServeHTTP" {
+				t.Errorf("%s: %s bypasses the OpenAPI conformance check: use newServer", name, what)
+			}
+			return true
+		})
 	}
 }

@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -29,8 +28,7 @@ func TestReconciliationRoute(t *testing.T) {
 	// retention) from here covers them all.
 	now := time.Date(2024, 1, 26, 0, 0, 0, 0, time.UTC)
 	rec := backfill.NewReconciler(st, backfill.Options{APIKey: key, APIBase: stripe.URL, Now: func() time.Time { return now }}, 6*time.Hour, 0)
-	srv := httptest.NewServer(api.NewServer(api.Config{Store: st, Tokens: []string{token}, Reconciliation: rec}).Handler())
-	t.Cleanup(srv.Close)
+	srv := newServer(t, api.Config{Store: st, Tokens: []string{token}, Reconciliation: rec})
 
 	var raw map[string]json.RawMessage
 	if code := getJSON(t, srv, "/v1/reconciliation", &raw); code != 200 {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,11 +19,9 @@ func TestReplaysAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	const t0 = 1705312800
-	srv := api.NewServer(api.Config{Store: st, Tokens: []string{"tok"}, Replays: replay.NewRunLog(st)})
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	ts := newServer(t, api.Config{Store: st, Tokens: []string{"tok"}, Replays: replay.NewRunLog(st)})
 	get := func(path string) (int, map[string]any) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)

@@ -132,6 +132,10 @@ func (s *Server) routes() *mux.Router {
 		s.writeError(w, req, &notFoundError{msg: "no such route: " + req.URL.Path})
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// A 405 names the methods the path takes (RFC 9110, 15.5.6).
+		if allowed := s.allowedMethods(req); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+		}
 		s.writeError(w, req, errMethodNotAllowed)
 	})
 
@@ -149,6 +153,10 @@ func (s *Server) routes() *mux.Router {
 		r.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther)).Methods(http.MethodGet, http.MethodHead)
 		r.Handle("/", http.RedirectHandler("/console/", http.StatusSeeOther)).Methods(http.MethodGet, http.MethodHead)
 	}
+	// The API's description is public, so it is registered before the /v1
+	// subrouter and its token check.
+	r.HandleFunc("/v1/openapi.json", serveDocument("application/json", openapiJSON)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/openapi.yaml", serveDocument("application/yaml", openapiYAML)).Methods(http.MethodGet)
 
 	v1 := r.PathPrefix("/v1").Subrouter()
 	v1.Use(s.checkParams)
@@ -188,9 +196,14 @@ func (s *Server) allowedMethods(req *http.Request) []string {
 		}
 		probe := req.Clone(req.Context())
 		probe.Method = m
+		// A method mismatch inside the /v1 subrouter matches the subrouter's
+		// own route (which has no methods) without an error: only a route
+		// registered with methods counts.
 		var match mux.RouteMatch
-		if s.router.Match(probe, &match) && match.MatchErr == nil {
-			out = append(out, m)
+		if s.router.Match(probe, &match) && match.MatchErr == nil && match.Route != nil {
+			if _, err := match.Route.GetMethods(); err == nil {
+				out = append(out, m)
+			}
 		}
 	}
 	return out
@@ -273,7 +286,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 // SHA-256 digests so neither the token nor its length leaks through timing.
 func (s *Server) authMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isV1(r.URL.Path) {
+		if !isV1(r.URL.Path) || isPublic(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -295,6 +308,17 @@ func isV1(p string) bool {
 	}
 	p = path.Clean(p)
 	return p == "/v1" || strings.HasPrefix(p, "/v1/")
+}
+
+// isPublic reports whether r is for one of the /v1 documents anyone may
+// read without a token (the API's description; a wrong method on them is
+// answered 405 by the router, as on any public path).
+func isPublic(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/v1/openapi.json", "/v1/openapi.yaml":
+		return true
+	}
+	return false
 }
 
 func (s *Server) tokenOK(tok string) bool { return s.tokens.Match(tok) }
