@@ -29,7 +29,7 @@ func newConsole(f *factory, o *serveOptions, st store.Store, proj *projections.R
 		backend = "EventStoreDB"
 	}
 	cfg := console.Config{Accounts: proj, Projections: proj, Log: st, Signatures: sigs, TokenSet: tokens,
-		KeyFile: filepath.Join(f.dataDir, consoleKeyFile), Backend: backend, Version: versionString(), Logger: log}
+		KeyFile: filepath.Join(f.dataDir, consoleKeyFile), TrustProxy: o.trustProxy, Backend: backend, Version: versionString(), Logger: log}
 	if rec != nil {
 		cfg.Reconciliation = rec
 	}

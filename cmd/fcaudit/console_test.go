@@ -54,3 +54,37 @@ func TestServeConsole(t *testing.T) {
 		}
 	}
 }
+
+// TestServeConsoleTrustProxy: behind a TLS-terminating proxy (--trust-proxy
+// and X-Forwarded-Proto: https) the session cookie is Secure; without the
+// flag the same header is not believed.
+func TestServeConsoleTrustProxy(t *testing.T) {
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, trust := range []bool{false, true} {
+		dir := t.TempDir()
+		args := []string{"--dev"}
+		if trust {
+			args = append(args, "--trust-proxy")
+		}
+		base := startServe(t, dir, args...)
+		dc, err := loadDevConfig(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, base+"/console/signin", strings.NewReader(url.Values{"token": {dc.APIToken}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cookie := resp.Header.Get("Set-Cookie")
+		if resp.StatusCode != http.StatusSeeOther || cookie == "" {
+			t.Fatalf("--trust-proxy=%v: sign-in %d %q", trust, resp.StatusCode, cookie)
+		}
+		if secure := strings.Contains(cookie, "Secure"); secure != trust {
+			t.Errorf("--trust-proxy=%v: cookie %q: Secure %v", trust, cookie, secure)
+		}
+	}
+}

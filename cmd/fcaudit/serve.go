@@ -40,6 +40,7 @@ type serveOptions struct {
 	// reconcileEvery > 0 runs the backfill reconciliation in the background.
 	reconcileEvery time.Duration
 	console        bool
+	trustProxy     bool
 }
 
 func newServeCommand(f *factory) *cobra.Command {
@@ -94,6 +95,7 @@ no secret is reported and the secrets in use are kept.`,
 	fl.DurationVar(&o.reconcileEvery, "reconcile-every", 0, "run 'fcaudit backfill' against Stripe's Events API this often (e.g. 6h; key from STRIPE_API_KEY); 0 = off")
 	addSQLiteVFSFlag(cmd, f)
 	fl.BoolVar(&o.console, "console", true, "serve the web console under /console/ (sign in with an API token)")
+	fl.BoolVar(&o.trustProxy, "trust-proxy", false, "believe X-Forwarded-Proto and X-Forwarded-For from a TLS-terminating proxy in front (the console's Secure cookies and sign-in rate limits)")
 	return cmd
 }
 
