@@ -429,15 +429,25 @@ func (s *Store) findInStream(ctx context.Context, streamName, id string) (*store
 // readFrom reads every event of a stream from revision from on (none when
 // the stream does not exist).
 func (s *Store) readFrom(ctx context.Context, streamName string, from uint64) ([]*esdb.RecordedEvent, error) {
+	out, _, err := s.readAllFrom(ctx, streamName, from)
+	return out, err
+}
+
+// readAllFrom is readFrom that also tells whether the server answered
+// stream-not-found for the first page (see readPage).
+func (s *Store) readAllFrom(ctx context.Context, streamName string, from uint64) ([]*esdb.RecordedEvent, bool, error) {
 	var out []*esdb.RecordedEvent
-	for {
-		page, err := s.readRange(ctx, streamName, from, uint64(s.opts.ReadBatch))
+	for first := true; ; first = false {
+		page, missing, err := s.readPage(ctx, streamName, from, uint64(s.opts.ReadBatch))
 		if err != nil {
-			return nil, err
+			return nil, false, err
+		}
+		if first && missing {
+			return nil, true, nil
 		}
 		out = append(out, page...)
 		if len(page) < s.opts.ReadBatch {
-			return out, nil
+			return out, false, nil
 		}
 		from = page[len(page)-1].EventNumber + 1
 	}
@@ -446,9 +456,17 @@ func (s *Store) readFrom(ctx context.Context, streamName string, from uint64) ([
 // readRange reads up to count events of a stream from revision from,
 // forwards; a missing stream reads as empty.
 func (s *Store) readRange(ctx context.Context, streamName string, from, count uint64) ([]*esdb.RecordedEvent, error) {
-	var out []*esdb.RecordedEvent
-	err := s.call(ctx, "read "+streamName, func(ctx context.Context, c *esdb.Client) error {
-		out = out[:0]
+	out, _, err := s.readPage(ctx, streamName, from, count)
+	return out, err
+}
+
+// readPage reads up to count events of a stream from revision from,
+// forwards. missing is the server's own stream-not-found answer to this one
+// read: "empty" and "missing" must come from the same read, or a stream
+// created between two reads looks empty.
+func (s *Store) readPage(ctx context.Context, streamName string, from, count uint64) (out []*esdb.RecordedEvent, missing bool, err error) {
+	err = s.call(ctx, "read "+streamName, func(ctx context.Context, c *esdb.Client) error {
+		out, missing = out[:0], false
 		rs, err := c.ReadStream(ctx, streamName, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(from)}, count)
 		if err != nil {
 			return err
@@ -456,7 +474,11 @@ func (s *Store) readRange(ctx context.Context, streamName string, from, count ui
 		defer rs.Close()
 		for {
 			ev, err := rs.Recv()
-			if errors.Is(err, io.EOF) || isCode(err, esdb.ErrorCodeResourceNotFound) {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if isCode(err, esdb.ErrorCodeResourceNotFound) {
+				missing = true
 				return nil
 			}
 			if err != nil {
@@ -466,7 +488,7 @@ func (s *Store) readRange(ctx context.Context, streamName string, from, count ui
 		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return out, nil
+	return out, missing, nil
 }

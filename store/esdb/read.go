@@ -23,25 +23,18 @@ func (s *Store) ReadStream(ctx context.Context, streamName string, from uint64, 
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	var recs []*esdb.RecordedEvent
+	var missing bool
 	var err error
 	if limit > 0 {
-		recs, err = s.readRange(ctx, streamName, from, uint64(limit))
+		recs, missing, err = s.readPage(ctx, streamName, from, uint64(limit))
 	} else {
-		recs, err = s.readFrom(ctx, streamName, from)
+		recs, missing, err = s.readAllFrom(ctx, streamName, from)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if len(recs) == 0 {
-		// A read past the end of an existing stream is empty, not missing.
-		h, err := s.readHead(ctx, streamName)
-		if err != nil {
-			return nil, err
-		}
-		if h.rev < 0 {
-			return nil, fmt.Errorf("%s: %w", op, store.ErrStreamNotFound)
-		}
-		return []store.RecordedEvent{}, nil
+	if missing {
+		return nil, fmt.Errorf("%s: %w", op, store.ErrStreamNotFound)
 	}
 	out := make([]store.RecordedEvent, 0, len(recs))
 	for _, r := range recs {
