@@ -132,6 +132,12 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		return err
 	}
 	defer st.Close()
+	// A backend with a per-append size limit (EventStoreDB) caps the body
+	// limit, so a body ingest accepts is never refused by the store.
+	if lim, ok := st.(interface{ MaxBodySize() int64 }); ok && lim.MaxBodySize() < o.maxBodyBytes {
+		log.Info("webhook body limit lowered to what the event store takes in one append", "max_body_bytes", lim.MaxBodySize())
+		o.maxBodyBytes = lim.MaxBodySize()
+	}
 	proj, err := startProjections(f, st, log)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package esdb
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // head is a stream's last revision (-1 when empty) and chain value.
@@ -60,6 +63,9 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 		}
 		seen[events[i].ID], first[i] = i, i
 		unique = append(unique, i)
+	}
+	if err := s.checkSize(events, unique); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	done := make([]bool, len(events)) // result known (duplicate of a stored event)
 
@@ -259,11 +265,12 @@ func (s *Store) dropStored(events []store.Event, toWrite []int, recs []*esdb.Rec
 func (s *Store) appendAt(ctx context.Context, streamName string, h head, events []store.Event, toWrite []int, res []store.Appended) error {
 	data := make([]esdb.EventData, len(toWrite))
 	chain := h.chain
+	nonce := newNonce()
 	for k, i := range toWrite {
 		e := &events[i]
 		body := bodyHash(e.Data)
 		chain = store.ChainHash(chain, body, e.ID, e.ReceivedAt)
-		d, err := encode(e, body, chain)
+		d, err := encode(e, body, chain, nonce)
 		if err != nil {
 			return err
 		}
@@ -273,11 +280,7 @@ func (s *Store) appendAt(ctx context.Context, streamName string, h head, events 
 	if h.rev >= 0 {
 		exp = esdb.Revision(uint64(h.rev))
 	}
-	err := s.call(ctx, "append "+streamName, func(ctx context.Context, c *esdb.Client) error {
-		_, err := c.AppendToStream(ctx, streamName, esdb.AppendToStreamOptions{ExpectedRevision: exp}, data...)
-		return err
-	})
-	if err != nil {
+	if err := s.appendCall(ctx, "append "+streamName, streamName, exp, data); err != nil {
 		return err
 	}
 	// The append reply carries one position for the whole batch; read the
@@ -295,7 +298,11 @@ func (s *Store) appendAt(ctx context.Context, streamName string, h head, events 
 		if r.EventID != data[k].EventID {
 			return fmt.Errorf("append %s: revision %d holds %s, want %s", streamName, r.EventNumber, r.EventID, data[k].EventID)
 		}
-		res[i] = store.Appended{ID: events[i].ID, Stream: streamName, Revision: r.EventNumber, Position: s.position(r.Position)}
+		// Another writer that appended the same events at the same head
+		// got the node's idempotent success too: only the writer whose
+		// bytes were stored (its nonce is in the metadata) stored them.
+		res[i] = store.Appended{ID: events[i].ID, Stream: streamName, Revision: r.EventNumber, Position: s.position(r.Position),
+			Duplicate: !bytes.Equal(r.UserMetadata, data[k].Metadata)}
 	}
 	return nil
 }
@@ -354,15 +361,22 @@ func (s *Store) readOne(ctx context.Context, what, streamName string, opts esdb.
 // let two racing claimers both get the server's idempotent success.
 func (s *Store) claim(ctx context.Context, id, streamName string) (won bool, claimed string, err error) {
 	body, _ := json.Marshal(claimData{Stream: streamName})
+	var rev uint64
 	err = s.call(ctx, "claim "+id, func(ctx context.Context, c *esdb.Client) error {
-		_, err := c.AppendToStream(ctx, ClaimStream(id), esdb.AppendToStreamOptions{ExpectedRevision: esdb.NoStream{}},
+		r, err := c.AppendToStream(ctx, ClaimStream(id), esdb.AppendToStreamOptions{ExpectedRevision: esdb.NoStream{}},
 			esdb.EventData{EventID: uuid.New(), EventType: ClaimEventType, ContentType: esdb.ContentTypeJson, Data: body})
+		if err == nil {
+			rev = r.NextExpectedVersion
+		}
 		return err
 	})
-	if err == nil {
+	if err == nil && rev == 0 {
 		return true, streamName, nil
 	}
-	if !isCode(err, esdb.ErrorCodeWrongExpectedVersion) {
+	// A no_stream append to a soft-deleted claim stream is accepted at the
+	// next revision: the id was claimed before, so this claim did not win.
+	// Treat it like a lost claim: the stream it names is searched.
+	if err != nil && !isCode(err, esdb.ErrorCodeWrongExpectedVersion) {
 		return false, "", err
 	}
 	claimed, err = s.readClaim(ctx, id)
@@ -491,4 +505,65 @@ func (s *Store) readPage(ctx context.Context, streamName string, from, count uin
 		return nil, false, err
 	}
 	return out, missing, nil
+}
+
+// checkSize refuses, before anything is claimed, events whose append would
+// exceed the node's MaxAppendSize, counted as the node counts it (Event.cs):
+// data + metadata + 2 × type length per event.
+func (s *Store) checkSize(events []store.Event, unique []int) error {
+	size := 0
+	for _, i := range unique {
+		e := &events[i]
+		d, err := encode(e, [32]byte{}, [32]byte{}, newNonce())
+		if err != nil {
+			return err
+		}
+		n := len(d.Data) + len(d.Metadata) + 2*len(d.EventType)
+		if n > s.opts.MaxAppendSize {
+			return fmt.Errorf("event %s is %d bytes with its metadata, over the EventStoreDB append limit of %d: %w",
+				e.ID, n, s.opts.MaxAppendSize, store.ErrTooLarge)
+		}
+		size += n
+	}
+	if size > s.opts.MaxAppendSize {
+		return fmt.Errorf("%d events are %d bytes with their metadata, over the EventStoreDB append limit of %d; append them separately: %w",
+			len(unique), size, s.opts.MaxAppendSize, store.ErrTooLarge)
+	}
+	return nil
+}
+
+// appendCall appends data to streamName with the expected revision exp.
+//
+// A node refuses an append (ACL, size) as soon as it knows, without reading
+// the rest of the request; the client's Send then fails with a bare io.EOF
+// and v4.2.0 returns that instead of the node's status. Such an append was
+// not stored (the node never saw the end of the request), so the adapter
+// asks again with the same options and no events, which the node answers
+// in full: an ACL refusal comes back as such. If that probe is accepted,
+// the refusal concerned the events, so it is the size limit (the only other
+// early check) once a second full try refuses early again.
+func (s *Store) appendCall(ctx context.Context, op, streamName string, exp esdb.ExpectedRevision, data []esdb.EventData) error {
+	do := func(data []esdb.EventData) error {
+		return s.call(ctx, op, func(ctx context.Context, c *esdb.Client) error {
+			_, err := c.AppendToStream(ctx, streamName, esdb.AppendToStreamOptions{ExpectedRevision: exp}, data...)
+			return err
+		})
+	}
+	err := do(data)
+	for try := 0; try < 2 && refusedEarly(err) && ctx.Err() == nil; try++ {
+		if perr := do(nil); perr != nil && !refusedEarly(perr) && !isCode(perr, esdb.ErrorCodeWrongExpectedVersion) {
+			return perr // the node's real answer (access denied, unavailable, …)
+		}
+		if try == 1 {
+			return fmt.Errorf("%s: the node refused the events before reading them although it accepts this stream; "+
+				"its MaxAppendSize is probably below the adapter's (%d): %w", op, s.opts.MaxAppendSize, store.ErrTooLarge)
+		}
+		err = do(data)
+	}
+	return err
+}
+
+// refusedEarly reports a bare io.EOF from an append's Send.
+func refusedEarly(err error) bool {
+	return err != nil && errors.Is(err, io.EOF) && status.Code(err) == codes.Unknown
 }

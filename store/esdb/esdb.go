@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,7 +63,15 @@ type Options struct {
 	// ReadBatch is the default ReadAll limit and the maximum batch handed
 	// to a Subscribe handler (default 500).
 	ReadBatch int
+	// MaxAppendSize is the node's MaxAppendSize setting (default 1 MiB,
+	// the server's default). The adapter refuses larger appends itself,
+	// counted as the server does: data + metadata + 2 × type per event.
+	MaxAppendSize int
 }
+
+// appendOverhead is the room MaxBodySize leaves for one event's metadata
+// (fcaudit's JSON with provenance) and twice its type.
+const appendOverhead = 8 << 10
 
 // Store is a store.Store on EventStoreDB. It is safe for concurrent use.
 type Store struct {
@@ -103,6 +112,12 @@ func Open(ctx context.Context, connString string, opts Options) (*Store, error) 
 	}
 	if opts.ReadBatch <= 0 {
 		opts.ReadBatch = 500
+	}
+	if opts.MaxAppendSize <= 0 {
+		opts.MaxAppendSize = 1 << 20
+	}
+	if opts.MaxAppendSize <= 2*appendOverhead {
+		return nil, fmt.Errorf("open eventstoredb: MaxAppendSize %d is too small (want > %d)", opts.MaxAppendSize, 2*appendOverhead)
 	}
 	// The client logs every retry through the standard logger by default;
 	// route it to the caller's logger at debug level instead.
@@ -213,8 +228,14 @@ func (s *Store) translate(ctx context.Context, op string, err error) error {
 	}
 	if errors.Is(err, store.ErrClosed) || errors.Is(err, store.ErrUnavailable) ||
 		errors.Is(err, store.ErrStreamNotFound) || errors.Is(err, store.ErrEventNotFound) ||
-		errors.Is(err, store.ErrWrongExpectedRevision) || errors.Is(err, store.ErrInvalidEvent) {
+		errors.Is(err, store.ErrWrongExpectedRevision) || errors.Is(err, store.ErrInvalidEvent) ||
+		errors.Is(err, store.ErrTooLarge) {
 		return fmt.Errorf("%s: %w", op, err)
+	}
+	if status.Code(err) == codes.InvalidArgument && strings.Contains(err.Error(), "Maximum Append Size") {
+		// v4.2.0 maps the node's maximum-append-size-exceeded to "unknown";
+		// the status message is all that is left of it.
+		return fmt.Errorf("%s: the node refused the append as over its MaxAppendSize: %w: %w", op, store.ErrTooLarge, err)
 	}
 	if isTransient(err) {
 		return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
@@ -309,4 +330,12 @@ func allFrom(p store.Position) esdb.AllPosition {
 		return esdb.Start{}
 	}
 	return esdb.Position{Commit: uint64(p) - 1, Prepare: uint64(p) - 1}
+}
+
+// MaxBodySize is the largest event body (Data) the adapter accepts for a
+// single event: Options.MaxAppendSize less room for fcaudit's metadata and
+// the type. serve caps its webhook body limit at it, so a body that ingest
+// accepts is never refused by the node.
+func (s *Store) MaxBodySize() int64 {
+	return int64(s.opts.MaxAppendSize - appendOverhead)
 }

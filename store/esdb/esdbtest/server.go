@@ -43,6 +43,14 @@ type Server struct {
 	failAt      map[int64]codes.Code
 	calls       atomic.Int64
 	subCount    atomic.Int64
+
+	refuseEarly atomic.Bool
+	maxSize     atomic.Int64
+	aclMu       sync.Mutex
+	acl         *ACL
+	holdMu      sync.Mutex
+	holds       map[string]*holdGate
+	failApplied map[string][]codes.Code
 }
 
 // record is one event of the global log ($all).
@@ -78,8 +86,16 @@ func (s *stream) visible() []*record {
 type Option func(*config)
 
 type config struct {
-	systemEvents bool
+	systemEvents  bool
+	maxAppendSize int
 }
+
+// DefaultMaxAppendSize is a real node's default MaxAppendSize (1 MiB).
+const DefaultMaxAppendSize = 1 << 20
+
+// WithMaxAppendSize sets the node's MaxAppendSize in bytes, counted per
+// append request as data + metadata + 2 × type length of every event.
+func WithMaxAppendSize(n int) Option { return func(c *config) { c.maxAppendSize = n } }
 
 // WithoutSystemEvents starts the server with an empty $all. By default $all
 // begins with a few system events ($settings, $metadata, stats) so that a
@@ -89,7 +105,7 @@ func WithoutSystemEvents() Option { return func(c *config) { c.systemEvents = fa
 // Start starts a server on 127.0.0.1:0 and stops it when the test ends.
 func Start(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
-	cfg := config{systemEvents: true}
+	cfg := config{systemEvents: true, maxAppendSize: DefaultMaxAppendSize}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -97,10 +113,14 @@ func Start(tb testing.TB, opts ...Option) *Server {
 		tb:      tb,
 		streams: make(map[string]*stream),
 		// Start mid-file, as a real node's log never begins at 0 for user events.
-		nextPos: 1024,
-		changed: make(chan struct{}),
-		failAt:  make(map[int64]codes.Code),
+		nextPos:     1024,
+		changed:     make(chan struct{}),
+		failAt:      make(map[int64]codes.Code),
+		holds:       make(map[string]*holdGate),
+		failApplied: make(map[string][]codes.Code),
 	}
+	s.refuseEarly.Store(true)
+	s.maxSize.Store(int64(cfg.maxAppendSize))
 	if cfg.systemEvents {
 		s.mu.Lock()
 		s.appendLocked("$settings", "$settings", []byte(`{"$userStreamAcl":{}}`))

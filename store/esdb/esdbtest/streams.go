@@ -6,6 +6,7 @@ import (
 	"io"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,10 +96,13 @@ func toProtoUUID(id uuid.UUID) *shared.UUID {
 		MostSignificantBits: int64(most), LeastSignificantBits: int64(least)}}}
 }
 
-// Append implements the client-streaming append. It reads the whole request
-// stream before answering: replying early makes the client see io.EOF
-// instead of the answer.
+// Append implements the client-streaming append like a real node
+// (Streams.Append.cs): the write ACL is checked right after the options
+// message and the append size while events arrive, and a refusal is
+// answered at once without reading the rest (unless SetRefuseEarly(false)),
+// so the client may see a bare io.EOF from Send instead of the status.
 func (ss *streamsServer) Append(srv api.Streams_AppendServer) error {
+	s := ss.s
 	first, err := srv.Recv()
 	if err != nil {
 		return err
@@ -107,7 +111,29 @@ func (ss *streamsServer) Append(srv api.Streams_AppendServer) error {
 	if opts == nil {
 		return status.Error(codes.InvalidArgument, "first append message must carry options")
 	}
+	name := string(opts.GetStreamIdentifier().GetStreamName())
+	if name == "" {
+		return status.Error(codes.InvalidArgument, "empty stream name")
+	}
+	early := s.refuseEarly.Load()
+	// refuse answers err now, or after draining the request when the node
+	// is set to read whole requests first.
+	refuse := func(err error) error {
+		if !early {
+			for {
+				if _, rerr := srv.Recv(); rerr != nil {
+					break
+				}
+			}
+		}
+		return err
+	}
+	if err := s.checkAccess(name, opWrite); err != nil {
+		return refuse(err)
+	}
+	maxSize := s.maxAppendSize()
 	var proposed []*api.AppendReq_ProposedMessage
+	size := 0
 	for {
 		m, err := srv.Recv()
 		if errors.Is(err, io.EOF) {
@@ -120,11 +146,12 @@ func (ss *streamsServer) Append(srv api.Streams_AppendServer) error {
 		if p == nil {
 			return status.Error(codes.InvalidArgument, "expected a proposed message")
 		}
+		// Event.cs: data + metadata + 2 × type length.
+		size += len(p.GetData()) + len(p.GetCustomMetadata()) + 2*len(p.GetMetadata()["type"])
+		if size > maxSize {
+			return refuse(maxAppendSizeExceeded(srv.Context(), maxSize))
+		}
 		proposed = append(proposed, p)
-	}
-	name := string(opts.GetStreamIdentifier().GetStreamName())
-	if name == "" {
-		return status.Error(codes.InvalidArgument, "empty stream name")
 	}
 	exp := appendExpectation(opts)
 	recs := make([]*record, len(proposed))
@@ -140,11 +167,28 @@ func (ss *streamsServer) Append(srv api.Streams_AppendServer) error {
 		recs[i] = &record{stream: name, id: id, typ: md["type"], contentType: md["content-type"],
 			data: p.GetData(), meta: p.GetCustomMetadata()}
 	}
-	resp, err := ss.s.append(srv.Context(), name, exp, recs)
+	s.hold(name)
+	resp, err := s.append(srv.Context(), name, exp, recs)
 	if err != nil {
 		return err
 	}
+	if resp.GetSuccess() == nil {
+		return srv.SendAndClose(resp)
+	}
+	if code, ok := s.takeFailAfterApply(name); ok {
+		// The write committed but the node answers as if it timed out
+		// (a prepare/commit/forward timeout): the outcome is unknown to the
+		// client.
+		return status.Error(code, "esdbtest: write timed out after it was applied")
+	}
 	return srv.SendAndClose(resp)
+}
+
+// maxAppendSizeExceeded is a real node's answer to an append over
+// MaxAppendSize.
+func maxAppendSizeExceeded(ctx context.Context, maxSize int) error {
+	_ = grpc.SetTrailer(ctx, metadata.Pairs("exception", "maximum-append-size-exceeded", "maximum-append-size", strconv.Itoa(maxSize)))
+	return status.Errorf(codes.InvalidArgument, "Maximum Append Size of %d Exceeded.", maxSize)
 }
 
 func (s *Server) append(ctx context.Context, name string, exp expectation, recs []*record) (*api.AppendResp, error) {
@@ -184,6 +228,9 @@ func (s *Server) append(ctx context.Context, name string, exp expectation, recs 
 		last := st.events[from+int64(len(recs))-1]
 		return success(int64(last.revision), last.pos), nil
 	}
+	// A soft-deleted stream (every event truncated, not tombstoned) accepts
+	// no_stream and continues its numbering, like a real node.
+	softDeleted := current >= 0 && st.truncateBefore > uint64(current)
 	switch exp.kind {
 	case expExact, expNoStream:
 		want := int64(exp.revision)
@@ -191,7 +238,7 @@ func (s *Server) append(ctx context.Context, name string, exp expectation, recs 
 			want = -1
 		}
 		switch {
-		case want == current:
+		case want == current, want == -1 && softDeleted:
 		case want < current && matchesAt(want+1):
 			return idempotent(want + 1)
 		default:
@@ -293,11 +340,17 @@ func (ss *streamsServer) Delete(ctx context.Context, req *api.DeleteReq) (*api.D
 	if err := checkDelete(st, deleteExpectation(req.GetOptions().GetExpectedStreamRevision())); err != nil {
 		return nil, err
 	}
+	r := s.softDeleteLocked(name)
+	return &api.DeleteResp{PositionOption: &api.DeleteResp_Position_{Position: &api.DeleteResp_Position{
+		CommitPosition: r.pos, PreparePosition: r.pos}}}, nil
+}
+
+func (s *Server) softDeleteLocked(name string) *record {
+	st := s.stream(name)
 	st.truncateBefore = uint64(len(st.events))
 	r := s.appendLocked("$$"+name, "$metadata", []byte(`{"$tb":`+itoa(st.truncateBefore)+`}`))
 	s.notifyLocked()
-	return &api.DeleteResp{PositionOption: &api.DeleteResp_Position_{Position: &api.DeleteResp_Position{
-		CommitPosition: r.pos, PreparePosition: r.pos}}}, nil
+	return r
 }
 
 // Tombstone deletes a stream for good: a $streamDeleted event ends it and
@@ -413,6 +466,13 @@ func (ss *streamsServer) Read(req *api.ReadReq, srv api.Streams_ReadServer) erro
 	}
 	f, err := newFilter(o)
 	if err != nil {
+		return err
+	}
+	target := "$all"
+	if so := o.GetStream(); so != nil {
+		target = string(so.GetStreamIdentifier().GetStreamName())
+	}
+	if err := ss.s.checkAccess(target, opRead); err != nil {
 		return err
 	}
 	backwards := o.GetReadDirection() == api.ReadReq_Options_Backwards
