@@ -337,7 +337,7 @@ func (s *Store) readHead(ctx context.Context, streamName string) (head, error) {
 func (s *Store) readOne(ctx context.Context, what, streamName string, opts esdb.ReadStreamOptions) (*esdb.RecordedEvent, error) {
 	var one *esdb.RecordedEvent
 	err := s.call(ctx, what, func(ctx context.Context, c *esdb.Client) error {
-		rs, err := c.ReadStream(ctx, streamName, opts, 1)
+		rs, err := c.ReadStream(leaderOnly(ctx), streamName, opts, 1)
 		if err != nil {
 			return err
 		}
@@ -381,7 +381,9 @@ func (s *Store) claim(ctx context.Context, id, streamName string) (won bool, cla
 	}
 	claimed, err = s.readClaim(ctx, id)
 	if err == nil && claimed == "" {
-		err = fmt.Errorf("claim %s: claim stream exists but holds no claim", id)
+		// The node that answered has not seen the claim the leader refused
+		// ours for: a stale read, so retry later.
+		err = fmt.Errorf("claim %s: the claim stream exists but the node read holds no claim yet: %w", id, store.ErrUnavailable)
 	}
 	return false, claimed, err
 }
@@ -481,7 +483,7 @@ func (s *Store) readRange(ctx context.Context, streamName string, from, count ui
 func (s *Store) readPage(ctx context.Context, streamName string, from, count uint64) (out []*esdb.RecordedEvent, missing bool, err error) {
 	err = s.call(ctx, "read "+streamName, func(ctx context.Context, c *esdb.Client) error {
 		out, missing = out[:0], false
-		rs, err := c.ReadStream(ctx, streamName, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(from)}, count)
+		rs, err := c.ReadStream(leaderOnly(ctx), streamName, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(from)}, count)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -197,7 +198,7 @@ func (s *Store) call(ctx context.Context, op string, fn func(ctx context.Context
 	cctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	var err error
-	for try := 0; try < 2; try++ {
+	for try := 0; try < 3; try++ {
 		var c *esdb.Client
 		if c, err = s.conn(); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
@@ -209,7 +210,12 @@ func (s *Store) call(ctx context.Context, op string, fn func(ctx context.Context
 		case <-cctx.Done():
 			err = cctx.Err()
 		}
-		if err == nil || !s.noteError(c, err) {
+		if err == nil {
+			break
+		}
+		// A follower answers not-leader to a leader-only read; the client
+		// has then reconnected to the leader it named: ask again there.
+		if !isCode(err, esdb.ErrorCodeNotLeader) && !s.noteError(c, err) {
 			break
 		}
 	}
@@ -338,4 +344,15 @@ func allFrom(p store.Position) esdb.AllPosition {
 // accepts is never refused by the node.
 func (s *Store) MaxBodySize() int64 {
 	return int64(s.opts.MaxAppendSize - appendOverhead)
+}
+
+// leaderOnly marks a read that must see every acknowledged write: the
+// read-back after an append, the head, claim and duplicate lookups. A
+// follower serves reads from its own, possibly lagging, copy of the log
+// unless the call carries requires-leader, which v4.2.0 never sends (it
+// puts it into the incoming metadata), so the adapter adds it to the
+// outgoing metadata itself. A follower then answers not-leader and the
+// client reconnects to the leader (see call).
+func leaderOnly(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "requires-leader", "true")
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/gossip"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/serverfeatures"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
@@ -51,6 +52,9 @@ type Server struct {
 	holdMu      sync.Mutex
 	holds       map[string]*holdGate
 	failApplied map[string][]codes.Code
+
+	cluster *Cluster // nil for a single node
+	index   int
 }
 
 // record is one event of the global log ($all).
@@ -88,6 +92,8 @@ type Option func(*config)
 type config struct {
 	systemEvents  bool
 	maxAppendSize int
+	cluster       *Cluster
+	index         int
 }
 
 // DefaultMaxAppendSize is a real node's default MaxAppendSize (1 MiB).
@@ -119,6 +125,7 @@ func Start(tb testing.TB, opts ...Option) *Server {
 		holds:       make(map[string]*holdGate),
 		failApplied: make(map[string][]codes.Code),
 	}
+	s.cluster, s.index = cfg.cluster, cfg.index
 	s.refuseEarly.Store(true)
 	s.maxSize.Store(int64(cfg.maxAppendSize))
 	if cfg.systemEvents {
@@ -158,6 +165,9 @@ func (s *Server) serve(lis net.Listener) {
 	)
 	api.RegisterStreamsServer(srv, &streamsServer{s: s})
 	serverfeatures.RegisterServerFeaturesServer(srv, &featuresServer{})
+	if s.cluster != nil {
+		gossip.RegisterGossipServer(srv, &gossipServer{c: s.cluster})
+	}
 	s.grpcMu.Lock()
 	s.grpcSrv = srv
 	s.grpcMu.Unlock()
@@ -276,6 +286,7 @@ func (s *Server) AppendRaw(streamName, typ string, data, meta []byte) uint64 {
 	defer s.mu.Unlock()
 	r := s.appendLocked(streamName, typ, data)
 	r.meta = meta
+	s.notifyLocked()
 	return r.pos
 }
 
@@ -309,6 +320,16 @@ func (s *Server) place(st *stream, r *record) {
 func (s *Server) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
+	if s.cluster != nil && s.cluster.isLeader(s) {
+		s.cluster.replicateLocked(s)
+	}
+}
+
+// serving reports whether the node accepts connections.
+func (s *Server) serving() bool {
+	s.grpcMu.Lock()
+	defer s.grpcMu.Unlock()
+	return s.grpcSrv != nil
 }
 
 func ticks(t time.Time) int64 { return t.UnixNano() / 100 }

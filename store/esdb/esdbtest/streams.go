@@ -102,7 +102,10 @@ func toProtoUUID(id uuid.UUID) *shared.UUID {
 // answered at once without reading the rest (unless SetRefuseEarly(false)),
 // so the client may see a bare io.EOF from Send instead of the status.
 func (ss *streamsServer) Append(srv api.Streams_AppendServer) error {
-	s := ss.s
+	s, err := ss.s.route(srv.Context(), true)
+	if err != nil {
+		return err
+	}
 	first, err := srv.Recv()
 	if err != nil {
 		return err
@@ -330,7 +333,10 @@ func checkDelete(st *stream, exp expectation) error {
 // $metadata event in $all.
 func (ss *streamsServer) Delete(ctx context.Context, req *api.DeleteReq) (*api.DeleteResp, error) {
 	name := string(req.GetOptions().GetStreamIdentifier().GetStreamName())
-	s := ss.s
+	s, err := ss.s.route(ctx, true)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stream(name)
@@ -357,7 +363,10 @@ func (s *Server) softDeleteLocked(name string) *record {
 // every later read, append or subscription fails with stream-deleted.
 func (ss *streamsServer) Tombstone(ctx context.Context, req *api.TombstoneReq) (*api.TombstoneResp, error) {
 	name := string(req.GetOptions().GetStreamIdentifier().GetStreamName())
-	s := ss.s
+	s, err := ss.s.route(ctx, true)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stream(name)
@@ -468,6 +477,11 @@ func (ss *streamsServer) Read(req *api.ReadReq, srv api.Streams_ReadServer) erro
 	if err != nil {
 		return err
 	}
+	node, err := ss.s.route(srv.Context(), false)
+	if err != nil {
+		return err
+	}
+	ss = &streamsServer{s: node}
 	target := "$all"
 	if so := o.GetStream(); so != nil {
 		target = string(so.GetStreamIdentifier().GetStreamName())

@@ -1,0 +1,72 @@
+package esdb_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"
+	"github.com/fcaudit/fcaudit/store/storetest"
+)
+
+// clusterBackend runs each store over a 3-node cluster discovered through
+// gossip (esdb+discover://); Second opens another adapter (another serve
+// replica) connected straight to a follower, which forwards its writes.
+func clusterBackend() storetest.Backend {
+	clusters := sync.Map{} // store.Store -> *esdbtest.Cluster
+	return storetest.Backend{
+		New: func(t testing.TB) store.Store {
+			c := esdbtest.StartCluster(t, 3)
+			s := open(t, c.DiscoverConnString())
+			clusters.Store(s, c)
+			return s
+		},
+		Second: func(t testing.TB, s store.Store) store.Store {
+			c, _ := clusters.Load(s)
+			return open(t, c.(*esdbtest.Cluster).Follower(0).ConnString())
+		},
+	}
+}
+
+func TestContractCluster(t *testing.T) {
+	storetest.Run(t, clusterBackend())
+}
+
+// TestLaggingFollower (issue 15 #2): an adapter connected to a follower
+// that has stopped replicating. Writes are forwarded to the leader, but the
+// follower's own reads are stale: the append's read-back, the claim and
+// EventByID must be served by the leader (requires-leader sent as outgoing
+// metadata), or they miss what was just stored.
+func TestLaggingFollower(t *testing.T) {
+	c := esdbtest.StartCluster(t, 3)
+	f := c.Follower(0)
+	c.SetLagging(f, true)
+	onLeader := open(t, c.Leader().ConnString())
+	onFollower := open(t, f.ConnString())
+	stream := store.AccountStream("fca_lag")
+	res, err := onFollower.Append(ctx(t), stream, store.AnyRevision, ev("evt_lag0", 0))
+	if err != nil || res[0].Revision != 0 || res[0].Duplicate {
+		t.Fatalf("append through a lagging follower: %+v, %v", res, err)
+	}
+	if _, err := onFollower.EventByID(ctx(t), "evt_lag0"); err != nil {
+		t.Fatalf("EventByID through a lagging follower: %v", err)
+	}
+	// Stored through the leader, redelivered to a replica on the follower:
+	// the claim exists on the leader only.
+	if _, err := onLeader.Append(ctx(t), stream, store.AnyRevision, ev("evt_lag1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	onFollower2 := open(t, f.ConnString())
+	res, err = onFollower2.Append(ctx(t), stream, store.AnyRevision, ev("evt_lag1", 1))
+	if err != nil && !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("redelivery through a lagging follower: %v, want success or ErrUnavailable (retry)", err)
+	}
+	if err == nil && (!res[0].Duplicate || res[0].Revision != 1) {
+		t.Fatalf("redelivery through a lagging follower: %+v, want the duplicate at revision 1", res[0])
+	}
+	got, err := onLeader.ReadStream(ctx(t), stream, 0, 0)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("stream holds %d events (%v), want 2", len(got), err)
+	}
+}
