@@ -76,6 +76,7 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 	mismatch := expected != store.AnyRevision && int64(expected) != h.rev
 	var toWrite []int
 	needScan := false
+	scanFrom := uint64(h.rev + 1)
 	for _, i := range unique {
 		id := events[i].ID
 		if mismatch {
@@ -90,7 +91,7 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 			}
 			continue
 		}
-		won, claimed, err := s.claim(ctx, id, streamName)
+		won, cl, err := s.claim(ctx, id, streamName, h.rev)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
@@ -98,7 +99,8 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 			toWrite = append(toWrite, i)
 			continue
 		}
-		found, err := s.findInStream(ctx, claimed, id)
+		claimed := cl.stream
+		found, err := s.findInStream(ctx, claimed, id, cl.from())
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
@@ -106,10 +108,12 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 		case found != nil:
 			res[i], done[i] = dupOf(found), true
 		case claimed == streamName:
-			// A pending claim for this stream: complete it, after a full
-			// scan (below) proves the stream does not hold the id.
+			// A pending claim for this stream: complete it, after a scan
+			// from where the claim says it can be (below) proves the
+			// stream does not hold the id.
 			toWrite = append(toWrite, i)
 			needScan = true
+			scanFrom = min(scanFrom, cl.from())
 		default:
 			return nil, fmt.Errorf("%s: event %s is claimed by stream %s but not stored there yet; retry later: %w",
 				op, id, claimed, store.ErrUnavailable)
@@ -124,7 +128,7 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 		return fillDups(events, res, first), nil
 	}
 	if needScan {
-		all, err := s.readFrom(ctx, streamName, 0)
+		all, err := s.readFrom(ctx, streamName, scanFrom)
 		if err != nil {
 			return nil, err
 		}
@@ -355,12 +359,25 @@ func (s *Store) readOne(ctx context.Context, what, streamName string, opts esdb.
 	return one, err
 }
 
-// claim writes the claim of id for streamName with expected no_stream.
-// won is false when the id was already claimed; claimed then names the
-// stream of the existing claim. Claim event ids are random: a fixed id would
-// let two racing claimers both get the server's idempotent success.
-func (s *Store) claim(ctx context.Context, id, streamName string) (won bool, claimed string, err error) {
-	body, _ := json.Marshal(claimData{Stream: streamName})
+// claimInfo is what a claim says: the stream the id belongs to and the
+// revision that stream was at before the claim (after), so the event can
+// only be at after+1 or later. Claims written before after was recorded
+// have after = -1: the whole stream is searched.
+type claimInfo struct {
+	stream string
+	after  int64
+}
+
+// from is the first revision the claimed event can have.
+func (c claimInfo) from() uint64 { return uint64(max(c.after, -1) + 1) }
+
+// claim writes the claim of id for streamName, whose head was at revision
+// after, with expected no_stream. won is false when the id was already
+// claimed; cl then describes the existing claim. Claim event ids are
+// random: a fixed id would let two racing claimers both get the server's
+// idempotent success.
+func (s *Store) claim(ctx context.Context, id, streamName string, after int64) (won bool, cl claimInfo, err error) {
+	body, _ := json.Marshal(claimData{Stream: streamName, After: &after})
 	var rev uint64
 	err = s.call(ctx, "claim "+id, func(ctx context.Context, c *esdb.Client) error {
 		r, err := c.AppendToStream(ctx, ClaimStream(id), esdb.AppendToStreamOptions{ExpectedRevision: esdb.NoStream{}},
@@ -371,75 +388,88 @@ func (s *Store) claim(ctx context.Context, id, streamName string) (won bool, cla
 		return err
 	})
 	if err == nil && rev == 0 {
-		return true, streamName, nil
+		return true, claimInfo{stream: streamName, after: after}, nil
 	}
 	// A no_stream append to a soft-deleted claim stream is accepted at the
 	// next revision: the id was claimed before, so this claim did not win.
 	// Treat it like a lost claim: the stream it names is searched.
 	if err != nil && !isCode(err, esdb.ErrorCodeWrongExpectedVersion) {
-		return false, "", err
+		return false, claimInfo{}, err
 	}
-	claimed, err = s.readClaim(ctx, id)
-	if err == nil && claimed == "" {
+	cl, err = s.readClaim(ctx, id)
+	if err == nil && cl.stream == "" {
 		// The node that answered has not seen the claim the leader refused
 		// ours for: a stale read, so retry later.
 		err = fmt.Errorf("claim %s: the claim stream exists but the node read holds no claim yet: %w", id, store.ErrUnavailable)
 	}
-	return false, claimed, err
+	return false, cl, err
 }
 
-// readClaim returns the stream an id is claimed for ("" when unclaimed).
-// The first claim event is authoritative: it won the no_stream append.
-func (s *Store) readClaim(ctx context.Context, id string) (string, error) {
+// readClaim returns what id's claim says (stream "" when unclaimed). The
+// first claim event is authoritative: it won the no_stream append.
+func (s *Store) readClaim(ctx context.Context, id string) (claimInfo, error) {
 	first, err := s.readOne(ctx, "read claim "+id, ClaimStream(id), esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Start{}})
 	if err != nil || first == nil {
-		return "", err
+		return claimInfo{}, err
 	}
 	var d claimData
 	if err := json.Unmarshal(first.Data, &d); err != nil {
-		return "", fmt.Errorf("read claim %s: decode claim of %s: %w", id, id, err)
+		return claimInfo{}, fmt.Errorf("read claim %s: decode claim of %s: %w", id, id, err)
 	}
-	return d.Stream, nil
+	cl := claimInfo{stream: d.Stream, after: -1}
+	// A claim past revision 0 was written after the claim stream was
+	// soft-deleted: an earlier claim's event may sit before its after.
+	if d.After != nil && first.EventNumber == 0 {
+		cl.after = *d.After
+	}
+	return cl, nil
 }
 
-// lookup finds a stored event by Stripe id: the claim names the stream, a
-// scan of that (short) stream finds the event. ErrEventNotFound when
-// unclaimed or claimed but never stored (a pending claim).
+// lookup finds a stored event by Stripe id: the claim names the stream and
+// where in it to look. ErrEventNotFound when unclaimed or claimed but never
+// stored (a pending claim).
 func (s *Store) lookup(ctx context.Context, id string) (*store.RecordedEvent, string, error) {
-	claimed, err := s.readClaim(ctx, id)
+	cl, err := s.readClaim(ctx, id)
 	if err != nil {
 		return nil, "", err
 	}
-	if claimed == "" {
+	if cl.stream == "" {
 		return nil, "", store.ErrEventNotFound
 	}
-	r, err := s.findInStream(ctx, claimed, id)
+	r, err := s.findInStream(ctx, cl.stream, id, cl.from())
 	if err != nil {
-		return nil, claimed, err
+		return nil, cl.stream, err
 	}
 	if r == nil {
-		return nil, claimed, store.ErrEventNotFound
+		return nil, cl.stream, store.ErrEventNotFound
 	}
-	return r, claimed, nil
+	return r, cl.stream, nil
 }
 
-// findInStream scans streamName for the event of Stripe id (nil when absent).
-func (s *Store) findInStream(ctx context.Context, streamName, id string) (*store.RecordedEvent, error) {
-	recs, err := s.readFrom(ctx, streamName, 0)
-	if err != nil {
-		return nil, err
-	}
+// findInStream looks for the event of Stripe id in streamName from
+// revision from on (nil when absent). The event is nearly always at from
+// itself, so the pages start small and grow.
+func (s *Store) findInStream(ctx context.Context, streamName, id string, from uint64) (*store.RecordedEvent, error) {
 	want := EventID(id)
-	for _, r := range recs {
-		if r.EventID == want {
-			out, err := s.decode(r, true)
-			if err != nil {
-				return nil, err
-			}
-			return &out, nil
+	for page := uint64(8); ; page = min(page*8, uint64(s.opts.ReadBatch)) {
+		recs, err := s.readRange(ctx, streamName, from, page)
+		if err != nil {
+			return nil, err
 		}
+		for _, r := range recs {
+			if r.EventID == want {
+				out, err := s.decode(r, true)
+				if err != nil {
+					return nil, err
+				}
+				return &out, nil
+			}
+		}
+		if uint64(len(recs)) < page {
+			return nil, nil
+		}
+		from = recs[len(recs)-1].EventNumber + 1
 	}
-	return nil, nil
 }
 
 // readFrom reads every event of a stream from revision from on (none when

@@ -121,6 +121,9 @@ func truncate(b []byte) string {
 // claimData is the body of a claim event.
 type claimData struct {
 	Stream string `json:"stream"`
+	// After is the stream's revision read before claiming (-1: empty), so
+	// lookups start at After+1; absent in claims of older versions.
+	After *int64 `json:"after,omitempty"`
 }
 
 func bodyHash(data []byte) [32]byte { return sha256.Sum256(data) }

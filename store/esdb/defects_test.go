@@ -2,6 +2,7 @@ package esdb_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -194,4 +195,59 @@ func TestOutcomeUnknown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBoundedLookups (issue 15 #8): a redelivery, EventByID and the
+// completion of a pending claim must not read the whole target stream:
+// they read only around where the claim says the event can be.
+func TestBoundedLookups(t *testing.T) {
+	srv := esdbtest.Start(t)
+	s := open(t, srv.ConnString())
+	stream := store.AccountStream("fca_long")
+	const batches, per = 12, 100
+	for b := range batches {
+		evs := make([]store.Event, per)
+		for i := range evs {
+			evs[i] = ev(fmt.Sprintf("evt_long_%d", b*per+i), b*per+i)
+		}
+		if _, err := s.Append(ctx(t), stream, store.AnyRevision, evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const bound = 200 // events read per lookup; the stream holds 1,200
+	measure := func(what string, f func() error) {
+		t.Helper()
+		before := srv.StreamEventsRead()
+		if err := f(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if n := srv.StreamEventsRead() - before; n > bound {
+			t.Errorf("%s read %d events of a %d-event stream, want at most %d", what, n, batches*per, bound)
+		}
+	}
+	measure("EventByID", func() error {
+		e, err := s.EventByID(ctx(t), "evt_long_3")
+		if err == nil && e.Revision != 3 {
+			err = fmt.Errorf("revision %d, want 3", e.Revision)
+		}
+		return err
+	})
+	measure("redelivery", func() error {
+		res, err := s.Append(ctx(t), stream, store.AnyRevision, ev("evt_long_650", 650))
+		if err == nil && (!res[0].Duplicate || res[0].Revision != 650) {
+			err = fmt.Errorf("%+v, want the duplicate at 650", res[0])
+		}
+		return err
+	})
+	// A pending claim (its writer crashed before the data append) made when
+	// the stream was at its current head.
+	srv.AppendRaw(esdb.ClaimStream("evt_pending"), esdb.ClaimEventType,
+		[]byte(fmt.Sprintf(`{"stream":%q,"after":%d}`, stream, batches*per-1)), nil)
+	measure("pending completion", func() error {
+		res, err := s.Append(ctx(t), stream, store.AnyRevision, ev("evt_pending", 0))
+		if err == nil && (res[0].Duplicate || res[0].Revision != batches*per) {
+			err = fmt.Errorf("%+v, want stored at %d", res[0], batches*per)
+		}
+		return err
+	})
 }

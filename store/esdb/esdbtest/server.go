@@ -44,6 +44,7 @@ type Server struct {
 	failAt      map[int64]codes.Code
 	calls       atomic.Int64
 	subCount    atomic.Int64
+	readSent    atomic.Int64
 
 	refuseEarly atomic.Bool
 	maxSize     atomic.Int64
@@ -252,6 +253,10 @@ func (s *Server) FailNth(n int, code codes.Code) {
 
 // Calls returns how many calls the server has received.
 func (s *Server) Calls() int64 { return s.calls.Load() }
+
+// StreamEventsRead returns how many events stream reads (not $all reads
+// or subscriptions) have sent.
+func (s *Server) StreamEventsRead() int64 { return s.readSent.Load() }
 
 // Subscriptions returns how many subscriptions are currently open.
 func (s *Server) Subscriptions() int64 { return s.subCount.Load() }

@@ -552,6 +552,7 @@ func (s *Server) readStream(srv api.Streams_ReadServer, so *api.ReadReq_Options_
 		}
 	}
 	for _, r := range out {
+		s.readSent.Add(1)
 		if err := srv.Send(readEvent(r, false)); err != nil {
 			return err
 		}
