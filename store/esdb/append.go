@@ -48,7 +48,7 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	defer unlock()
-	if _, err := s.conn(); err != nil {
+	if err := s.checkOpen(); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	res := make([]store.Appended, len(events))

@@ -81,7 +81,7 @@ type Store struct {
 	log  *slog.Logger
 
 	mu     sync.Mutex
-	client *esdb.Client
+	client *clientRef
 	closed bool
 	done   chan struct{}
 
@@ -134,7 +134,7 @@ func Open(ctx context.Context, connString string, opts Options) (*Store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open eventstoredb: %w", err)
 	}
-	return &Store{cfg: cfg, opts: opts, log: opts.Logger, client: client, done: make(chan struct{})}, nil
+	return &Store{cfg: cfg, opts: opts, log: opts.Logger, client: &clientRef{c: client}, done: make(chan struct{})}, nil
 }
 
 // Close closes the client; later calls fail with store.ErrClosed.
@@ -146,35 +146,83 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.done)
-	return s.client.Close()
+	s.retireLocked(s.client)
+	return nil
 }
 
-// conn returns the current client.
-func (s *Store) conn() (*esdb.Client, error) {
+// clientRef counts the calls running on a client, so that a replaced
+// client is closed only once none runs: closing a v4.2.0 client makes
+// calls still sending on its request channel panic.
+type clientRef struct {
+	c       *esdb.Client
+	calls   int
+	retired bool
+}
+
+// conn returns the current client for one call; release it when the call
+// (and anything reading from it, such as a subscription) is done.
+func (s *Store) conn() (*clientRef, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, store.ErrClosed
 	}
+	s.client.calls++
 	return s.client, nil
 }
 
-// noteError replaces c when err says it is closed for good: the v4 client
+// checkOpen reports store.ErrClosed after Close.
+func (s *Store) checkOpen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	return nil
+}
+
+// release ends one call on r.
+func (s *Store) release(r *clientRef) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.calls--
+	if r.retired && r.calls == 0 {
+		_ = r.c.Close()
+	}
+}
+
+func (s *Store) retireLocked(r *clientRef) {
+	r.retired = true
+	if r.calls == 0 {
+		_ = r.c.Close()
+	}
+}
+
+// noteError replaces r when err says it is closed for good: the v4 client
 // closes itself after a failed discovery (node unreachable for ~1 s) and
-// never reconnects. The dead client is not Closed: its state machine has
-// exited, and closing its request channel could panic a goroutine still
-// sending on it; it holds no working connection.
-func (s *Store) noteError(c *esdb.Client, err error) bool {
+// never reconnects.
+func (s *Store) noteError(r *clientRef, err error) bool {
 	var e *esdb.Error
 	if !errors.As(err, &e) || e.Code() != esdb.ErrorCodeConnectionClosed {
 		return false
 	}
+	return s.replace(r, "client closed after failed discovery", err)
+}
+
+// replace swaps r for a new client (unless another call did already). A
+// v4.2.0 client whose rediscovery failed ends its connection loop without
+// draining its request channel: every call then waiting for a connection,
+// or reporting an error, blocks forever on that channel. Those calls are
+// abandoned (each was bounded by the operation timeout); the old client is
+// closed once no call runs on it, which a client stuck that way never
+// reaches: it holds no connection, only the stuck goroutines.
+func (s *Store) replace(r *clientRef, why string, err error) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return false
 	}
-	if s.client != c {
+	if s.client != r {
 		return true // another call replaced it already
 	}
 	nc, nerr := esdb.NewClient(s.cfg)
@@ -182,14 +230,34 @@ func (s *Store) noteError(c *esdb.Client, err error) bool {
 		s.log.Error("eventstoredb: recreate client", "err", nerr)
 		return false
 	}
-	s.log.Warn("eventstoredb: client closed after failed discovery; created a new one", "err", err)
-	s.client = nc
+	s.log.Warn("eventstoredb: replacing the client: "+why, "err", err)
+	s.client = &clientRef{c: nc}
+	s.retireLocked(r)
 	return true
+}
+
+// errClientGone is the error of a client call cut short because its client
+// was closed under it (replaced, or the Store closed).
+var errClientGone = errors.New("eventstoredb: client closed during the call")
+
+// guard runs fn and turns a panic into errClientGone: a v4.2.0 client
+// panics ("send on closed channel") in a call running while it is closed.
+// The reference counting in conn/release avoids that; guard is the
+// backstop that keeps such a panic from ending the process.
+func guard(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w (%v)", errClientGone, r)
+		}
+	}()
+	return fn()
 }
 
 // call runs fn with the current client under the operation timeout. fn runs
 // in its own goroutine because the v4 client can block without honouring
-// ctx while it (re)discovers a node; the caller gets ctx's error instead.
+// ctx while it (re)discovers a node, or forever after a failed one; the
+// caller gets ctx's error instead, and a call that hit the timeout replaces
+// the client (see replace).
 //
 // A call that finds the client closed for good (the first one after a failed
 // rediscovery) replaces it and runs once more on the new client, so the
@@ -199,23 +267,29 @@ func (s *Store) call(ctx context.Context, op string, fn func(ctx context.Context
 	defer cancel()
 	var err error
 	for try := 0; try < 3; try++ {
-		var c *esdb.Client
-		if c, err = s.conn(); err != nil {
+		var r *clientRef
+		if r, err = s.conn(); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		errc := make(chan error, 1)
-		go func() { errc <- fn(cctx, c) }()
+		go func() {
+			defer s.release(r)
+			errc <- guard(func() error { return fn(cctx, r.c) })
+		}()
 		select {
 		case err = <-errc:
 		case <-cctx.Done():
 			err = cctx.Err()
+			if ctx.Err() == nil {
+				s.replace(r, "a call did not return within the operation timeout", err)
+			}
 		}
 		if err == nil {
 			break
 		}
 		// A follower answers not-leader to a leader-only read; the client
 		// has then reconnected to the leader it named: ask again there.
-		if !isCode(err, esdb.ErrorCodeNotLeader) && !s.noteError(c, err) {
+		if !isCode(err, esdb.ErrorCodeNotLeader) && !s.noteError(r, err) {
 			break
 		}
 	}
@@ -265,7 +339,8 @@ func (s *Store) translate(ctx context.Context, op string, err error) error {
 // isTransient reports whether err means "the node cannot be reached or did
 // not answer in time": the caller may retry later.
 func isTransient(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, errClientGone) {
 		return true
 	}
 	var e *esdb.Error

@@ -19,7 +19,7 @@ var fcauditPrefixes = []string{store.AccountStreamPrefix, store.ObjectStreamPref
 // ReadStream implements store.Store.
 func (s *Store) ReadStream(ctx context.Context, streamName string, from uint64, limit int) ([]store.RecordedEvent, error) {
 	op := "read " + streamName
-	if _, err := s.conn(); err != nil {
+	if err := s.checkOpen(); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	var recs []*esdb.RecordedEvent
@@ -54,7 +54,7 @@ func (s *Store) ReadStream(ctx context.Context, streamName string, from uint64, 
 // a scan of the (short) stream it names.
 func (s *Store) EventByID(ctx context.Context, id string) (store.RecordedEvent, error) {
 	op := "event " + id
-	if _, err := s.conn(); err != nil {
+	if err := s.checkOpen(); err != nil {
 		return store.RecordedEvent{}, fmt.Errorf("%s: %w", op, err)
 	}
 	r, _, err := s.lookup(ctx, id)
@@ -164,7 +164,7 @@ func (s *Store) ReadAll(ctx context.Context, opts store.ReadOptions) ([]store.Re
 	sf := serverFilter(&opts.Filter)
 	out := []store.RecordedEvent{}
 	if sf == nil {
-		if _, err := s.conn(); err != nil {
+		if err := s.checkOpen(); err != nil {
 			return nil, fmt.Errorf("read $all: %w", err)
 		}
 		return out, nil
@@ -245,7 +245,7 @@ func (s *Store) Subscribe(ctx context.Context, after store.Position, filter stor
 		if errors.As(err, &herr) {
 			return herr.err
 		}
-		if _, cerr := s.conn(); cerr != nil {
+		if cerr := s.checkOpen(); cerr != nil {
 			return fmt.Errorf("%s: %w", op, cerr)
 		}
 		terr := s.translate(ctx, op, err)
@@ -279,7 +279,7 @@ func (e handlerError) Error() string { return e.err.Error() }
 // subscribeOnce runs one subscription until it drops. It advances *pos past
 // every delivered event and reports whether it delivered any.
 func (s *Store) subscribeOnce(ctx context.Context, pos *store.Position, filter store.Filter, sf *esdb.SubscriptionFilter, h store.Handler) (bool, error) {
-	c, err := s.conn()
+	r, err := s.conn()
 	if err != nil {
 		return false, err
 	}
@@ -292,26 +292,54 @@ func (s *Store) subscribeOnce(ctx context.Context, pos *store.Position, filter s
 	var sub *esdb.Subscription
 	errc := make(chan error, 1)
 	go func() {
-		var err error
-		sub, err = c.SubscribeToAll(sctx, esdb.SubscribeToAllOptions{From: allFrom(*pos), Filter: sf})
-		errc <- err
+		errc <- guard(func() error {
+			var err error
+			sub, err = r.c.SubscribeToAll(sctx, esdb.SubscribeToAllOptions{From: allFrom(*pos), Filter: sf})
+			return err
+		})
 	}()
+	// abandon leaves the start to finish on its own and then lets the
+	// client go.
+	abandon := func() {
+		go func() {
+			if err := <-errc; err == nil {
+				_ = sub.Close()
+			}
+			s.release(r)
+		}()
+	}
+	// Starting a subscription is bounded like every call: a v4.2.0 client
+	// can block in it forever (see replace).
+	start := time.NewTimer(s.opts.Timeout)
+	defer start.Stop()
 	select {
 	case err = <-errc:
+	case <-start.C:
+		abandon()
+		err = fmt.Errorf("start subscription: %w", context.DeadlineExceeded)
+		s.replace(r, "a subscription did not start within the operation timeout", err)
+		return false, err
 	case <-sctx.Done():
+		abandon()
 		return false, sctx.Err()
 	case <-s.done:
+		abandon()
 		return false, store.ErrClosed
 	}
 	if err != nil {
-		s.noteError(c, err) // the retry loop in Subscribe resubscribes on the new client
+		s.release(r)
+		s.noteError(r, err) // the retry loop in Subscribe resubscribes on the new client
 		return false, err
 	}
 	defer sub.Close()
 	items := make(chan item, s.opts.ReadBatch)
 	go func() {
+		defer s.release(r)
 		for {
-			ev := sub.Recv()
+			var ev *esdb.SubscriptionEvent
+			if err := guard(func() error { ev = sub.Recv(); return nil }); err != nil {
+				ev = &esdb.SubscriptionEvent{SubscriptionDropped: &esdb.SubscriptionDropped{Error: err}}
+			}
 			var it item
 			switch {
 			case ev.SubscriptionDropped != nil:

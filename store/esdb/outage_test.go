@@ -1,0 +1,86 @@
+package esdb_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/store/esdb"
+	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"
+)
+
+// TestOutageWithProbes (issue 15 #1): a subscription is running when the
+// node goes away for a few seconds while readiness probes (Ping) keep
+// coming. In v4.2.0 a failed rediscovery ends the client's connection loop
+// without draining its channel, so every call then waiting for a
+// connection blocks forever, the resubscription among them. The adapter
+// must bound every call, replace the client, and resubscribe: once the node
+// is back the subscription delivers again.
+func TestOutageWithProbes(t *testing.T) {
+	srv := esdbtest.Start(t)
+	s, err := esdb.Open(context.Background(), srv.ConnString(), esdb.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	stream := store.AccountStream("fca_outage")
+	got := make(chan store.RecordedEvent, 10)
+	sctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Subscribe(sctx, 0, store.Filter{}, func(_ context.Context, b []store.RecordedEvent) error {
+			for _, e := range b {
+				got <- e
+			}
+			return nil
+		})
+	}()
+	if _, err := s.Append(ctx(t), stream, store.AnyRevision, ev("evt_o0", 0)); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, got, "evt_o0")
+
+	srv.Stop()
+	// Probes while the node is gone: each one is bounded by the timeout.
+	outage := time.Now()
+	for time.Since(outage) < 4*time.Second {
+		pctx, pcancel := context.WithTimeout(context.Background(), 3*time.Second)
+		start := time.Now()
+		err := s.Ping(pctx)
+		pcancel()
+		if err == nil {
+			t.Fatal("ping succeeded with the node stopped")
+		}
+		if d := time.Since(start); d > 2500*time.Millisecond {
+			t.Fatalf("ping took %v with a 1 s operation timeout", d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	srv.Restart()
+	writer := open(t, srv.ConnString())
+	var aerr error
+	for range 100 {
+		if _, aerr = writer.Append(ctx(t), stream, store.AnyRevision, ev("evt_o1", 1)); aerr == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if aerr != nil {
+		t.Fatalf("append after the node returned: %v", aerr)
+	}
+	wait(t, got, "evt_o1")
+	if err := s.Ping(ctx(t)); err != nil {
+		t.Fatalf("ping after the node returned: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Subscribe returned nil")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Subscribe did not return after cancel")
+	}
+}
