@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -87,6 +88,7 @@ type Store struct {
 
 	warnOnce sync.Once
 	locks    streamLocks
+	foreign  atomic.Uint64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -430,4 +432,19 @@ func (s *Store) MaxBodySize() int64 {
 // client reconnects to the leader (see call).
 func leaderOnly(ctx context.Context) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "requires-leader", "true")
+}
+
+// ForeignEvents returns how many events ReadAll and Subscribe skipped
+// because they sit under fcaudit's stream prefixes without being fcaudit
+// events (another application's writes on a shared cluster).
+func (s *Store) ForeignEvents() uint64 { return s.foreign.Load() }
+
+// skipForeign counts and reports a foreign event; the warning is logged for
+// the first one and then at every power of two, so a flood stays readable.
+func (s *Store) skipForeign(r *esdb.RecordedEvent, err error) {
+	n := s.foreign.Add(1)
+	if n&(n-1) == 0 {
+		s.log.Warn("eventstoredb: skipping an event that is not an fcaudit event under an fcaudit stream prefix",
+			"stream", r.StreamID, "revision", r.EventNumber, "type", r.EventType, "skipped_total", n, "err", err)
+	}
 }

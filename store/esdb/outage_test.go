@@ -84,3 +84,47 @@ func TestOutageWithProbes(t *testing.T) {
 		t.Fatal("Subscribe did not return after cancel")
 	}
 }
+
+// TestForeignEvents (issue 15 #9): on a shared cluster another application
+// writes under fcaudit's prefixes. Subscribe and ReadAll skip such events
+// (with a warning and a count) instead of failing: one foreign write must
+// not stop every projection.
+func TestForeignEvents(t *testing.T) {
+	srv := esdbtest.Start(t)
+	s := open(t, srv.ConnString())
+	if _, err := s.Append(ctx(t), store.AccountStream("fca_f"), store.AnyRevision, ev("evt_f0", 0)); err != nil {
+		t.Fatal(err)
+	}
+	srv.AppendRaw("fcaccount-someone-else", "thing.happened", []byte(`{"x":1}`), []byte(`{"app":"other"}`))
+	srv.AppendRaw("stripe-other", "thing.happened", []byte(`{"x":2}`), nil)
+	if _, err := s.Append(ctx(t), store.AccountStream("fca_f"), store.AnyRevision, ev("evt_f1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.ReadAll(ctx(t), store.ReadOptions{})
+	if err != nil || len(all) != 2 {
+		t.Fatalf("ReadAll = %d events, %v; want the 2 fcaudit events", len(all), err)
+	}
+	got := make(chan store.RecordedEvent, 10)
+	sctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Subscribe(sctx, 0, store.Filter{}, func(_ context.Context, b []store.RecordedEvent) error {
+			for _, e := range b {
+				got <- e
+			}
+			return nil
+		})
+	}()
+	wait(t, got, "evt_f0")
+	wait(t, got, "evt_f1")
+	if _, err := s.Append(ctx(t), store.AccountStream("fca_f"), store.AnyRevision, ev("evt_f2", 2)); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, got, "evt_f2")
+	if n := s.ForeignEvents(); n < 2 {
+		t.Errorf("ForeignEvents = %d, want >= 2", n)
+	}
+	cancel()
+	<-done
+}

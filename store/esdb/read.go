@@ -199,9 +199,8 @@ func (s *Store) ReadAll(ctx context.Context, opts store.ReadOptions) ([]store.Re
 				if ours(r) {
 					e, err := s.decode(r, !opts.WithoutData)
 					if err != nil {
-						return err
-					}
-					if opts.Filter.Match(&e) {
+						s.skipForeign(r, err)
+					} else if opts.Filter.Match(&e) {
 						out = append(out, e)
 					}
 				}
@@ -398,7 +397,9 @@ func (s *Store) subscribeOnce(ctx context.Context, pos *store.Position, filter s
 			}
 			e, err := s.decode(it.ev, true)
 			if err != nil {
-				return delivered, handlerError{fmt.Errorf("subscribe $all: %w", err)}
+				s.skipForeign(it.ev, err)
+				last = s.position(it.ev.Position)
+				continue
 			}
 			last = e.Position
 			if filter.Match(&e) {
