@@ -42,6 +42,9 @@ var (
 	ErrStreamDeleted = errors.New("eventstoredb: stream deleted")
 	// ErrAccessDenied: the connection's user lacks the ACL for the call.
 	ErrAccessDenied = errors.New("eventstoredb: access denied")
+	// ErrInvalidPosition: a $all position that is not where an event
+	// starts in this log, typically one from another backend.
+	ErrInvalidPosition = errors.New("eventstoredb: not an event position in this log")
 )
 
 // EventID returns the EventStoreDB event id of a Stripe event id.

@@ -2,6 +2,9 @@ package esdb_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,4 +130,29 @@ func TestForeignEvents(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestForeignPosition (issue 15 #10): a position from another backend
+// (fcaudit's SQLite positions are 1, 2, 3, …; EventStoreDB's are byte
+// offsets) is not where a record starts; the node refuses it and the
+// adapter must say so clearly, for ReadAll and Subscribe alike.
+func TestForeignPosition(t *testing.T) {
+	srv := esdbtest.Start(t)
+	s := open(t, srv.ConnString())
+	res, err := s.Append(ctx(t), store.AccountStream("fca_pos"), store.AnyRevision, ev("evt_pos", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := res[0].Position - 3
+	if _, err := s.ReadAll(ctx(t), store.ReadOptions{After: bad}); !errors.Is(err, esdb.ErrInvalidPosition) ||
+		!strings.Contains(err.Error(), fmt.Sprint(bad)) {
+		t.Errorf("ReadAll after %d: %v, want esdb.ErrInvalidPosition naming the position", bad, err)
+	}
+	err = s.Subscribe(ctx(t), bad, store.Filter{}, func(context.Context, []store.RecordedEvent) error { return nil })
+	if !errors.Is(err, esdb.ErrInvalidPosition) {
+		t.Errorf("Subscribe after %d: %v, want esdb.ErrInvalidPosition", bad, err)
+	}
+	if all, err := s.ReadAll(ctx(t), store.ReadOptions{After: res[0].Position}); err != nil || len(all) != 0 {
+		t.Errorf("ReadAll after the last event: %v, %v", all, err)
+	}
 }

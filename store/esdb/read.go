@@ -10,6 +10,8 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/fcaudit/fcaudit/store"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // fcauditPrefixes are the stream prefixes of everything fcaudit reads from
@@ -212,9 +214,19 @@ func (s *Store) ReadAll(ctx context.Context, opts store.ReadOptions) ([]store.Re
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, badPosition("read $all", opts.After, err)
 	}
 	return out, nil
+}
+
+// badPosition explains the node's refusal of a $all start position: it is
+// not where an event starts in this log.
+func badPosition(op string, p store.Position, err error) error {
+	if p == 0 || status.Code(err) != codes.InvalidArgument {
+		return err
+	}
+	return fmt.Errorf("%s: position %d (EventStoreDB commit position %d) is not where an event starts in this log; "+
+		"positions from another backend cannot be used here: %w: %w", op, p, uint64(p)-1, ErrInvalidPosition, err)
 }
 
 // Subscribe implements store.Store with a filtered catch-up subscription to
@@ -249,7 +261,7 @@ func (s *Store) Subscribe(ctx context.Context, after store.Position, filter stor
 		}
 		terr := s.translate(ctx, op, err)
 		if !errors.Is(terr, store.ErrUnavailable) {
-			return terr
+			return badPosition(op, pos, terr)
 		}
 		if delivered {
 			failures = 0

@@ -571,7 +571,28 @@ func (s *Server) indexAfter(pos uint64, inclusive bool) int {
 	})
 }
 
+// checkPosition refuses a $all start position that is not where a record
+// starts (or the end of the log), as a real node does.
+func (s *Server) checkPosition(ao *api.ReadReq_Options_AllOptions) error {
+	v, ok := ao.GetAllOption().(*api.ReadReq_Options_AllOptions_Position)
+	if !ok {
+		return nil
+	}
+	p := v.Position.GetCommitPosition()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.indexAfter(p, true)
+	if p == s.nextPos || (i < len(s.log) && s.log[i].pos == p && v.Position.GetPreparePosition() == p) {
+		return nil
+	}
+	return status.Errorf(codes.InvalidArgument, "Invalid position: commit %d, prepare %d is not the position of a record.",
+		p, v.Position.GetPreparePosition())
+}
+
 func (s *Server) readAll(srv api.Streams_ReadServer, ao *api.ReadReq_Options_AllOptions, backwards bool, count uint64, f *filter) error {
+	if err := s.checkPosition(ao); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	var out []*record
 	if !backwards {
@@ -622,6 +643,11 @@ func (s *Server) subscribe(srv api.Streams_ReadServer, o *api.ReadReq_Options, f
 	ctx := srv.Context()
 	var streamName string
 	all := o.GetAll() != nil
+	if all {
+		if err := s.checkPosition(o.GetAll()); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	// next is an index into s.log for $all, or a revision for a stream.
 	next := 0
