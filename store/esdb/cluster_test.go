@@ -1,11 +1,13 @@
 package esdb_test
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
 
 	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/store/esdb"
 	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"
 	"github.com/fcaudit/fcaudit/store/storetest"
 )
@@ -69,4 +71,45 @@ func TestLaggingFollower(t *testing.T) {
 	if err != nil || len(got) != 2 {
 		t.Fatalf("stream holds %d events (%v), want 2", len(got), err)
 	}
+}
+
+// TestACLRecipe: the ACL recipe of docs/eventstoredb.md. A non-admin user
+// with stream ACLs only cannot read $all (Ping, ReadAll and Subscribe fail
+// with esdb.ErrAccessDenied, clearly, not as "unavailable"); once $$$all's
+// metadata grants it read, everything works.
+func TestACLRecipe(t *testing.T) {
+	srv := esdbtest.Start(t)
+	s := open(t, srv.ConnString())
+	srv.SetACL(&esdbtest.ACL{User: "fcaudit"})
+	if _, err := s.Append(ctx(t), store.AccountStream("fca_acl"), store.AnyRevision, ev("evt_acl", 0)); err != nil {
+		t.Fatalf("append with stream ACLs: %v", err)
+	}
+	if err := s.Ping(ctx(t)); !errors.Is(err, esdb.ErrAccessDenied) {
+		t.Fatalf("ping without the $$$all grant: %v, want ErrAccessDenied", err)
+	}
+	if _, err := s.ReadAll(ctx(t), store.ReadOptions{}); !errors.Is(err, esdb.ErrAccessDenied) {
+		t.Fatalf("ReadAll without the $$$all grant: %v, want ErrAccessDenied", err)
+	}
+	err := s.Subscribe(ctx(t), 0, store.Filter{}, func(context.Context, []store.RecordedEvent) error { return nil })
+	if !errors.Is(err, esdb.ErrAccessDenied) {
+		t.Fatalf("Subscribe without the $$$all grant: %v, want ErrAccessDenied", err)
+	}
+	srv.AppendRaw("$$$all", "$metadata", []byte(`{"$acl":{"$r":["fcaudit"]}}`), nil)
+	if err := s.Ping(ctx(t)); err != nil {
+		t.Fatalf("ping with the grant: %v", err)
+	}
+	all, err := s.ReadAll(ctx(t), store.ReadOptions{})
+	if err != nil || len(all) != 1 {
+		t.Fatalf("ReadAll with the grant: %d events, %v", len(all), err)
+	}
+}
+
+// TestTwoReplicasCluster: the two-replica workload over a 3-node cluster,
+// one replica discovering the leader through gossip and one connected to a
+// follower, with a leader change halfway through.
+func TestTwoReplicasCluster(t *testing.T) {
+	c := esdbtest.StartCluster(t, 3)
+	a := open(t, c.DiscoverConnString())
+	b := open(t, c.Follower(0).ConnString())
+	twoReplicas(t, a, b, func() { c.SetLeader(2) })
 }
