@@ -156,3 +156,98 @@ func TestForeignPosition(t *testing.T) {
 		t.Errorf("ReadAll after the last event: %v, %v", all, err)
 	}
 }
+
+// subscribeAll runs s.Subscribe from 0 in the background, sending every
+// delivered event to the returned channel; the subscription ends with the
+// test.
+func subscribeAll(t *testing.T, s *esdb.Store) <-chan store.RecordedEvent {
+	got := make(chan store.RecordedEvent, 1000)
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		_ = s.Subscribe(sctx, 0, store.Filter{}, func(_ context.Context, b []store.RecordedEvent) error {
+			for _, e := range b {
+				got <- e
+			}
+			return nil
+		})
+	}()
+	return got
+}
+
+// TestSlowConsumerDropped: a node (≤ 23.10) drops a live subscriber that
+// falls behind with Aborted; the adapter resubscribes from the last
+// delivered event, so every event arrives exactly once and in order.
+func TestSlowConsumerDropped(t *testing.T) {
+	srv := esdbtest.Start(t)
+	s := open(t, srv.ConnString())
+	stream := store.AccountStream("fca_slow")
+	if _, err := s.Append(ctx(t), stream, store.AnyRevision, ev("evt_slow_first", 0)); err != nil {
+		t.Fatal(err)
+	}
+	got := subscribeAll(t, s)
+	wait(t, got, "evt_slow_first")
+	srv.DropSlowSubscribers(5)
+	evs := make([]store.Event, 20)
+	for i := range evs {
+		evs[i] = ev(fmt.Sprintf("evt_slow_%d", i), i+1)
+	}
+	if _, err := s.Append(ctx(t), stream, store.AnyRevision, evs...); err != nil {
+		t.Fatal(err)
+	}
+	srv.DropSlowSubscribers(0)
+	for i := range evs {
+		select {
+		case e := <-got:
+			if e.ID != evs[i].ID || e.Revision != uint64(i+1) {
+				t.Fatalf("delivery %d: %s@%d, want %s@%d", i, e.ID, e.Revision, evs[i].ID, i+1)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("event %d not delivered", i)
+		}
+	}
+}
+
+// TestSilentShutdown: a node shutting down leaves the subscription open
+// and silent and answers nothing; probes stay bounded by the timeout, and
+// once a node serves again the subscription delivers again.
+func TestSilentShutdown(t *testing.T) {
+	srv := esdbtest.Start(t)
+	s, err := esdb.Open(context.Background(), srv.ConnString(), esdb.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	stream := store.AccountStream("fca_silent")
+	if _, err := s.Append(ctx(t), stream, store.AnyRevision, ev("evt_silent0", 0)); err != nil {
+		t.Fatal(err)
+	}
+	got := subscribeAll(t, s)
+	wait(t, got, "evt_silent0")
+	srv.GoSilent()
+	for range 3 {
+		start := time.Now()
+		if err := s.Ping(ctx(t)); !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("ping of a silent node: %v, want ErrUnavailable", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("ping of a silent node took %v", d)
+		}
+	}
+	srv.Stop()
+	srv.Restart()
+	writer := open(t, srv.ConnString())
+	var aerr error
+	for range 100 {
+		if _, aerr = writer.Append(ctx(t), stream, store.AnyRevision, ev("evt_silent1", 1)); aerr == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	wait(t, got, "evt_silent1")
+}

@@ -154,3 +154,14 @@ func (s *Server) SoftDelete(stream string) {
 	defer s.mu.Unlock()
 	s.softDeleteLocked(stream)
 }
+
+// GoSilent makes the node behave like one shutting down: open
+// subscriptions stop sending and new calls get no answer, until Stop (the
+// process exiting) closes the connections or Restart serves again.
+func (s *Server) GoSilent() { s.silent.Store(true) }
+
+// DropSlowSubscribers makes the node drop (codes.Aborted) a live
+// subscription that has more than n events to catch up on at once, as
+// servers up to 23.10 do with slow consumers (0 turns it off; 24.2 and
+// later switch such a subscriber back to catch-up silently).
+func (s *Server) DropSlowSubscribers(n int) { s.slowLimit.Store(int64(n)) }

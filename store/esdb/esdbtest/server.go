@@ -47,6 +47,8 @@ type Server struct {
 	readSent    atomic.Int64
 
 	refuseEarly atomic.Bool
+	silent      atomic.Bool
+	slowLimit   atomic.Int64
 	maxSize     atomic.Int64
 	aclMu       sync.Mutex
 	acl         *ACL
@@ -178,6 +180,10 @@ func (s *Server) serve(lis net.Listener) {
 // fault applies the fault hooks to one incoming call.
 func (s *Server) fault(ctx context.Context) error {
 	n := s.calls.Add(1)
+	if s.silent.Load() {
+		<-ctx.Done()
+		return status.FromContextError(ctx.Err()).Err()
+	}
 	if d := time.Duration(s.delay.Load()); d > 0 {
 		t := time.NewTimer(d)
 		select {
@@ -234,6 +240,7 @@ func (s *Server) Restart() {
 	if err != nil {
 		s.tb.Fatalf("esdbtest: restart on %s: %v", s.addr, err)
 	}
+	s.silent.Store(false)
 	s.serve(lis)
 }
 

@@ -703,6 +703,17 @@ func (s *Server) subscribe(srv api.Streams_ReadServer, o *api.ReadReq_Options, f
 		}
 		changed := s.changed
 		s.mu.Unlock()
+		if s.silent.Load() {
+			// A node shutting down may leave subscriptions open and silent
+			// until the process exits.
+			<-ctx.Done()
+			return status.FromContextError(ctx.Err()).Err()
+		}
+		if limit := s.slowLimit.Load(); caughtUp && limit > 0 && int64(len(batch)) > limit {
+			// Servers up to 23.10 drop a live subscriber that falls this
+			// far behind; the client must resubscribe.
+			return status.Error(codes.Aborted, "Consumer too slow to handle event while live. Client resubscription required.")
+		}
 		for _, r := range batch {
 			if f.match(r) && (all || r.typ != "$streamDeleted") {
 				if err := srv.Send(readEvent(r, all)); err != nil {
