@@ -294,7 +294,9 @@ func (s *Store) call(ctx context.Context, op string, fn func(ctx context.Context
 		}
 		// A follower answers not-leader to a leader-only read; the client
 		// has then reconnected to the leader it named: ask again there.
-		if !isCode(err, esdb.ErrorCodeNotLeader) && !s.noteError(r, err) {
+		// Calls that were running on the connection it dropped for that
+		// end with Canceled ("the client connection is closing").
+		if !isCode(err, esdb.ErrorCodeNotLeader) && !connClosing(cctx, err) && !s.noteError(r, err) {
 			break
 		}
 	}
@@ -341,6 +343,13 @@ func (s *Store) translate(ctx context.Context, op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
+// connClosing reports a call cut short because the client closed the
+// connection under it (it reconnects to another node), not because ctx
+// ended.
+func connClosing(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && status.Code(err) == codes.Canceled
+}
+
 // isTransient reports whether err means "the node cannot be reached or did
 // not answer in time": the caller may retry later.
 func isTransient(err error) bool {
@@ -358,7 +367,7 @@ func isTransient(err error) bool {
 	}
 	if st, ok := status.FromError(err); ok {
 		switch st.Code() {
-		case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
+		case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted, codes.Canceled:
 			return true
 		}
 	}

@@ -196,6 +196,11 @@ func maxAppendSizeExceeded(ctx context.Context, maxSize int) error {
 
 func (s *Server) append(ctx context.Context, name string, exp expectation, recs []*record) (*api.AppendResp, error) {
 	s.mu.Lock()
+	if s.cluster != nil && !s.cluster.isLeader(s) {
+		// Deposed while the write waited: it goes to the new leader.
+		s.mu.Unlock()
+		return s.cluster.Leader().append(ctx, name, exp, recs)
+	}
 	defer s.mu.Unlock()
 	st := s.stream(name)
 	if st.tombstoned {
