@@ -284,7 +284,7 @@ func (s *Store) appendAt(ctx context.Context, streamName string, h head, events 
 	if h.rev >= 0 {
 		exp = esdb.Revision(uint64(h.rev))
 	}
-	if err := s.appendCall(ctx, "append "+streamName, streamName, exp, data); err != nil {
+	if _, err := s.appendCall(ctx, "append "+streamName, streamName, exp, data); err != nil {
 		return err
 	}
 	// The append reply carries one position for the whole batch; read the
@@ -378,16 +378,9 @@ func (c claimInfo) from() uint64 { return uint64(max(c.after, -1) + 1) }
 // idempotent success.
 func (s *Store) claim(ctx context.Context, id, streamName string, after int64) (won bool, cl claimInfo, err error) {
 	body, _ := json.Marshal(claimData{Stream: streamName, After: &after})
-	var rev uint64
-	err = s.call(ctx, "claim "+id, func(ctx context.Context, c *esdb.Client) error {
-		r, err := c.AppendToStream(ctx, ClaimStream(id), esdb.AppendToStreamOptions{ExpectedRevision: esdb.NoStream{}},
-			esdb.EventData{EventID: uuid.New(), EventType: ClaimEventType, ContentType: esdb.ContentTypeJson, Data: body})
-		if err == nil {
-			rev = r.NextExpectedVersion
-		}
-		return err
-	})
-	if err == nil && rev == 0 {
+	wr, err := s.appendCall(ctx, "claim "+id, ClaimStream(id), esdb.NoStream{},
+		[]esdb.EventData{{EventID: uuid.New(), EventType: ClaimEventType, ContentType: esdb.ContentTypeJson, Data: body}})
+	if err == nil && wr.NextExpectedVersion == 0 {
 		return true, claimInfo{stream: streamName, after: after}, nil
 	}
 	// A no_stream append to a soft-deleted claim stream is accepted at the
@@ -574,25 +567,30 @@ func (s *Store) checkSize(events []store.Event, unique []int) error {
 // in full: an ACL refusal comes back as such. If that probe is accepted,
 // the refusal concerned the events, so it is the size limit (the only other
 // early check) once a second full try refuses early again.
-func (s *Store) appendCall(ctx context.Context, op, streamName string, exp esdb.ExpectedRevision, data []esdb.EventData) error {
+func (s *Store) appendCall(ctx context.Context, op, streamName string, exp esdb.ExpectedRevision, data []esdb.EventData) (*esdb.WriteResult, error) {
+	var wr *esdb.WriteResult
 	do := func(data []esdb.EventData) error {
 		return s.call(ctx, op, func(ctx context.Context, c *esdb.Client) error {
-			_, err := c.AppendToStream(ctx, streamName, esdb.AppendToStreamOptions{ExpectedRevision: exp}, data...)
+			r, err := c.AppendToStream(ctx, streamName, esdb.AppendToStreamOptions{ExpectedRevision: exp}, data...)
+			wr = r
 			return err
 		})
 	}
 	err := do(data)
 	for try := 0; try < 2 && refusedEarly(err) && ctx.Err() == nil; try++ {
 		if perr := do(nil); perr != nil && !refusedEarly(perr) && !isCode(perr, esdb.ErrorCodeWrongExpectedVersion) {
-			return perr // the node's real answer (access denied, unavailable, …)
+			return nil, perr // the node's real answer (access denied, unavailable, …)
 		}
 		if try == 1 {
-			return fmt.Errorf("%s: the node refused the events before reading them although it accepts this stream; "+
+			return nil, fmt.Errorf("%s: the node refused the events before reading them although it accepts this stream; "+
 				"its MaxAppendSize is probably below the adapter's (%d): %w", op, s.opts.MaxAppendSize, store.ErrTooLarge)
 		}
 		err = do(data)
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return wr, nil
 }
 
 // refusedEarly reports a bare io.EOF from an append's Send.

@@ -251,3 +251,18 @@ func TestBoundedLookups(t *testing.T) {
 		return err
 	})
 }
+
+// TestEarlyRefusalOfClaims (issue 15 #4): the same for the claim streams,
+// whose appends are tiny (the client's Send sees io.EOF only sometimes):
+// every attempt must report access denied, never "unavailable".
+func TestEarlyRefusalOfClaims(t *testing.T) {
+	srv := esdbtest.Start(t)
+	s := open(t, srv.ConnString())
+	srv.SetACL(&esdbtest.ACL{User: "fcaudit", DenyWrite: []string{esdb.ClaimStreamPrefix}})
+	for i := range 30 {
+		_, err := s.Append(ctx(t), store.AccountStream("fca_denied"), store.AnyRevision, ev(fmt.Sprintf("evt_cd%d", i), i))
+		if !errors.Is(err, esdb.ErrAccessDenied) || errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("try %d: %v, want esdb.ErrAccessDenied", i, err)
+		}
+	}
+}
