@@ -62,20 +62,29 @@ func TestAppendTooLarge(t *testing.T) {
 // client often sees a bare io.EOF); the adapter reports store.ErrTooLarge,
 // not "unavailable, retry".
 func TestServerSizeRefusal(t *testing.T) {
-	srv := esdbtest.Start(t, esdbtest.WithMaxAppendSize(256<<10))
+	srv := esdbtest.Start(t, esdbtest.WithMaxAppendSize(100<<10))
 	s := open(t, srv.ConnString())
-	for i := range 5 {
-		e := bigEvent("evt_srvbig", 512<<10)
-		_, err := s.Append(ctx(t), store.AccountStream("fca_srvbig"), store.AnyRevision, e)
+	for i := range 3 {
+		// One event: the node reads it whole, then refuses (the status
+		// reaches the client).
+		_, err := s.Append(ctx(t), store.AccountStream("fca_srvbig"), store.AnyRevision, bigEvent("evt_srvbig", 512<<10))
 		if !errors.Is(err, store.ErrTooLarge) {
-			t.Fatalf("try %d: %v, want store.ErrTooLarge", i, err)
+			t.Fatalf("try %d, one event: %v, want store.ErrTooLarge", i, err)
+		}
+		// Three: the node refuses after the first while the client still
+		// sends the others, and its Send fails with a bare io.EOF.
+		_, err = s.Append(ctx(t), store.AccountStream("fca_srvbig"), store.AnyRevision,
+			bigEvent(fmt.Sprintf("evt_srvbig_a%d", i), 200<<10), bigEvent(fmt.Sprintf("evt_srvbig_b%d", i), 200<<10),
+			bigEvent(fmt.Sprintf("evt_srvbig_c%d", i), 200<<10))
+		if !errors.Is(err, store.ErrTooLarge) {
+			t.Fatalf("try %d, three events: %v, want store.ErrTooLarge", i, err)
 		}
 	}
 }
 
 // TestEarlyRefusal (issue 15 #4): the node refuses appends to account
 // streams right after the options message (stream ACL) without reading the
-// events; with a body larger than the HTTP/2 window the client's Send sees
+// events; with events larger than the HTTP/2 window the client's Send sees
 // a bare io.EOF. The adapter must recover the real answer, access denied,
 // every time.
 func TestEarlyRefusal(t *testing.T) {
@@ -83,8 +92,8 @@ func TestEarlyRefusal(t *testing.T) {
 	s := open(t, srv.ConnString())
 	srv.SetACL(&esdbtest.ACL{User: "fcaudit", DenyWrite: []string{store.AccountStreamPrefix}})
 	for i := range 10 {
-		e := bigEvent("evt_denied", 256<<10)
-		_, err := s.Append(ctx(t), store.AccountStream("fca_denied"), store.AnyRevision, e)
+		a, b := bigEvent(fmt.Sprintf("evt_denied_a%d", i), 200<<10), bigEvent(fmt.Sprintf("evt_denied_b%d", i), 200<<10)
+		_, err := s.Append(ctx(t), store.AccountStream("fca_denied"), store.AnyRevision, a, b)
 		if !errors.Is(err, esdb.ErrAccessDenied) || errors.Is(err, store.ErrUnavailable) {
 			t.Fatalf("try %d: %v, want esdb.ErrAccessDenied", i, err)
 		}

@@ -153,6 +153,11 @@ func (s *Server) serve(lis net.Listener) {
 		// The client pings every 10 s even when idle; grpc's default policy
 		// would answer too_many_pings and drop long subscriptions.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		// A fixed HTTP/2 window (no BDP growth), as a node under load
+		// effectively has: a client sending more than 64 KiB of an append
+		// the node refused early blocks and then sees io.EOF, every time.
+		grpc.InitialWindowSize(64<<10),
+		grpc.InitialConnWindowSize(64<<10),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if err := s.fault(ctx); err != nil {
 				return nil, err
