@@ -71,9 +71,14 @@
 //
 // Client errors are translated with errors.As(*esdb.Error) and Code() (or
 // the raw gRPC status for subscription drops) into store's sentinels:
-// unreachable or timing-out nodes become store.ErrUnavailable. A failed
-// discovery closes a v4 client for good, so the adapter replaces its client
-// when it sees that and recovers when the node returns.
+// unreachable or timing-out nodes become store.ErrUnavailable, the node's
+// append-size refusal store.ErrTooLarge. Every client call, subscription
+// starts included, runs in a goroutine under Options.Timeout: the v4.2.0
+// client can block forever after a failed rediscovery, so a call that times
+// out, or finds the client closed, replaces the client. A bare io.EOF from
+// an append (a node refusing before reading the whole request) is probed
+// with an event-less append for the node's real answer. Reads that must see
+// acknowledged writes send requires-leader as outgoing metadata.
 //
 // Imports: store, the v4 client, grpc status codes, uuid; never another
 // backend.
