@@ -59,8 +59,9 @@ func ClaimStream(stripeID string) string { return ClaimStreamPrefix + stripeID }
 type Options struct {
 	// Logger receives warnings (reconnects, retries); nil discards.
 	Logger *slog.Logger
-	// Timeout bounds each non-streaming operation (default 10 s). A call
-	// that hits it fails with store.ErrUnavailable.
+	// Timeout bounds each client call and the start of each subscription
+	// (default 10 s). A call that hits it fails with store.ErrUnavailable
+	// and replaces the client (see docs/eventstoredb.md, outages).
 	Timeout time.Duration
 	// MaxAppendAttempts bounds the re-read-and-retry loop of an
 	// AnyRevision append under contention from other replicas (default 50).
