@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fcaudit/fcaudit/store"
@@ -15,12 +16,15 @@ import (
 // clusterBackend runs each store over a 3-node cluster discovered through
 // gossip (esdb+discover://); Second opens another adapter (another serve
 // replica) connected straight to a follower, which forwards its writes.
-func clusterBackend() storetest.Backend {
+func clusterBackend(leaderChange bool) storetest.Backend {
 	clusters := sync.Map{} // store.Store -> *esdbtest.Cluster
 	return storetest.Backend{
 		New: func(t testing.TB) store.Store {
 			c := esdbtest.StartCluster(t, 3)
-			s := open(t, c.DiscoverConnString())
+			var s store.Store = open(t, c.DiscoverConnString())
+			if leaderChange {
+				s = &electing{Store: s, c: c}
+			}
 			clusters.Store(s, c)
 			return s
 		},
@@ -32,7 +36,35 @@ func clusterBackend() storetest.Backend {
 }
 
 func TestContractCluster(t *testing.T) {
-	storetest.Run(t, clusterBackend())
+	storetest.Run(t, clusterBackend(false))
+}
+
+// TestContractClusterLeaderChange: the same, with node 1 elected leader
+// after the second append of each subtest.
+func TestContractClusterLeaderChange(t *testing.T) {
+	storetest.Run(t, clusterBackend(true))
+	if elections.Load() == 0 {
+		t.Error("no subtest saw a leader change")
+	}
+}
+
+var elections atomic.Int64
+
+// electing is a store whose second successful Append elects node 1: a
+// leader change in the middle of every subtest that appends twice.
+type electing struct {
+	store.Store
+	c       *esdbtest.Cluster
+	appends atomic.Int64
+}
+
+func (e *electing) Append(ctx context.Context, stream string, exp store.ExpectedRevision, evs ...store.Event) ([]store.Appended, error) {
+	res, err := e.Store.Append(ctx, stream, exp, evs...)
+	if err == nil && e.appends.Add(1) == 2 {
+		e.c.SetLeader(1)
+		elections.Add(1)
+	}
+	return res, err
 }
 
 // TestLaggingFollower (issue 15 #2): an adapter connected to a follower
