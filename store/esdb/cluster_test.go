@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/esdb"
@@ -144,4 +145,30 @@ func TestTwoReplicasCluster(t *testing.T) {
 	a := open(t, c.DiscoverConnString())
 	b := open(t, c.Follower(0).ConnString())
 	twoReplicas(t, a, b, func() { c.SetLeader(2) })
+}
+
+// TestSilentLeader: the node a subscription runs on goes silent (shutting
+// down, or hung) with its connection still up, and another node takes over
+// as leader. The subscription must notice (an idle probe gets no answer),
+// move to a live node and deliver what is written there.
+func TestSilentLeader(t *testing.T) {
+	c := esdbtest.StartCluster(t, 3)
+	s, err := esdb.Open(context.Background(), c.SeedsConnString(), esdb.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	stream := store.AccountStream("fca_silentleader")
+	if _, err := s.Append(ctx(t), stream, store.AnyRevision, ev("evt_sl0", 0)); err != nil {
+		t.Fatal(err)
+	}
+	got := subscribeAll(t, s)
+	wait(t, got, "evt_sl0")
+	c.SetLeader(1)
+	c.Node(0).GoSilent()
+	w := open(t, c.Node(1).ConnString())
+	if _, err := w.Append(ctx(t), stream, store.AnyRevision, ev("evt_sl1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, got, "evt_sl1")
 }

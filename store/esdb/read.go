@@ -374,16 +374,28 @@ func (s *Store) subscribeOnce(ctx context.Context, pos *store.Position, filter s
 		}
 	}()
 	delivered := false
+	// A node shutting down, or hung, can leave a subscription open and
+	// silent while its connection stays up. While nothing arrives, check
+	// now and then that the subscription's client is still the current one
+	// and that a node answers through it; otherwise resubscribe.
+	idle := time.NewTicker(3 * s.opts.Timeout)
+	defer idle.Stop()
 	for {
 		var batch []store.RecordedEvent
 		var first item
 		select {
 		case first = <-items:
+		case <-idle.C:
+			if err := s.checkSubscription(sctx, r); err != nil {
+				return delivered, err
+			}
+			continue
 		case <-sctx.Done():
 			return delivered, sctx.Err()
 		case <-s.done:
 			return delivered, store.ErrClosed
 		}
+		idle.Reset(3 * s.opts.Timeout)
 		pending := []item{first}
 	drain:
 		for len(pending) < s.opts.ReadBatch && first.err == nil {
@@ -428,5 +440,40 @@ func (s *Store) subscribeOnce(ctx context.Context, pos *store.Position, filter s
 		if dropErr != nil {
 			return delivered, dropErr
 		}
+	}
+}
+
+// checkSubscription reports why a quiet subscription on client r should
+// be given up: r was replaced (another call found it dead), or a probe
+// through r gets no answer within the timeout.
+func (s *Store) checkSubscription(ctx context.Context, r *clientRef) error {
+	s.mu.Lock()
+	replaced := s.client != r
+	s.mu.Unlock()
+	if replaced {
+		return fmt.Errorf("subscription client was replaced: %w", errClientGone)
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	errc := make(chan error, 1)
+	s.mu.Lock()
+	r.calls++
+	s.mu.Unlock()
+	go func() {
+		defer s.release(r)
+		errc <- guard(func() error { _, err := lastAll(pctx, r.c); return err })
+	}()
+	select {
+	case err := <-errc:
+		if err != nil && isTransient(err) {
+			return err
+		}
+		return nil
+	case <-pctx.Done():
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.replace(r, "a quiet subscription's node did not answer a probe", pctx.Err())
+		return fmt.Errorf("probe subscription node: %w", pctx.Err())
 	}
 }
