@@ -99,9 +99,14 @@ func classify(err error) (int, errorDetail) {
 		return http.StatusNotFound, errorDetail{Type: TypeNotFound, Message: err.Error()}
 	case errors.Is(err, errBusy):
 		return http.StatusServiceUnavailable, errorDetail{Type: TypeServerBusy, Message: err.Error()}
+	case errors.Is(err, store.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, errorDetail{Type: TypePayloadTooLarge,
+			Message: "the event is larger than the event log accepts in one append; retrying cannot help"}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrClosed):
+		// A backend that lost its answer (a timeout after the write) cannot
+		// know: the id-based deduplication makes the retry safe either way.
 		return http.StatusServiceUnavailable, errorDetail{Type: TypeStoreUnavailable,
-			Message: "the event log cannot take the request now; nothing was stored, retry later"}
+			Message: "the event log did not confirm the request; the event may or may not have been stored; retrying is safe"}
 	default:
 		return http.StatusInternalServerError, errorDetail{Type: TypeInternal, Message: "internal error"}
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store/esdb"
 	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"
 )
@@ -124,4 +126,46 @@ func inProcessESDB(t *testing.T, node *esdbtest.Server) string {
 	}).Handler())
 	t.Cleanup(hs.Close)
 	return hs.URL
+}
+
+// TestEventStoreDBLargeBody (issue 15 #3): a webhook body just under the
+// default 1 MiB body limit is over EventStoreDB's MaxAppendSize once
+// fcaudit's metadata is counted. serve must answer 413 payload_too_large on
+// every delivery (Stripe stops retrying a 4xx), never 503 or 500, and leave
+// no claim behind; the largest body it advertises is stored.
+func TestEventStoreDBLargeBody(t *testing.T) {
+	for _, r := range []struct {
+		name  string
+		serve func(*testing.T, *esdbtest.Server) string
+	}{{"binary", serveESDB}, {"in-process", inProcessESDB}} {
+		t.Run(r.name, func(t *testing.T) {
+			node := esdbtest.Start(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			baseURL := r.serve(t, node)
+			c := newClient(1)
+			big := (&fcevents.Generator{Size: api.DefaultMaxBodyBytes - 256}).Event(fc.TypeRefreshedBalance, "", time.Now().Unix())
+			if len(big) > api.DefaultMaxBodyBytes {
+				t.Fatalf("generated %d bytes, over the body limit", len(big))
+			}
+			for try := range 2 {
+				code, a, err := postWebhook(ctx, c, baseURL, big, testSecret)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if code != http.StatusRequestEntityTooLarge || a.errType() != api.TypePayloadTooLarge {
+					t.Fatalf("try %d: a %d-byte webhook got %d %+v, want 413 %s", try, len(big), code, a, api.TypePayloadTooLarge)
+				}
+			}
+			for _, e := range node.Events() {
+				if strings.HasPrefix(e.Stream, esdb.ClaimStreamPrefix) {
+					t.Errorf("refused webhook left claim %s", e.Stream)
+				}
+			}
+			fits := (&fcevents.Generator{Size: 256 << 10}).Event(fc.TypeRefreshedBalance, "", time.Now().Unix())
+			if code, a, err := postWebhook(ctx, c, baseURL, fits, testSecret); err != nil || code != http.StatusOK {
+				t.Fatalf("a %d-byte webhook: %d %+v %v", len(fits), code, a, err)
+			}
+		})
+	}
 }

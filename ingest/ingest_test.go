@@ -314,6 +314,10 @@ func TestIngest(t *testing.T) {
 			append: func(string, store.Event) (store.Appended, error) {
 				return store.Appended{}, fmt.Errorf("sqlite: disk I/O: %w", store.ErrUnavailable)
 			}, wantErr: store.ErrUnavailable, wantStream: "fcaccount-fca_1OeXkQ2eZvKYlo2CqT7hN3aB", wantOutcome: OutcomeStoreUnavailable},
+		{name: "store refuses the size", body: fixture(t, "04_account.refreshed_transactions.json"),
+			append: func(string, store.Event) (store.Appended, error) {
+				return store.Appended{}, fmt.Errorf("eventstoredb: %w", store.ErrTooLarge)
+			}, wantErr: store.ErrTooLarge, wantStream: "fcaccount-fca_1OeXkQ2eZvKYlo2CqT7hN3aB", wantOutcome: OutcomePayloadTooLarge},
 		{name: "other store error", body: fixture(t, "04_account.refreshed_transactions.json"),
 			append:  func(string, store.Event) (store.Appended, error) { return store.Appended{}, store.ErrClosed },
 			wantErr: store.ErrClosed, wantStream: "fcaccount-fca_1OeXkQ2eZvKYlo2CqT7hN3aB", wantOutcome: OutcomeError},

@@ -28,6 +28,7 @@ const (
 	OutcomeSignatureInvalid = "signature_invalid"
 	OutcomeTimestampOutside = "timestamp_outside_tolerance"
 	OutcomePayloadInvalid   = "payload_invalid"
+	OutcomePayloadTooLarge  = "payload_too_large"
 	OutcomeStoreUnavailable = "store_unavailable"
 	OutcomeError            = "error"
 )
@@ -158,6 +159,8 @@ func outcomeOf(res store.Appended, err error) string {
 		return OutcomeTimestampOutside
 	case errors.Is(err, ErrPayloadInvalid):
 		return OutcomePayloadInvalid
+	case errors.Is(err, store.ErrTooLarge):
+		return OutcomePayloadTooLarge
 	case errors.Is(err, store.ErrUnavailable):
 		return OutcomeStoreUnavailable
 	default:

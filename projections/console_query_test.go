@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/fc"
 )
 
 // TestStatusCountsAndIDPrefix: the counts by status add up to the rows of
@@ -78,7 +78,7 @@ func TestFoldAt(t *testing.T) {
 	appendHistory(t, st, h)
 	r := openRunner(t, dir, st, Options{})
 	for _, id := range h.accounts {
-		evs, err := st.ReadStream(context.Background(), store.AccountStream(id), 0, 0)
+		evs, err := st.ReadStream(context.Background(), fc.AccountStream(id), 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

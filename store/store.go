@@ -256,9 +256,11 @@ type Store interface {
 	//
 	// Errors: ErrWrongExpectedRevision (use errors.As with
 	// *WrongRevisionError for details), ErrInvalidEvent for an event without
-	// ID, Type, Data or Source, ErrUnavailable when the log cannot take the write
-	// (nothing was appended; the caller may retry). Once Append returns nil
-	// the events are durable.
+	// ID, Type, Data or Source, ErrTooLarge when the events exceed what the
+	// backend accepts in one append (retrying cannot help), ErrUnavailable
+	// when the log cannot take the write or cannot confirm it (the events
+	// may or may not be stored; retrying is safe, since a stored id comes
+	// back as a duplicate). Once Append returns nil the events are durable.
 	Append(ctx context.Context, stream string, expected ExpectedRevision, events ...Event) ([]Appended, error)
 
 	// ReadStream returns up to limit events of stream with Revision >= from,
@@ -300,6 +302,7 @@ var (
 	ErrStreamNotFound        = errors.New("stream not found")
 	ErrEventNotFound         = errors.New("event not found")
 	ErrInvalidEvent          = errors.New("invalid event")
+	ErrTooLarge              = errors.New("events too large for one append")
 	ErrUnavailable           = errors.New("event log unavailable")
 	ErrClosed                = errors.New("store closed")
 	ErrReadOnly              = errors.New("store opened read-only")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,9 +24,33 @@ import (
 // adapter → API) to one in-memory EventStoreDB over real gRPC and has them
 // ingest the same accounts concurrently — including the same event delivered
 // to both at once, as Stripe's retries can do behind a load balancer. Every
-// event must be stored exactly once and no chain may fork.
+// event must be stored exactly once, exactly one of the two deliveries of
+// an event may answer duplicate: false, and no chain may fork.
 func TestServeOnEventStoreDB(t *testing.T) {
 	srv := esdbtest.Start(t)
+	serveOnEventStoreDB(t, [2]string{srv.ConnString(), srv.ConnString()}, nil, srv.SetUnavailable)
+}
+
+// TestServeOnEventStoreDBCluster is the same over a 3-node cluster: one
+// replica discovers the leader with esdb+discover://, the other is
+// connected to a follower (which forwards its writes), and the leader
+// changes while the deliveries run.
+func TestServeOnEventStoreDBCluster(t *testing.T) {
+	c := esdbtest.StartCluster(t, 3)
+	var once sync.Once
+	serveOnEventStoreDB(t, [2]string{c.DiscoverConnString(), c.Follower(0).ConnString()},
+		func() { once.Do(func() { c.SetLeader(2) }) },
+		func(on bool) {
+			for i := range 3 {
+				c.Node(i).SetUnavailable(on)
+			}
+		})
+}
+
+// serveOnEventStoreDB runs two serve replicas on conns; midway, when not
+// nil, runs about halfway through the deliveries; down makes the log
+// unavailable (true) and available again (false).
+func serveOnEventStoreDB(t *testing.T, conns [2]string, midway func(), down func(bool)) {
 	const secret, token = "whsec_e2e_esdb", "tok_e2e"
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -37,7 +62,7 @@ func TestServeOnEventStoreDB(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			code := run(ctx, []string{"serve", "--eventstore", srv.ConnString(), "--data-dir", t.TempDir(),
+			code := run(ctx, []string{"serve", "--eventstore", conns[i], "--data-dir", t.TempDir(),
 				"--listen", addr, "--webhook-secret", secret, "--api-token", token}, nil, io.Discard, &errOut)
 			if code != 0 {
 				t.Errorf("serve %d exited %d: %s", i, code, errOut.String())
@@ -84,25 +109,42 @@ func TestServeOnEventStoreDB(t *testing.T) {
 	// Each event goes to both replicas at the same moment.
 	var sendWG sync.WaitGroup
 	sem := make(chan struct{}, 8)
-	for _, d := range deliveries {
+	var storedMu sync.Mutex
+	stored := map[string]int{} // answers with duplicate: false per id
+	for k, d := range deliveries {
+		if k == len(deliveries)/2 && midway != nil {
+			midway()
+		}
 		for _, addr := range addrs {
 			sendWG.Add(1)
 			sem <- struct{}{}
 			go func() {
 				defer sendWG.Done()
 				defer func() { <-sem }()
-				if code, m := post(addr, d.body); code != 200 {
+				code, m := post(addr, d.body)
+				if code != 200 {
 					t.Errorf("deliver %s to %s: %d %v", d.id, addr, code, m)
+					return
+				}
+				if m["duplicate"] == false {
+					storedMu.Lock()
+					stored[d.id]++
+					storedMu.Unlock()
 				}
 			}()
 		}
 	}
 	sendWG.Wait()
+	for _, d := range deliveries {
+		if stored[d.id] != 1 {
+			t.Errorf("%s: %d of its 2 deliveries answered duplicate: false, want exactly 1", d.id, stored[d.id])
+		}
+	}
 	if t.Failed() {
 		t.FailNow()
 	}
 
-	st, err := esdb.Open(context.Background(), srv.ConnString(), esdb.Options{})
+	st, err := esdb.Open(context.Background(), conns[0], esdb.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,17 +194,21 @@ func TestServeOnEventStoreDB(t *testing.T) {
 
 	// The cluster goes away: ingest answers 503 store_unavailable (Stripe
 	// retries), /readyz fails; when it is back, the same process recovers.
-	srv.SetUnavailable(true)
+	down(true)
 	extra := g.Event(fc.TypeRefreshedBalance, "fca_e2e0", 1705400000)
-	if code, m := post(addrs[0], extra); code != 503 || m["error"].(map[string]any)["type"] != "store_unavailable" {
+	code, m := post(addrs[0], extra)
+	if code != 503 || m["error"].(map[string]any)["type"] != "store_unavailable" {
 		t.Fatalf("while unavailable: %d %v", code, m)
+	}
+	if msg, _ := m["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "may or may not have been stored; retrying is safe") {
+		t.Errorf("503 message %q does not say the outcome is unknown", msg)
 	}
 	if resp, err := http.Get("http://" + addrs[0] + "/readyz"); err != nil || resp.StatusCode != 503 {
 		t.Fatalf("/readyz while unavailable: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
 	}
-	srv.SetUnavailable(false)
+	down(false)
 	waitReady(t, "http://"+addrs[0]+"/readyz")
 	if code, m := post(addrs[0], extra); code != 200 || m["duplicate"] != false {
 		t.Fatalf("after recovery: %d %v", code, m)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/fcaudit/fcaudit/api"
@@ -190,6 +191,18 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		return err
 	}
 	defer st.Close()
+	// A backend with a per-append size limit (EventStoreDB) caps the body
+	// limit, so a body ingest accepts is never refused by the store.
+	if lim, ok := st.(interface{ MaxBodySize() int64 }); ok && lim.MaxBodySize() < o.maxBodyBytes {
+		log.Info("webhook body limit lowered to what the event store takes in one append", "max_body_bytes", lim.MaxBodySize())
+		o.maxBodyBytes = lim.MaxBodySize()
+	}
+	if fe, ok := st.(interface{ ForeignEvents() uint64 }); ok {
+		m.Registry().MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "fcaudit_store_foreign_events_skipped_total",
+			Help: "Events under fcaudit's stream prefixes that are not fcaudit events, skipped by reads of the log (EventStoreDB).",
+		}, func() float64 { return float64(fe.ForeignEvents()) }))
+	}
 	proj, err := startProjections(f, st, log)
 	if err != nil {
 		return err

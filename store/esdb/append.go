@@ -1,6 +1,7 @@
 package esdb
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,8 @@ import (
 	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // head is a stream's last revision (-1 when empty) and chain value.
@@ -46,7 +49,7 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	defer unlock()
-	if _, err := s.conn(); err != nil {
+	if err := s.checkOpen(); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	res := make([]store.Appended, len(events))
@@ -62,6 +65,9 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 		seen[events[i].ID], first[i] = i, i
 		unique = append(unique, i)
 	}
+	if err := s.checkSize(events, unique); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
 	done := make([]bool, len(events)) // result known (duplicate of a stored event)
 
 	h, err := s.readHead(ctx, streamName)
@@ -71,6 +77,7 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 	mismatch := expected != store.AnyRevision && int64(expected) != h.rev
 	var toWrite []int
 	needScan := false
+	scanFrom := uint64(h.rev + 1)
 	for _, i := range unique {
 		id := events[i].ID
 		if mismatch {
@@ -85,7 +92,7 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 			}
 			continue
 		}
-		won, claimed, err := s.claim(ctx, id, streamName)
+		won, cl, err := s.claim(ctx, id, streamName, h.rev)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
@@ -93,7 +100,8 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 			toWrite = append(toWrite, i)
 			continue
 		}
-		found, err := s.findInStream(ctx, claimed, id)
+		claimed := cl.stream
+		found, err := s.findInStream(ctx, claimed, id, cl.from())
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
@@ -101,10 +109,12 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 		case found != nil:
 			res[i], done[i] = dupOf(found), true
 		case claimed == streamName:
-			// A pending claim for this stream: complete it, after a full
-			// scan (below) proves the stream does not hold the id.
+			// A pending claim for this stream: complete it, after a scan
+			// from where the claim says it can be (below) proves the
+			// stream does not hold the id.
 			toWrite = append(toWrite, i)
 			needScan = true
+			scanFrom = min(scanFrom, cl.from())
 		default:
 			return nil, fmt.Errorf("%s: event %s is claimed by stream %s but not stored there yet; retry later: %w",
 				op, id, claimed, store.ErrUnavailable)
@@ -119,7 +129,7 @@ func (s *Store) Append(ctx context.Context, streamName string, expected store.Ex
 		return fillDups(events, res, first), nil
 	}
 	if needScan {
-		all, err := s.readFrom(ctx, streamName, 0)
+		all, err := s.readFrom(ctx, streamName, scanFrom)
 		if err != nil {
 			return nil, err
 		}
@@ -260,11 +270,12 @@ func (s *Store) dropStored(events []store.Event, toWrite []int, recs []*esdb.Rec
 func (s *Store) appendAt(ctx context.Context, streamName string, h head, events []store.Event, toWrite []int, res []store.Appended) error {
 	data := make([]esdb.EventData, len(toWrite))
 	chain := h.chain
+	nonce := newNonce()
 	for k, i := range toWrite {
 		e := &events[i]
 		body := bodyHash(e.Data)
 		chain = store.ChainHash(chain, body, e.ID, e.ReceivedAt)
-		d, err := encode(e, body, chain)
+		d, err := encode(e, body, chain, nonce)
 		if err != nil {
 			return err
 		}
@@ -274,11 +285,7 @@ func (s *Store) appendAt(ctx context.Context, streamName string, h head, events 
 	if h.rev >= 0 {
 		exp = esdb.Revision(uint64(h.rev))
 	}
-	err := s.call(ctx, "append "+streamName, func(ctx context.Context, c *esdb.Client) error {
-		_, err := c.AppendToStream(ctx, streamName, esdb.AppendToStreamOptions{ExpectedRevision: exp}, data...)
-		return err
-	})
-	if err != nil {
+	if _, err := s.appendCall(ctx, "append "+streamName, streamName, exp, data); err != nil {
 		return err
 	}
 	// The append reply carries one position for the whole batch; read the
@@ -296,7 +303,11 @@ func (s *Store) appendAt(ctx context.Context, streamName string, h head, events 
 		if r.EventID != data[k].EventID {
 			return fmt.Errorf("append %s: revision %d holds %s, want %s", streamName, r.EventNumber, r.EventID, data[k].EventID)
 		}
-		res[i] = store.Appended{ID: events[i].ID, Stream: streamName, Revision: r.EventNumber, Position: s.position(r.Position)}
+		// Another writer that appended the same events at the same head
+		// got the node's idempotent success too: only the writer whose
+		// bytes were stored (its nonce is in the metadata) stored them.
+		res[i] = store.Appended{ID: events[i].ID, Stream: streamName, Revision: r.EventNumber, Position: s.position(r.Position),
+			Duplicate: !bytes.Equal(r.UserMetadata, data[k].Metadata)}
 	}
 	return nil
 }
@@ -331,7 +342,7 @@ func (s *Store) readHead(ctx context.Context, streamName string) (head, error) {
 func (s *Store) readOne(ctx context.Context, what, streamName string, opts esdb.ReadStreamOptions) (*esdb.RecordedEvent, error) {
 	var one *esdb.RecordedEvent
 	err := s.call(ctx, what, func(ctx context.Context, c *esdb.Client) error {
-		rs, err := c.ReadStream(ctx, streamName, opts, 1)
+		rs, err := c.ReadStream(leaderOnly(ctx), streamName, opts, 1)
 		if err != nil {
 			return err
 		}
@@ -349,96 +360,134 @@ func (s *Store) readOne(ctx context.Context, what, streamName string, opts esdb.
 	return one, err
 }
 
-// claim writes the claim of id for streamName with expected no_stream.
-// won is false when the id was already claimed; claimed then names the
-// stream of the existing claim. Claim event ids are random: a fixed id would
-// let two racing claimers both get the server's idempotent success.
-func (s *Store) claim(ctx context.Context, id, streamName string) (won bool, claimed string, err error) {
-	body, _ := json.Marshal(claimData{Stream: streamName})
-	err = s.call(ctx, "claim "+id, func(ctx context.Context, c *esdb.Client) error {
-		_, err := c.AppendToStream(ctx, ClaimStream(id), esdb.AppendToStreamOptions{ExpectedRevision: esdb.NoStream{}},
-			esdb.EventData{EventID: uuid.New(), EventType: ClaimEventType, ContentType: esdb.ContentTypeJson, Data: body})
-		return err
-	})
-	if err == nil {
-		return true, streamName, nil
-	}
-	if !isCode(err, esdb.ErrorCodeWrongExpectedVersion) {
-		return false, "", err
-	}
-	claimed, err = s.readClaim(ctx, id)
-	if err == nil && claimed == "" {
-		err = fmt.Errorf("claim %s: claim stream exists but holds no claim", id)
-	}
-	return false, claimed, err
+// claimInfo is what a claim says: the stream the id belongs to and the
+// revision that stream was at before the claim (after), so the event can
+// only be at after+1 or later. Claims written before after was recorded
+// have after = -1: the whole stream is searched.
+type claimInfo struct {
+	stream string
+	after  int64
 }
 
-// readClaim returns the stream an id is claimed for ("" when unclaimed).
-// The first claim event is authoritative: it won the no_stream append.
-func (s *Store) readClaim(ctx context.Context, id string) (string, error) {
+// from is the first revision the claimed event can have.
+func (c claimInfo) from() uint64 { return uint64(max(c.after, -1) + 1) }
+
+// claim writes the claim of id for streamName, whose head was at revision
+// after, with expected no_stream. won is false when the id was already
+// claimed; cl then describes the existing claim. Claim event ids are
+// random: a fixed id would let two racing claimers both get the server's
+// idempotent success.
+func (s *Store) claim(ctx context.Context, id, streamName string, after int64) (won bool, cl claimInfo, err error) {
+	body, _ := json.Marshal(claimData{Stream: streamName, After: &after})
+	wr, err := s.appendCall(ctx, "claim "+id, ClaimStream(id), esdb.NoStream{},
+		[]esdb.EventData{{EventID: uuid.New(), EventType: ClaimEventType, ContentType: esdb.ContentTypeJson, Data: body}})
+	if err == nil && wr.NextExpectedVersion == 0 {
+		return true, claimInfo{stream: streamName, after: after}, nil
+	}
+	// A no_stream append to a soft-deleted claim stream is accepted at the
+	// next revision: the id was claimed before, so this claim did not win.
+	// Treat it like a lost claim: the stream it names is searched.
+	if err != nil && !isCode(err, esdb.ErrorCodeWrongExpectedVersion) {
+		return false, claimInfo{}, err
+	}
+	cl, err = s.readClaim(ctx, id)
+	if err == nil && cl.stream == "" {
+		// The node that answered has not seen the claim the leader refused
+		// ours for: a stale read, so retry later.
+		err = fmt.Errorf("claim %s: the claim stream exists but the node read holds no claim yet: %w", id, store.ErrUnavailable)
+	}
+	return false, cl, err
+}
+
+// readClaim returns what id's claim says (stream "" when unclaimed). The
+// first claim event is authoritative: it won the no_stream append.
+func (s *Store) readClaim(ctx context.Context, id string) (claimInfo, error) {
 	first, err := s.readOne(ctx, "read claim "+id, ClaimStream(id), esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Start{}})
 	if err != nil || first == nil {
-		return "", err
+		return claimInfo{}, err
 	}
 	var d claimData
 	if err := json.Unmarshal(first.Data, &d); err != nil {
-		return "", fmt.Errorf("read claim %s: decode claim of %s: %w", id, id, err)
+		return claimInfo{}, fmt.Errorf("read claim %s: decode claim of %s: %w", id, id, err)
 	}
-	return d.Stream, nil
+	cl := claimInfo{stream: d.Stream, after: -1}
+	// A claim past revision 0 was written after the claim stream was
+	// soft-deleted: an earlier claim's event may sit before its after.
+	if d.After != nil && first.EventNumber == 0 {
+		cl.after = *d.After
+	}
+	return cl, nil
 }
 
-// lookup finds a stored event by Stripe id: the claim names the stream, a
-// scan of that (short) stream finds the event. ErrEventNotFound when
-// unclaimed or claimed but never stored (a pending claim).
+// lookup finds a stored event by Stripe id: the claim names the stream and
+// where in it to look. ErrEventNotFound when unclaimed or claimed but never
+// stored (a pending claim).
 func (s *Store) lookup(ctx context.Context, id string) (*store.RecordedEvent, string, error) {
-	claimed, err := s.readClaim(ctx, id)
+	cl, err := s.readClaim(ctx, id)
 	if err != nil {
 		return nil, "", err
 	}
-	if claimed == "" {
+	if cl.stream == "" {
 		return nil, "", store.ErrEventNotFound
 	}
-	r, err := s.findInStream(ctx, claimed, id)
+	r, err := s.findInStream(ctx, cl.stream, id, cl.from())
 	if err != nil {
-		return nil, claimed, err
+		return nil, cl.stream, err
 	}
 	if r == nil {
-		return nil, claimed, store.ErrEventNotFound
+		return nil, cl.stream, store.ErrEventNotFound
 	}
-	return r, claimed, nil
+	return r, cl.stream, nil
 }
 
-// findInStream scans streamName for the event of Stripe id (nil when absent).
-func (s *Store) findInStream(ctx context.Context, streamName, id string) (*store.RecordedEvent, error) {
-	recs, err := s.readFrom(ctx, streamName, 0)
-	if err != nil {
-		return nil, err
-	}
+// findInStream looks for the event of Stripe id in streamName from
+// revision from on (nil when absent). The event is nearly always at from
+// itself, so the pages start small and grow.
+func (s *Store) findInStream(ctx context.Context, streamName, id string, from uint64) (*store.RecordedEvent, error) {
 	want := EventID(id)
-	for _, r := range recs {
-		if r.EventID == want {
-			out, err := s.decode(r, true)
-			if err != nil {
-				return nil, err
-			}
-			return &out, nil
+	for page := uint64(8); ; page = min(page*8, uint64(s.opts.ReadBatch)) {
+		recs, err := s.readRange(ctx, streamName, from, page)
+		if err != nil {
+			return nil, err
 		}
+		for _, r := range recs {
+			if r.EventID == want {
+				out, err := s.decode(r, true)
+				if err != nil {
+					return nil, err
+				}
+				return &out, nil
+			}
+		}
+		if uint64(len(recs)) < page {
+			return nil, nil
+		}
+		from = recs[len(recs)-1].EventNumber + 1
 	}
-	return nil, nil
 }
 
 // readFrom reads every event of a stream from revision from on (none when
 // the stream does not exist).
 func (s *Store) readFrom(ctx context.Context, streamName string, from uint64) ([]*esdb.RecordedEvent, error) {
+	out, _, err := s.readAllFrom(ctx, streamName, from)
+	return out, err
+}
+
+// readAllFrom is readFrom that also tells whether the server answered
+// stream-not-found for the first page (see readPage).
+func (s *Store) readAllFrom(ctx context.Context, streamName string, from uint64) ([]*esdb.RecordedEvent, bool, error) {
 	var out []*esdb.RecordedEvent
-	for {
-		page, err := s.readRange(ctx, streamName, from, uint64(s.opts.ReadBatch))
+	for first := true; ; first = false {
+		page, missing, err := s.readPage(ctx, streamName, from, uint64(s.opts.ReadBatch))
 		if err != nil {
-			return nil, err
+			return nil, false, err
+		}
+		if first && missing {
+			return nil, true, nil
 		}
 		out = append(out, page...)
 		if len(page) < s.opts.ReadBatch {
-			return out, nil
+			return out, false, nil
 		}
 		from = page[len(page)-1].EventNumber + 1
 	}
@@ -447,17 +496,29 @@ func (s *Store) readFrom(ctx context.Context, streamName string, from uint64) ([
 // readRange reads up to count events of a stream from revision from,
 // forwards; a missing stream reads as empty.
 func (s *Store) readRange(ctx context.Context, streamName string, from, count uint64) ([]*esdb.RecordedEvent, error) {
-	var out []*esdb.RecordedEvent
-	err := s.call(ctx, "read "+streamName, func(ctx context.Context, c *esdb.Client) error {
-		out = out[:0]
-		rs, err := c.ReadStream(ctx, streamName, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(from)}, count)
+	out, _, err := s.readPage(ctx, streamName, from, count)
+	return out, err
+}
+
+// readPage reads up to count events of a stream from revision from,
+// forwards. missing is the server's own stream-not-found answer to this one
+// read: "empty" and "missing" must come from the same read, or a stream
+// created between two reads looks empty.
+func (s *Store) readPage(ctx context.Context, streamName string, from, count uint64) (out []*esdb.RecordedEvent, missing bool, err error) {
+	err = s.call(ctx, "read "+streamName, func(ctx context.Context, c *esdb.Client) error {
+		out, missing = out[:0], false
+		rs, err := c.ReadStream(leaderOnly(ctx), streamName, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(from)}, count)
 		if err != nil {
 			return err
 		}
 		defer rs.Close()
 		for {
 			ev, err := rs.Recv()
-			if errors.Is(err, io.EOF) || isCode(err, esdb.ErrorCodeResourceNotFound) {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if isCode(err, esdb.ErrorCodeResourceNotFound) {
+				missing = true
 				return nil
 			}
 			if err != nil {
@@ -467,7 +528,73 @@ func (s *Store) readRange(ctx context.Context, streamName string, from, count ui
 		}
 	})
 	if err != nil {
+		return nil, false, err
+	}
+	return out, missing, nil
+}
+
+// checkSize refuses, before anything is claimed, events whose append would
+// exceed the node's MaxAppendSize, counted as the node counts it (Event.cs):
+// data + metadata + 2 × type length per event.
+func (s *Store) checkSize(events []store.Event, unique []int) error {
+	size := 0
+	for _, i := range unique {
+		e := &events[i]
+		d, err := encode(e, [32]byte{}, [32]byte{}, newNonce())
+		if err != nil {
+			return err
+		}
+		n := len(d.Data) + len(d.Metadata) + 2*len(d.EventType)
+		if n > s.opts.MaxAppendSize {
+			return fmt.Errorf("event %s is %d bytes with its metadata, over the EventStoreDB append limit of %d: %w",
+				e.ID, n, s.opts.MaxAppendSize, store.ErrTooLarge)
+		}
+		size += n
+	}
+	if size > s.opts.MaxAppendSize {
+		return fmt.Errorf("%d events are %d bytes with their metadata, over the EventStoreDB append limit of %d; append them separately: %w",
+			len(unique), size, s.opts.MaxAppendSize, store.ErrTooLarge)
+	}
+	return nil
+}
+
+// appendCall appends data to streamName with the expected revision exp.
+//
+// A node refuses an append (ACL, size) as soon as it knows, without reading
+// the rest of the request; the client's Send then fails with a bare io.EOF
+// and v4.2.0 returns that instead of the node's status. Such an append was
+// not stored (the node never saw the end of the request), so the adapter
+// asks again with the same options and no events, which the node answers
+// in full: an ACL refusal comes back as such. If that probe is accepted,
+// the refusal concerned the events, so it is the size limit (the only other
+// early check) once a second full try refuses early again.
+func (s *Store) appendCall(ctx context.Context, op, streamName string, exp esdb.ExpectedRevision, data []esdb.EventData) (*esdb.WriteResult, error) {
+	var wr *esdb.WriteResult
+	do := func(data []esdb.EventData) error {
+		return s.call(ctx, op, func(ctx context.Context, c *esdb.Client) error {
+			r, err := c.AppendToStream(ctx, streamName, esdb.AppendToStreamOptions{ExpectedRevision: exp}, data...)
+			wr = r
+			return err
+		})
+	}
+	err := do(data)
+	for try := 0; try < 2 && refusedEarly(err) && ctx.Err() == nil; try++ {
+		if perr := do(nil); perr != nil && !refusedEarly(perr) && !isCode(perr, esdb.ErrorCodeWrongExpectedVersion) {
+			return nil, perr // the node's real answer (access denied, unavailable, …)
+		}
+		if try == 1 {
+			return nil, fmt.Errorf("%s: the node refused the events before reading them although it accepts this stream; "+
+				"its MaxAppendSize is probably below the adapter's (%d): %w", op, s.opts.MaxAppendSize, store.ErrTooLarge)
+		}
+		err = do(data)
+	}
+	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	return wr, nil
+}
+
+// refusedEarly reports a bare io.EOF from an append's Send.
+func refusedEarly(err error) bool {
+	return err != nil && errors.Is(err, io.EOF) && status.Code(err) == codes.Unknown
 }

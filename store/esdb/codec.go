@@ -1,6 +1,7 @@
 package esdb
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -26,13 +27,24 @@ type metaV1 struct {
 	Provenance     *store.Provenance `json:"provenance,omitempty"`
 	BodySHA256     string            `json:"body_sha256"`
 	ChainHash      string            `json:"chain_hash"`
+	// Nonce is random per append request: two writers storing the same
+	// event at the same head both get the node's idempotent success, and
+	// the nonce read back tells which one's bytes were stored.
+	Nonce string `json:"nonce,omitempty"`
+}
+
+// newNonce returns a fresh append nonce.
+func newNonce() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // encode builds the EventData of e with its chain value.
-func encode(e *store.Event, body, chain [32]byte) (esdb.EventData, error) {
+func encode(e *store.Event, body, chain [32]byte, nonce string) (esdb.EventData, error) {
 	m := metaV1{V: 1, ID: e.ID, ReceivedAtUS: e.ReceivedAt.UnixMicro(), Created: e.Created, Livemode: e.Livemode,
 		APIVersion: e.APIVersion, ConnectAccount: e.ConnectAccount, Source: e.Source, Provenance: e.Provenance,
-		BodySHA256: hex.EncodeToString(body[:]), ChainHash: hex.EncodeToString(chain[:])}
+		BodySHA256: hex.EncodeToString(body[:]), ChainHash: hex.EncodeToString(chain[:]), Nonce: nonce}
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return esdb.EventData{}, fmt.Errorf("encode metadata of %s: %w", e.ID, err)
@@ -109,6 +121,9 @@ func truncate(b []byte) string {
 // claimData is the body of a claim event.
 type claimData struct {
 	Stream string `json:"stream"`
+	// After is the stream's revision read before claiming (-1: empty), so
+	// lookups start at After+1; absent in claims of older versions.
+	After *int64 `json:"after,omitempty"`
 }
 
 func bodyHash(data []byte) [32]byte { return sha256.Sum256(data) }

@@ -14,17 +14,31 @@
 // # Deduplication and lookup by id
 //
 // Every Stripe id owns a claim stream, ClaimStreamPrefix+id, holding one
-// event that names the stream the event belongs to. The claim is written
-// with expected revision no_stream, so exactly one writer in the cluster
-// wins it: that is the atomic "this id is taken" step, done before the data
-// append. A writer that loses the claim looks the id up in the claimed
-// stream (streams are short) and reports the original as a duplicate. A claim
-// whose data append never happened (a crash in between, or an append that
-// failed) stays "pending"; the next append of that id to the same stream
-// finds it, scans the stream, and completes it. EventByID reads the claim and
-// then the claimed stream. Claim streams start with "fcaudit_id-", which the
-// $all filter (fcaccount-, stripe-, fcaudit-) excludes, so they never reach
-// readers.
+// event that names the stream the event belongs to and that stream's
+// revision when the claim was written ("after"). The claim is written with
+// expected revision no_stream, so exactly one writer in the cluster wins it:
+// that is the atomic "this id is taken" step, done before the data append.
+// A claim only counts as won at revision 0: a no_stream append to a
+// soft-deleted claim stream is accepted at a later revision. A writer that
+// loses the claim looks the id up in the claimed stream from after+1 on
+// (the event cannot be earlier, since the head was read before claiming),
+// so lookups read a few events, not the stream. A claim whose data append
+// never happened (a crash in between, or an append that failed) stays
+// "pending"; the next append of that id to the same stream finds it, scans
+// the stream from after+1, and completes it. EventByID reads the claim and
+// then the claimed stream from after+1. Claim streams start with
+// "fcaudit_id-", which the $all filter (fcaccount-, stripe-, fcaudit-)
+// excludes, so they never reach readers.
+//
+// Two writers that append the same event at the same head both get the
+// node's idempotent success. Each append request carries a random nonce in
+// the metadata; the read-back tells which writer's bytes were stored, and
+// only that one reports duplicate: false.
+//
+// A node outcome that is unknown (a timeout after the write committed)
+// is reported as store.ErrUnavailable; the caller's retry finds the claim
+// and reports the stored event as a duplicate, or completes the pending
+// claim: nothing is stored twice or lost.
 //
 // # Appends and the hash chain
 //
@@ -57,9 +71,14 @@
 //
 // Client errors are translated with errors.As(*esdb.Error) and Code() (or
 // the raw gRPC status for subscription drops) into store's sentinels:
-// unreachable or timing-out nodes become store.ErrUnavailable. A failed
-// discovery closes a v4 client for good, so the adapter replaces its client
-// when it sees that and recovers when the node returns.
+// unreachable or timing-out nodes become store.ErrUnavailable, the node's
+// append-size refusal store.ErrTooLarge. Every client call, subscription
+// starts included, runs in a goroutine under Options.Timeout: the v4.2.0
+// client can block forever after a failed rediscovery, so a call that times
+// out, or finds the client closed, replaces the client. A bare io.EOF from
+// an append (a node refusing before reading the whole request) is probed
+// with an event-less append for the node's real answer. Reads that must see
+// acknowledged writes send requires-leader as outgoing metadata.
 //
 // Imports: store, the v4 client, grpc status codes, uuid; never another
 // backend.

@@ -81,8 +81,14 @@ func ctx(t testing.TB) context.Context {
 // stored exactly once and every chain must verify.
 func TestTwoReplicas(t *testing.T) {
 	srv := esdbtest.Start(t)
-	a, b := open(t, srv.ConnString()), open(t, srv.ConnString())
+	twoReplicas(t, open(t, srv.ConnString()), open(t, srv.ConnString()), nil)
+}
+
+// twoReplicas runs the TestTwoReplicas workload on a and b; midway, when
+// not nil, runs once about halfway through.
+func twoReplicas(t *testing.T, a, b *esdb.Store, midway func()) {
 	const accounts, perAccount = 3, 30
+	var once sync.Once
 	var wg sync.WaitGroup
 	errc := make(chan error, 4*accounts)
 	for acc := range accounts {
@@ -101,6 +107,9 @@ func TestTwoReplicas(t *testing.T) {
 					evs := []store.Event{ev(fmt.Sprintf("evt_%d_%d", acc, i), i)}
 					if i%5 == 0 && i+1 < perAccount {
 						evs = append(evs, ev(fmt.Sprintf("evt_%d_%d", acc, i+1), i+1))
+					}
+					if k == perAccount/2 && midway != nil {
+						once.Do(midway)
 					}
 					if _, err := s.Append(ctx(t), stream, store.AnyRevision, evs...); err != nil {
 						errc <- fmt.Errorf("replica %d: %w", w, err)

@@ -12,6 +12,8 @@ import (
 	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // fcauditPrefixes are the stream prefixes of everything fcaudit reads from
@@ -21,29 +23,22 @@ var fcauditPrefixes = []string{fc.AccountStreamPrefix, fc.ObjectStreamPrefix, st
 // ReadStream implements store.Store.
 func (s *Store) ReadStream(ctx context.Context, streamName string, from uint64, limit int) ([]store.RecordedEvent, error) {
 	op := "read " + streamName
-	if _, err := s.conn(); err != nil {
+	if err := s.checkOpen(); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	var recs []*esdb.RecordedEvent
+	var missing bool
 	var err error
 	if limit > 0 {
-		recs, err = s.readRange(ctx, streamName, from, uint64(limit))
+		recs, missing, err = s.readPage(ctx, streamName, from, uint64(limit))
 	} else {
-		recs, err = s.readFrom(ctx, streamName, from)
+		recs, missing, err = s.readAllFrom(ctx, streamName, from)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if len(recs) == 0 {
-		// A read past the end of an existing stream is empty, not missing.
-		h, err := s.readHead(ctx, streamName)
-		if err != nil {
-			return nil, err
-		}
-		if h.rev < 0 {
-			return nil, fmt.Errorf("%s: %w", op, store.ErrStreamNotFound)
-		}
-		return []store.RecordedEvent{}, nil
+	if missing {
+		return nil, fmt.Errorf("%s: %w", op, store.ErrStreamNotFound)
 	}
 	out := make([]store.RecordedEvent, 0, len(recs))
 	for _, r := range recs {
@@ -63,7 +58,7 @@ func (s *Store) ReadStream(ctx context.Context, streamName string, from uint64, 
 // a scan of the (short) stream it names.
 func (s *Store) EventByID(ctx context.Context, id string) (store.RecordedEvent, error) {
 	op := "event " + id
-	if _, err := s.conn(); err != nil {
+	if err := s.checkOpen(); err != nil {
 		return store.RecordedEvent{}, fmt.Errorf("%s: %w", op, err)
 	}
 	r, _, err := s.lookup(ctx, id)
@@ -173,7 +168,7 @@ func (s *Store) ReadAll(ctx context.Context, opts store.ReadOptions) ([]store.Re
 	sf := serverFilter(&opts.Filter)
 	out := []store.RecordedEvent{}
 	if sf == nil {
-		if _, err := s.conn(); err != nil {
+		if err := s.checkOpen(); err != nil {
 			return nil, fmt.Errorf("read $all: %w", err)
 		}
 		return out, nil
@@ -208,9 +203,8 @@ func (s *Store) ReadAll(ctx context.Context, opts store.ReadOptions) ([]store.Re
 				if ours(r) {
 					e, err := s.decode(r, !opts.WithoutData)
 					if err != nil {
-						return err
-					}
-					if opts.Filter.Match(&e) {
+						s.skipForeign(r, err)
+					} else if opts.Filter.Match(&e) {
 						out = append(out, e)
 					}
 				}
@@ -222,9 +216,19 @@ func (s *Store) ReadAll(ctx context.Context, opts store.ReadOptions) ([]store.Re
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, badPosition("read $all", opts.After, err)
 	}
 	return out, nil
+}
+
+// badPosition explains the node's refusal of a $all start position: it is
+// not where an event starts in this log.
+func badPosition(op string, p store.Position, err error) error {
+	if p == 0 || status.Code(err) != codes.InvalidArgument {
+		return err
+	}
+	return fmt.Errorf("%s: position %d (EventStoreDB commit position %d) is not where an event starts in this log; "+
+		"positions from another backend cannot be used here: %w: %w", op, p, uint64(p)-1, ErrInvalidPosition, err)
 }
 
 // Subscribe implements store.Store with a filtered catch-up subscription to
@@ -254,12 +258,12 @@ func (s *Store) Subscribe(ctx context.Context, after store.Position, filter stor
 		if errors.As(err, &herr) {
 			return herr.err
 		}
-		if _, cerr := s.conn(); cerr != nil {
+		if cerr := s.checkOpen(); cerr != nil {
 			return fmt.Errorf("%s: %w", op, cerr)
 		}
 		terr := s.translate(ctx, op, err)
 		if !errors.Is(terr, store.ErrUnavailable) {
-			return terr
+			return badPosition(op, pos, terr)
 		}
 		if delivered {
 			failures = 0
@@ -288,7 +292,7 @@ func (e handlerError) Error() string { return e.err.Error() }
 // subscribeOnce runs one subscription until it drops. It advances *pos past
 // every delivered event and reports whether it delivered any.
 func (s *Store) subscribeOnce(ctx context.Context, pos *store.Position, filter store.Filter, sf *esdb.SubscriptionFilter, h store.Handler) (bool, error) {
-	c, err := s.conn()
+	r, err := s.conn()
 	if err != nil {
 		return false, err
 	}
@@ -301,26 +305,54 @@ func (s *Store) subscribeOnce(ctx context.Context, pos *store.Position, filter s
 	var sub *esdb.Subscription
 	errc := make(chan error, 1)
 	go func() {
-		var err error
-		sub, err = c.SubscribeToAll(sctx, esdb.SubscribeToAllOptions{From: allFrom(*pos), Filter: sf})
-		errc <- err
+		errc <- guard(func() error {
+			var err error
+			sub, err = r.c.SubscribeToAll(sctx, esdb.SubscribeToAllOptions{From: allFrom(*pos), Filter: sf})
+			return err
+		})
 	}()
+	// abandon leaves the start to finish on its own and then lets the
+	// client go.
+	abandon := func() {
+		go func() {
+			if err := <-errc; err == nil {
+				_ = sub.Close()
+			}
+			s.release(r)
+		}()
+	}
+	// Starting a subscription is bounded like every call: a v4.2.0 client
+	// can block in it forever (see replace).
+	start := time.NewTimer(s.opts.Timeout)
+	defer start.Stop()
 	select {
 	case err = <-errc:
+	case <-start.C:
+		abandon()
+		err = fmt.Errorf("start subscription: %w", context.DeadlineExceeded)
+		s.replace(r, "a subscription did not start within the operation timeout", err)
+		return false, err
 	case <-sctx.Done():
+		abandon()
 		return false, sctx.Err()
 	case <-s.done:
+		abandon()
 		return false, store.ErrClosed
 	}
 	if err != nil {
-		s.noteError(c, err) // the retry loop in Subscribe resubscribes on the new client
+		s.release(r)
+		s.noteError(r, err) // the retry loop in Subscribe resubscribes on the new client
 		return false, err
 	}
 	defer sub.Close()
 	items := make(chan item, s.opts.ReadBatch)
 	go func() {
+		defer s.release(r)
 		for {
-			ev := sub.Recv()
+			var ev *esdb.SubscriptionEvent
+			if err := guard(func() error { ev = sub.Recv(); return nil }); err != nil {
+				ev = &esdb.SubscriptionEvent{SubscriptionDropped: &esdb.SubscriptionDropped{Error: err}}
+			}
 			var it item
 			switch {
 			case ev.SubscriptionDropped != nil:
@@ -344,16 +376,28 @@ func (s *Store) subscribeOnce(ctx context.Context, pos *store.Position, filter s
 		}
 	}()
 	delivered := false
+	// A node shutting down, or hung, can leave a subscription open and
+	// silent while its connection stays up. While nothing arrives, check
+	// now and then that the subscription's client is still the current one
+	// and that a node answers through it; otherwise resubscribe.
+	idle := time.NewTicker(3 * s.opts.Timeout)
+	defer idle.Stop()
 	for {
 		var batch []store.RecordedEvent
 		var first item
 		select {
 		case first = <-items:
+		case <-idle.C:
+			if err := s.checkSubscription(sctx, r); err != nil {
+				return delivered, err
+			}
+			continue
 		case <-sctx.Done():
 			return delivered, sctx.Err()
 		case <-s.done:
 			return delivered, store.ErrClosed
 		}
+		idle.Reset(3 * s.opts.Timeout)
 		pending := []item{first}
 	drain:
 		for len(pending) < s.opts.ReadBatch && first.err == nil {
@@ -379,7 +423,9 @@ func (s *Store) subscribeOnce(ctx context.Context, pos *store.Position, filter s
 			}
 			e, err := s.decode(it.ev, true)
 			if err != nil {
-				return delivered, handlerError{fmt.Errorf("subscribe $all: %w", err)}
+				s.skipForeign(it.ev, err)
+				last = s.position(it.ev.Position)
+				continue
 			}
 			last = e.Position
 			if filter.Match(&e) {
@@ -396,5 +442,40 @@ func (s *Store) subscribeOnce(ctx context.Context, pos *store.Position, filter s
 		if dropErr != nil {
 			return delivered, dropErr
 		}
+	}
+}
+
+// checkSubscription reports why a quiet subscription on client r should
+// be given up: r was replaced (another call found it dead), or a probe
+// through r gets no answer within the timeout.
+func (s *Store) checkSubscription(ctx context.Context, r *clientRef) error {
+	s.mu.Lock()
+	replaced := s.client != r
+	s.mu.Unlock()
+	if replaced {
+		return fmt.Errorf("subscription client was replaced: %w", errClientGone)
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	errc := make(chan error, 1)
+	s.mu.Lock()
+	r.calls++
+	s.mu.Unlock()
+	go func() {
+		defer s.release(r)
+		errc <- guard(func() error { _, err := lastAll(pctx, r.c); return err })
+	}()
+	select {
+	case err := <-errc:
+		if err != nil && isTransient(err) {
+			return err
+		}
+		return nil
+	case <-pctx.Done():
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.replace(r, "a quiet subscription's node did not answer a probe", pctx.Err())
+		return fmt.Errorf("probe subscription node: %w", pctx.Err())
 	}
 }

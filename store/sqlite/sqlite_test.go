@@ -59,7 +59,7 @@ func TestPlainVFSSwitchesWriteCombiningOff(t *testing.T) {
 		s := openTest(t, filepath.Join(t.TempDir(), FileName), opts)
 		for i := range 20 {
 			ev := store.Event{ID: fmt.Sprintf("evt_vfs%d", i), Type: "financial_connections.account.created", Data: []byte(`{}`), Source: store.SourceWebhook}
-			if _, err := s.Append(context.Background(), store.AccountStream("fca_vfs"), store.AnyRevision, ev); err != nil {
+			if _, err := s.Append(context.Background(), fc.AccountStream("fca_vfs"), store.AnyRevision, ev); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/gossip"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/serverfeatures"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
@@ -43,6 +44,20 @@ type Server struct {
 	failAt      map[int64]codes.Code
 	calls       atomic.Int64
 	subCount    atomic.Int64
+	readSent    atomic.Int64
+
+	refuseEarly atomic.Bool
+	silent      atomic.Bool
+	slowLimit   atomic.Int64
+	maxSize     atomic.Int64
+	aclMu       sync.Mutex
+	acl         *ACL
+	holdMu      sync.Mutex
+	holds       map[string]*holdGate
+	failApplied map[string][]codes.Code
+
+	cluster *Cluster // nil for a single node
+	index   int
 }
 
 // record is one event of the global log ($all).
@@ -78,8 +93,18 @@ func (s *stream) visible() []*record {
 type Option func(*config)
 
 type config struct {
-	systemEvents bool
+	systemEvents  bool
+	maxAppendSize int
+	cluster       *Cluster
+	index         int
 }
+
+// DefaultMaxAppendSize is a real node's default MaxAppendSize (1 MiB).
+const DefaultMaxAppendSize = 1 << 20
+
+// WithMaxAppendSize sets the node's MaxAppendSize in bytes, counted per
+// append request as data + metadata + 2 × type length of every event.
+func WithMaxAppendSize(n int) Option { return func(c *config) { c.maxAppendSize = n } }
 
 // WithoutSystemEvents starts the server with an empty $all. By default $all
 // begins with a few system events ($settings, $metadata, stats) so that a
@@ -89,7 +114,7 @@ func WithoutSystemEvents() Option { return func(c *config) { c.systemEvents = fa
 // Start starts a server on 127.0.0.1:0 and stops it when the test ends.
 func Start(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
-	cfg := config{systemEvents: true}
+	cfg := config{systemEvents: true, maxAppendSize: DefaultMaxAppendSize}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -97,10 +122,15 @@ func Start(tb testing.TB, opts ...Option) *Server {
 		tb:      tb,
 		streams: make(map[string]*stream),
 		// Start mid-file, as a real node's log never begins at 0 for user events.
-		nextPos: 1024,
-		changed: make(chan struct{}),
-		failAt:  make(map[int64]codes.Code),
+		nextPos:     1024,
+		changed:     make(chan struct{}),
+		failAt:      make(map[int64]codes.Code),
+		holds:       make(map[string]*holdGate),
+		failApplied: make(map[string][]codes.Code),
 	}
+	s.cluster, s.index = cfg.cluster, cfg.index
+	s.refuseEarly.Store(true)
+	s.maxSize.Store(int64(cfg.maxAppendSize))
 	if cfg.systemEvents {
 		s.mu.Lock()
 		s.appendLocked("$settings", "$settings", []byte(`{"$userStreamAcl":{}}`))
@@ -123,6 +153,11 @@ func (s *Server) serve(lis net.Listener) {
 		// The client pings every 10 s even when idle; grpc's default policy
 		// would answer too_many_pings and drop long subscriptions.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		// A fixed HTTP/2 window (no BDP growth), as a node under load
+		// effectively has: a client sending more than 64 KiB of an append
+		// the node refused early blocks and then sees io.EOF, every time.
+		grpc.InitialWindowSize(64<<10),
+		grpc.InitialConnWindowSize(64<<10),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if err := s.fault(ctx); err != nil {
 				return nil, err
@@ -138,6 +173,9 @@ func (s *Server) serve(lis net.Listener) {
 	)
 	api.RegisterStreamsServer(srv, &streamsServer{s: s})
 	serverfeatures.RegisterServerFeaturesServer(srv, &featuresServer{})
+	if s.cluster != nil {
+		gossip.RegisterGossipServer(srv, &gossipServer{c: s.cluster})
+	}
 	s.grpcMu.Lock()
 	s.grpcSrv = srv
 	s.grpcMu.Unlock()
@@ -147,6 +185,10 @@ func (s *Server) serve(lis net.Listener) {
 // fault applies the fault hooks to one incoming call.
 func (s *Server) fault(ctx context.Context) error {
 	n := s.calls.Add(1)
+	if s.silent.Load() {
+		<-ctx.Done()
+		return status.FromContextError(ctx.Err()).Err()
+	}
 	if d := time.Duration(s.delay.Load()); d > 0 {
 		t := time.NewTimer(d)
 		select {
@@ -203,6 +245,7 @@ func (s *Server) Restart() {
 	if err != nil {
 		s.tb.Fatalf("esdbtest: restart on %s: %v", s.addr, err)
 	}
+	s.silent.Store(false)
 	s.serve(lis)
 }
 
@@ -222,6 +265,10 @@ func (s *Server) FailNth(n int, code codes.Code) {
 
 // Calls returns how many calls the server has received.
 func (s *Server) Calls() int64 { return s.calls.Load() }
+
+// StreamEventsRead returns how many events stream reads (not $all reads
+// or subscriptions) have sent.
+func (s *Server) StreamEventsRead() int64 { return s.readSent.Load() }
 
 // Subscriptions returns how many subscriptions are currently open.
 func (s *Server) Subscriptions() int64 { return s.subCount.Load() }
@@ -256,6 +303,7 @@ func (s *Server) AppendRaw(streamName, typ string, data, meta []byte) uint64 {
 	defer s.mu.Unlock()
 	r := s.appendLocked(streamName, typ, data)
 	r.meta = meta
+	s.notifyLocked()
 	return r.pos
 }
 
@@ -289,6 +337,16 @@ func (s *Server) place(st *stream, r *record) {
 func (s *Server) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
+	if s.cluster != nil && s.cluster.isLeader(s) {
+		s.cluster.replicateLocked(s)
+	}
+}
+
+// serving reports whether the node accepts connections.
+func (s *Server) serving() bool {
+	s.grpcMu.Lock()
+	defer s.grpcMu.Unlock()
+	return s.grpcSrv != nil
 }
 
 func ticks(t time.Time) int64 { return t.UnixNano() / 100 }

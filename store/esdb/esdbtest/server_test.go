@@ -15,7 +15,12 @@ import (
 
 func client(t *testing.T, srv *esdbtest.Server) *esdb.Client {
 	t.Helper()
-	cfg, err := esdb.ParseConnectionString(srv.ConnString())
+	return clientFor(t, srv.ConnString())
+}
+
+func clientFor(t *testing.T, conn string) *esdb.Client {
+	t.Helper()
+	cfg, err := esdb.ParseConnectionString(conn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,10 +96,16 @@ func toProtoUUID(id uuid.UUID) *shared.UUID {
 		MostSignificantBits: int64(most), LeastSignificantBits: int64(least)}}}
 }
 
-// Append implements the client-streaming append. It reads the whole request
-// stream before answering: replying early makes the client see io.EOF
-// instead of the answer.
+// Append implements the client-streaming append like a real node
+// (Streams.Append.cs): the write ACL is checked right after the options
+// message and the append size while events arrive, and a refusal is
+// answered at once without reading the rest (unless SetRefuseEarly(false)),
+// so the client may see a bare io.EOF from Send instead of the status.
 func (ss *streamsServer) Append(srv api.Streams_AppendServer) error {
+	s, err := ss.s.route(srv.Context(), true)
+	if err != nil {
+		return err
+	}
 	first, err := srv.Recv()
 	if err != nil {
 		return err
@@ -107,7 +114,29 @@ func (ss *streamsServer) Append(srv api.Streams_AppendServer) error {
 	if opts == nil {
 		return status.Error(codes.InvalidArgument, "first append message must carry options")
 	}
+	name := string(opts.GetStreamIdentifier().GetStreamName())
+	if name == "" {
+		return status.Error(codes.InvalidArgument, "empty stream name")
+	}
+	early := s.refuseEarly.Load()
+	// refuse answers err now, or after draining the request when the node
+	// is set to read whole requests first.
+	refuse := func(err error) error {
+		if !early {
+			for {
+				if _, rerr := srv.Recv(); rerr != nil {
+					break
+				}
+			}
+		}
+		return err
+	}
+	if err := s.checkAccess(name, opWrite); err != nil {
+		return refuse(err)
+	}
+	maxSize := s.maxAppendSize()
 	var proposed []*api.AppendReq_ProposedMessage
+	size := 0
 	for {
 		m, err := srv.Recv()
 		if errors.Is(err, io.EOF) {
@@ -120,11 +149,12 @@ func (ss *streamsServer) Append(srv api.Streams_AppendServer) error {
 		if p == nil {
 			return status.Error(codes.InvalidArgument, "expected a proposed message")
 		}
+		// Event.cs: data + metadata + 2 × type length.
+		size += len(p.GetData()) + len(p.GetCustomMetadata()) + 2*len(p.GetMetadata()["type"])
+		if size > maxSize {
+			return refuse(maxAppendSizeExceeded(srv.Context(), maxSize))
+		}
 		proposed = append(proposed, p)
-	}
-	name := string(opts.GetStreamIdentifier().GetStreamName())
-	if name == "" {
-		return status.Error(codes.InvalidArgument, "empty stream name")
 	}
 	exp := appendExpectation(opts)
 	recs := make([]*record, len(proposed))
@@ -140,15 +170,37 @@ func (ss *streamsServer) Append(srv api.Streams_AppendServer) error {
 		recs[i] = &record{stream: name, id: id, typ: md["type"], contentType: md["content-type"],
 			data: p.GetData(), meta: p.GetCustomMetadata()}
 	}
-	resp, err := ss.s.append(srv.Context(), name, exp, recs)
+	s.hold(name)
+	resp, err := s.append(srv.Context(), name, exp, recs)
 	if err != nil {
 		return err
+	}
+	if resp.GetSuccess() == nil {
+		return srv.SendAndClose(resp)
+	}
+	if code, ok := s.takeFailAfterApply(name); ok {
+		// The write committed but the node answers as if it timed out
+		// (a prepare/commit/forward timeout): the outcome is unknown to the
+		// client.
+		return status.Error(code, "esdbtest: write timed out after it was applied")
 	}
 	return srv.SendAndClose(resp)
 }
 
+// maxAppendSizeExceeded is a real node's answer to an append over
+// MaxAppendSize.
+func maxAppendSizeExceeded(ctx context.Context, maxSize int) error {
+	_ = grpc.SetTrailer(ctx, metadata.Pairs("exception", "maximum-append-size-exceeded", "maximum-append-size", strconv.Itoa(maxSize)))
+	return status.Errorf(codes.InvalidArgument, "Maximum Append Size of %d Exceeded.", maxSize)
+}
+
 func (s *Server) append(ctx context.Context, name string, exp expectation, recs []*record) (*api.AppendResp, error) {
 	s.mu.Lock()
+	if s.cluster != nil && !s.cluster.isLeader(s) {
+		// Deposed while the write waited: it goes to the new leader.
+		s.mu.Unlock()
+		return s.cluster.Leader().append(ctx, name, exp, recs)
+	}
 	defer s.mu.Unlock()
 	st := s.stream(name)
 	if st.tombstoned {
@@ -184,6 +236,9 @@ func (s *Server) append(ctx context.Context, name string, exp expectation, recs 
 		last := st.events[from+int64(len(recs))-1]
 		return success(int64(last.revision), last.pos), nil
 	}
+	// A soft-deleted stream (every event truncated, not tombstoned) accepts
+	// no_stream and continues its numbering, like a real node.
+	softDeleted := current >= 0 && st.truncateBefore > uint64(current)
 	switch exp.kind {
 	case expExact, expNoStream:
 		want := int64(exp.revision)
@@ -191,7 +246,7 @@ func (s *Server) append(ctx context.Context, name string, exp expectation, recs 
 			want = -1
 		}
 		switch {
-		case want == current:
+		case want == current, want == -1 && softDeleted:
 		case want < current && matchesAt(want+1):
 			return idempotent(want + 1)
 		default:
@@ -283,7 +338,10 @@ func checkDelete(st *stream, exp expectation) error {
 // $metadata event in $all.
 func (ss *streamsServer) Delete(ctx context.Context, req *api.DeleteReq) (*api.DeleteResp, error) {
 	name := string(req.GetOptions().GetStreamIdentifier().GetStreamName())
-	s := ss.s
+	s, err := ss.s.route(ctx, true)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stream(name)
@@ -293,18 +351,27 @@ func (ss *streamsServer) Delete(ctx context.Context, req *api.DeleteReq) (*api.D
 	if err := checkDelete(st, deleteExpectation(req.GetOptions().GetExpectedStreamRevision())); err != nil {
 		return nil, err
 	}
+	r := s.softDeleteLocked(name)
+	return &api.DeleteResp{PositionOption: &api.DeleteResp_Position_{Position: &api.DeleteResp_Position{
+		CommitPosition: r.pos, PreparePosition: r.pos}}}, nil
+}
+
+func (s *Server) softDeleteLocked(name string) *record {
+	st := s.stream(name)
 	st.truncateBefore = uint64(len(st.events))
 	r := s.appendLocked("$$"+name, "$metadata", []byte(`{"$tb":`+itoa(st.truncateBefore)+`}`))
 	s.notifyLocked()
-	return &api.DeleteResp{PositionOption: &api.DeleteResp_Position_{Position: &api.DeleteResp_Position{
-		CommitPosition: r.pos, PreparePosition: r.pos}}}, nil
+	return r
 }
 
 // Tombstone deletes a stream for good: a $streamDeleted event ends it and
 // every later read, append or subscription fails with stream-deleted.
 func (ss *streamsServer) Tombstone(ctx context.Context, req *api.TombstoneReq) (*api.TombstoneResp, error) {
 	name := string(req.GetOptions().GetStreamIdentifier().GetStreamName())
-	s := ss.s
+	s, err := ss.s.route(ctx, true)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stream(name)
@@ -415,6 +482,18 @@ func (ss *streamsServer) Read(req *api.ReadReq, srv api.Streams_ReadServer) erro
 	if err != nil {
 		return err
 	}
+	node, err := ss.s.route(srv.Context(), false)
+	if err != nil {
+		return err
+	}
+	ss = &streamsServer{s: node}
+	target := "$all"
+	if so := o.GetStream(); so != nil {
+		target = string(so.GetStreamIdentifier().GetStreamName())
+	}
+	if err := ss.s.checkAccess(target, opRead); err != nil {
+		return err
+	}
 	backwards := o.GetReadDirection() == api.ReadReq_Options_Backwards
 	if o.GetSubscription() != nil {
 		if backwards {
@@ -478,6 +557,7 @@ func (s *Server) readStream(srv api.Streams_ReadServer, so *api.ReadReq_Options_
 		}
 	}
 	for _, r := range out {
+		s.readSent.Add(1)
 		if err := srv.Send(readEvent(r, false)); err != nil {
 			return err
 		}
@@ -496,7 +576,28 @@ func (s *Server) indexAfter(pos uint64, inclusive bool) int {
 	})
 }
 
+// checkPosition refuses a $all start position that is not where a record
+// starts (or the end of the log), as a real node does.
+func (s *Server) checkPosition(ao *api.ReadReq_Options_AllOptions) error {
+	v, ok := ao.GetAllOption().(*api.ReadReq_Options_AllOptions_Position)
+	if !ok {
+		return nil
+	}
+	p := v.Position.GetCommitPosition()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.indexAfter(p, true)
+	if p == s.nextPos || (i < len(s.log) && s.log[i].pos == p && v.Position.GetPreparePosition() == p) {
+		return nil
+	}
+	return status.Errorf(codes.InvalidArgument, "Invalid position: commit %d, prepare %d is not the position of a record.",
+		p, v.Position.GetPreparePosition())
+}
+
 func (s *Server) readAll(srv api.Streams_ReadServer, ao *api.ReadReq_Options_AllOptions, backwards bool, count uint64, f *filter) error {
+	if err := s.checkPosition(ao); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	var out []*record
 	if !backwards {
@@ -547,6 +648,11 @@ func (s *Server) subscribe(srv api.Streams_ReadServer, o *api.ReadReq_Options, f
 	ctx := srv.Context()
 	var streamName string
 	all := o.GetAll() != nil
+	if all {
+		if err := s.checkPosition(o.GetAll()); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	// next is an index into s.log for $all, or a revision for a stream.
 	next := 0
@@ -602,6 +708,17 @@ func (s *Server) subscribe(srv api.Streams_ReadServer, o *api.ReadReq_Options, f
 		}
 		changed := s.changed
 		s.mu.Unlock()
+		if s.silent.Load() {
+			// A node shutting down may leave subscriptions open and silent
+			// until the process exits.
+			<-ctx.Done()
+			return status.FromContextError(ctx.Err()).Err()
+		}
+		if limit := s.slowLimit.Load(); caughtUp && limit > 0 && int64(len(batch)) > limit {
+			// Servers up to 23.10 drop a live subscriber that falls this
+			// far behind; the client must resubscribe.
+			return status.Error(codes.Aborted, "Consumer too slow to handle event while live. Client resubscription required.")
+		}
 		for _, r := range batch {
 			if f.match(r) && (all || r.typ != "$streamDeleted") {
 				if err := srv.Send(readEvent(r, all)); err != nil {
