@@ -156,3 +156,38 @@ func waitReady(t *testing.T, url string) {
 	}
 	t.Fatalf("%s not ready within 20s", url)
 }
+
+// TestArgumentUsageErrors: every command-line mistake about positional
+// arguments, anywhere in the tree, exits 2 and names the argument.
+func TestArgumentUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"export", "fca_x"}, `unexpected argument "fca_x"`},
+		{[]string{"verify", "extra"}, `unexpected argument "extra"`},
+		{[]string{"trigger"}, "missing argument TYPE"},
+		{[]string{"projections", "bogus"}, `unknown command "bogus"`},
+		{[]string{"projections", "rebuild", "account_status", "more"}, `unexpected argument "more"`},
+		{[]string{"bogus"}, `unknown command "bogus"`},
+		{[]string{"completion", "bash", "x"}, `unexpected argument "x"`},
+	}
+	for _, tt := range tests {
+		code, out, errOut := runCmd(t, context.Background(), tt.args...)
+		if code != exitUsage || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stdout %.80q, stderr %q; want exit 2 mentioning %q", tt.args, code, out, errOut, tt.want)
+		}
+	}
+	// A bare group command is a request for its help.
+	if code, out, _ := runCmd(t, context.Background(), "projections"); code != 0 || !strings.Contains(out, "rebuild") {
+		t.Errorf("projections: exit %d %q", code, out)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	code, out, errOut := runCmd(t, context.Background(), "--version")
+	_, want, _ := runCmd(t, context.Background(), "version")
+	if code != 0 || out != want {
+		t.Fatalf("--version: exit %d %q %q; want %q", code, out, errOut, want)
+	}
+}

@@ -121,9 +121,9 @@ verify, export and replay the history.`,
 		newBackupCommand(f),
 		newVersionCommand(f),
 	)
-	for _, c := range root.Commands() {
-		c.SetFlagErrorFunc(root.FlagErrorFunc())
-	}
+	root.Version = versionString()
+	root.SetVersionTemplate("{{.Version}}\n")
+	enforceUsage(root)
 	return root
 }
 

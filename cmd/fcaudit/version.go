@@ -19,14 +19,19 @@ func newVersionCommand(f *factory) *cobra.Command {
 		Example: "  fcaudit version",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := version
-			if v == "dev" {
-				if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-					v = bi.Main.Version
-				}
-			}
-			fmt.Fprintf(f.out, "fcaudit %s (%s, stripe API %s)\n", v, runtime.Version(), stripe.APIVersion)
+			fmt.Fprintln(f.out, versionString())
 			return nil
 		},
 	}
+}
+
+// versionString is what both `fcaudit version` and `fcaudit --version` print.
+func versionString() string {
+	v := version
+	if v == "dev" {
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	return fmt.Sprintf("fcaudit %s (%s, stripe API %s)", v, runtime.Version(), stripe.APIVersion)
 }
