@@ -119,6 +119,7 @@ verify, export and replay the history.`,
 		newVerifyCommand(f),
 		newExportCommand(f),
 		newBackupCommand(f),
+		newAccountsCommand(f),
 		newVersionCommand(f),
 	)
 	root.Version = versionString()

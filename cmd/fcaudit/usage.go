@@ -25,11 +25,22 @@ func enforceUsage(root *cobra.Command) {
 			// unknown subcommand.
 			c.Args = subcommandArgs
 			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
-		case c.Args != nil:
+		case c.Runnable():
 			validate := c.Args
+			if validate == nil {
+				validate = cobra.ArbitraryArgs
+			}
 			c.Args = func(cmd *cobra.Command, args []string) error {
 				if err := validate(cmd, args); err != nil {
 					return &usageError{err: argsError(cmd, args, err)}
+				}
+				// Cobra checks required and mutually exclusive flags
+				// after Args, with plain errors: check them here first.
+				if err := cmd.ValidateRequiredFlags(); err != nil {
+					return &usageError{err: err}
+				}
+				if err := cmd.ValidateFlagGroups(); err != nil {
+					return &usageError{err: err}
 				}
 				return nil
 			}
