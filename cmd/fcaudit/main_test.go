@@ -191,3 +191,30 @@ func TestVersionFlag(t *testing.T) {
 		t.Fatalf("--version: exit %d %q %q; want %q", code, out, errOut, want)
 	}
 }
+
+// TestServeDevSecondPort: a second `serve --dev` on the same data directory
+// but another port leaves dev.json naming the first (alive) server, so
+// trigger keeps reaching it; a record whose server is gone is replaced.
+func TestServeDevSecondPort(t *testing.T) {
+	dir := t.TempDir()
+	first := startServe(t, dir, "--dev")
+	second := startServe(t, dir, "--dev")
+	dc, err := loadDevConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc.URL != first+"/webhooks/stripe" {
+		t.Fatalf("dev.json url %q after a second dev server (%s); want the first's %s", dc.URL, second, first)
+	}
+
+	// Stale: the recorded server is gone.
+	stale := t.TempDir()
+	dead := "http://" + freePort(t) + "/webhooks/stripe"
+	if err := writeDevConfig(stale, devConfig{WebhookSecret: "whsec_dev_stale", APIToken: "fca_dev_stale", URL: dead}); err != nil {
+		t.Fatal(err)
+	}
+	live := startServe(t, stale, "--dev")
+	if dc, _ := loadDevConfig(stale); dc.URL != live+"/webhooks/stripe" || dc.WebhookSecret != "whsec_dev_stale" {
+		t.Fatalf("stale dev.json not replaced: %+v; want url %s with the kept credentials", dc, live)
+	}
+}
