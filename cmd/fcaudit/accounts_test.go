@@ -132,3 +132,61 @@ func TestAccountsShowAndHistory(t *testing.T) {
 		}
 	}
 }
+
+// TestTriggerStagesHistory: trigger's --created, --event-id, --status,
+// --institution and --livemode stage an out-of-order and redelivered
+// history that the store and the fold then show as such.
+func TestTriggerStagesHistory(t *testing.T) {
+	dir := t.TempDir()
+	startServe(t, dir, "--dev")
+	ctx := context.Background()
+	const account = "fca_staged000000000000000000"
+	t0 := time.Now().Unix() - 3600
+	trigger := func(args ...string) (int, string, string) {
+		return runCmd(t, ctx, append([]string{"trigger", "--data-dir", dir, "--account", account}, args...)...)
+	}
+	ts := func(s int64) string { return time.Unix(s, 0).UTC().Format(time.RFC3339) }
+
+	code, out, errOut := trigger("created", "--created", ts(t0), "--event-id", "evt_stagedFirst0000000000000")
+	if code != 0 || !strings.Contains(out, `"duplicate":false`) {
+		t.Fatalf("trigger created: %d %s %s", code, out, errOut)
+	}
+	if code, out, errOut = trigger("deactivated", "--created", ts(t0+100), "--institution", "Test Credit Union", "--livemode", "--status", "disconnected"); code != 0 {
+		t.Fatalf("trigger deactivated: %d %s %s", code, out, errOut)
+	}
+	if code, out, errOut = trigger("refreshed_balance", "--created", ts(t0+50)); code != 0 {
+		t.Fatalf("trigger late refreshed_balance: %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = trigger("created", "--created", ts(t0), "--event-id", "evt_stagedFirst0000000000000")
+	if code != 0 || !strings.Contains(out, `"duplicate":true`) {
+		t.Fatalf("redelivery: %d %s %s", code, out, errOut)
+	}
+
+	code, out, errOut = runCmd(t, ctx, "accounts", "show", account, "--data-dir", dir, "--json")
+	var s struct {
+		Status          string `json:"status"`
+		InstitutionName string `json:"institution_name"`
+		Livemode        bool   `json:"livemode"`
+		EventsCount     int    `json:"events_count"`
+		FirstSeenAt     int64  `json:"first_seen_at"`
+	}
+	if err := json.Unmarshal([]byte(out), &s); code != 0 || err != nil {
+		t.Fatalf("accounts show: %d %v %s %s", code, err, out, errOut)
+	}
+	if s.Status != "disconnected" || s.InstitutionName != "Test Credit Union" || !s.Livemode || s.EventsCount != 3 || s.FirstSeenAt != t0 {
+		t.Fatalf("staged history folded to %+v", s)
+	}
+	code, out, _ = runCmd(t, ctx, "accounts", "history", account, "--data-dir", dir)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != 4 || !strings.Contains(lines[3], "no (older)") {
+		t.Fatalf("history: %d %s", code, out)
+	}
+
+	for _, tt := range []struct{ args []string }{
+		{[]string{"created", "--created", "last tuesday"}},
+		{[]string{"created", "--event-id", "fca_notAnEvent"}},
+	} {
+		if code, _, errOut := trigger(tt.args...); code != exitUsage || !strings.Contains(errOut, "--"+strings.TrimPrefix(tt.args[1], "--")) {
+			t.Errorf("trigger %v: exit %d %q; want 2 naming the flag", tt.args, code, errOut)
+		}
+	}
+}
