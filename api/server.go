@@ -109,38 +109,41 @@ func (s *Server) routes() *mux.Router {
 		s.writeError(w, req, errMethodNotAllowed)
 	})
 	r.Use(s.requestIDMiddleware)
+	// Every route has a name, the route label of the request metrics; the
+	// observe middleware runs around the /v1 authentication, so 401s count.
+	r.Use(s.observeRoute)
+	r.NotFoundHandler = s.observe(routeUnmatched, r.NotFoundHandler)
+	r.MethodNotAllowedHandler = s.observe(routeUnmatched, r.MethodNotAllowedHandler)
 
-	r.Handle("/webhooks/stripe", s.observe("webhook", http.HandlerFunc(s.handleWebhook))).Methods(http.MethodPost)
+	r.HandleFunc("/webhooks/stripe", s.handleWebhook).Methods(http.MethodPost).Name("webhook")
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	}).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet, http.MethodHead)
+	}).Methods(http.MethodGet, http.MethodHead).Name("healthz")
+	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet, http.MethodHead).Name("readyz")
 	if s.cfg.Metrics != nil {
-		r.Handle("/metrics", s.cfg.Metrics).Methods(http.MethodGet)
+		r.Handle("/metrics", s.cfg.Metrics).Methods(http.MethodGet).Name("metrics")
 	}
 
 	v1 := r.PathPrefix("/v1").Subrouter()
 	v1.Use(s.authMiddleware)
-	v1.Handle("/events", s.observe("list_events", http.HandlerFunc(s.handleListEvents))).Methods(http.MethodGet)
-	v1.Handle("/events/{id}", s.observe("get_event", http.HandlerFunc(s.handleGetEvent))).Methods(http.MethodGet)
-	v1.Handle("/events/{id}/body", s.observe("get_event_body", http.HandlerFunc(s.handleGetEventBody))).Methods(http.MethodGet)
-	v1.Handle("/accounts/{id}/events", s.observe("account_events", http.HandlerFunc(s.handleAccountEvents))).Methods(http.MethodGet)
-	// The routes below record no request metrics (as before they moved
-	// here): their ObserveRequest labels would be new series.
+	v1.HandleFunc("/events", s.handleListEvents).Methods(http.MethodGet).Name("list_events")
+	v1.HandleFunc("/events/{id}", s.handleGetEvent).Methods(http.MethodGet).Name("get_event")
+	v1.HandleFunc("/events/{id}/body", s.handleGetEventBody).Methods(http.MethodGet).Name("get_event_body")
+	v1.HandleFunc("/accounts/{id}/events", s.handleAccountEvents).Methods(http.MethodGet).Name("account_events")
 	if s.cfg.Accounts != nil {
-		v1.HandleFunc("/accounts", s.handleListAccounts).Methods(http.MethodGet)
+		v1.HandleFunc("/accounts", s.handleListAccounts).Methods(http.MethodGet).Name("list_accounts")
 		// {id} matches one path segment, so /accounts/{id}/events is untouched.
-		v1.HandleFunc("/accounts/{id}", s.handleGetAccount).Methods(http.MethodGet)
+		v1.HandleFunc("/accounts/{id}", s.handleGetAccount).Methods(http.MethodGet).Name("get_account")
 	}
 	if s.cfg.Replays != nil {
-		v1.HandleFunc("/replays", s.handleListReplays).Methods(http.MethodGet)
-		v1.HandleFunc("/replays/{id}", s.handleGetReplay).Methods(http.MethodGet)
+		v1.HandleFunc("/replays", s.handleListReplays).Methods(http.MethodGet).Name("list_replays")
+		v1.HandleFunc("/replays/{id}", s.handleGetReplay).Methods(http.MethodGet).Name("get_replay")
 	}
 	if s.cfg.Verify != nil {
-		v1.HandleFunc("/accounts/{id}/verify", s.handleVerifyAccount).Methods(http.MethodGet)
+		v1.HandleFunc("/accounts/{id}/verify", s.handleVerifyAccount).Methods(http.MethodGet).Name("verify_account")
 	}
 	if s.cfg.Reconciliation != nil {
-		v1.HandleFunc("/reconciliation", s.handleReconciliation).Methods(http.MethodGet)
+		v1.HandleFunc("/reconciliation", s.handleReconciliation).Methods(http.MethodGet).Name("reconciliation")
 	}
 	// Unknown /v1 paths still answer 404 after authentication.
 	v1.NotFoundHandler = r.NotFoundHandler
@@ -280,6 +283,25 @@ type statusRecorder struct {
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
+}
+
+// routeUnmatched labels requests that match no route (404, 405): one
+// series for all of them, never the raw path, which would let clients
+// create series.
+const routeUnmatched = "unmatched"
+
+// observeRoute observes a matched request under its route's name.
+func (s *Server) observeRoute(next http.Handler) http.Handler {
+	if s.cfg.ObserveRequest == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := routeUnmatched
+		if rt := mux.CurrentRoute(r); rt != nil && rt.GetName() != "" {
+			name = rt.GetName()
+		}
+		s.observe(name, next).ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) observe(route string, h http.Handler) http.Handler {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -119,12 +120,35 @@ func TestServeDevAndTrigger(t *testing.T) {
 // startServe runs `serve` in-process on a free port until the test ends.
 func startServe(t *testing.T, dir string, args ...string) string {
 	t.Helper()
+	return startServeLog(t, dir, &syncBuffer{}, args...)
+}
+
+// syncBuffer is a bytes.Buffer that serve's log and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServeLog is startServe with serve's stderr (its log) in serveErr.
+func startServeLog(t *testing.T, dir string, serveErr *syncBuffer, args ...string) string {
+	t.Helper()
 	addr := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var serveErr bytes.Buffer
 	go func() {
-		done <- run(ctx, append([]string{"serve", "--data-dir", dir, "--listen", addr}, args...), nil, io.Discard, &serveErr)
+		done <- run(ctx, append([]string{"serve", "--data-dir", dir, "--listen", addr}, args...), nil, io.Discard, serveErr)
 	}()
 	t.Cleanup(func() {
 		cancel()
