@@ -120,6 +120,7 @@ verify, export and replay the history.`,
 		newExportCommand(f),
 		newBackupCommand(f),
 		newAccountsCommand(f),
+		newHealthcheckCommand(f),
 		newVersionCommand(f),
 	)
 	root.Version = versionString()
