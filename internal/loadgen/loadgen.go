@@ -291,11 +291,11 @@ const (
 // reading the whole answer) over Count requests.
 type Latency struct {
 	Count int           `json:"count"`
-	P50  time.Duration `json:"p50"`
-	P90  time.Duration `json:"p90"`
-	P99  time.Duration `json:"p99"`
-	Max  time.Duration `json:"max"`
-	Mean time.Duration `json:"mean"`
+	P50   time.Duration `json:"p50"`
+	P90   time.Duration `json:"p90"`
+	P99   time.Duration `json:"p99"`
+	Max   time.Duration `json:"max"`
+	Mean  time.Duration `json:"mean"`
 }
 
 // Result is the outcome of a run.
