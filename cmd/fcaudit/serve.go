@@ -14,6 +14,7 @@ import (
 	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/audit"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/metrics"
 	"github.com/fcaudit/fcaudit/replay"
 	"github.com/fcaudit/fcaudit/store/sqlite"
@@ -178,7 +179,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	claimDev := func(url string) {
 		recorded, err := claimDevURL(ctx, f.dataDir, url)
 		if err != nil {
-			log.Error("dev.json: cannot record this server's URL; pass --url to trigger", "err", err)
+			log.Error("dev.json: cannot record this server's URL; pass --url to trigger", logkey.Err(err))
 		} else if recorded != url {
 			log.Warn("another dev server on this data directory is alive: dev.json keeps its URL, so trigger and loadgen default to it; pass --url "+url+" to reach this one",
 				"dev_json_url", recorded)
