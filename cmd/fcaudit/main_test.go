@@ -195,6 +195,8 @@ func TestArgumentUsageErrors(t *testing.T) {
 		{[]string{"projections", "rebuild", "account_status", "more"}, `unexpected argument "more"`},
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"completion", "bash", "x"}, `unexpected argument "x"`},
+		{[]string{"help", "bogus"}, `unknown help topic "bogus"`},
+		{[]string{"help", "projections", "bogus"}, `unknown help topic "projections bogus"`},
 	}
 	for _, tt := range tests {
 		code, out, errOut := runCmd(t, context.Background(), tt.args...)
@@ -202,9 +204,12 @@ func TestArgumentUsageErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %.80q, stderr %q; want exit 2 mentioning %q", tt.args, code, out, errOut, tt.want)
 		}
 	}
-	// A bare group command is a request for its help.
+	// A bare group command is a request for its help, as is help TOPIC.
 	if code, out, _ := runCmd(t, context.Background(), "projections"); code != 0 || !strings.Contains(out, "rebuild") {
 		t.Errorf("projections: exit %d %q", code, out)
+	}
+	if code, out, _ := runCmd(t, context.Background(), "help", "accounts", "show"); code != 0 || !strings.Contains(out, "--as-of") {
+		t.Errorf("help accounts show: exit %d %q", code, out)
 	}
 }
 

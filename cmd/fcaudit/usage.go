@@ -16,6 +16,13 @@ import (
 func enforceUsage(root *cobra.Command) {
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "help" {
+			// Cobra's help prints "Unknown help topic" and exits 0.
+			c.Run = nil
+			c.RunE = helpTopic
+		}
+	}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
@@ -50,6 +57,18 @@ func enforceUsage(root *cobra.Command) {
 		}
 	}
 	walk(root)
+}
+
+// helpTopic is `fcaudit help [command]`: the command's help, or a usage
+// error naming the topic it does not know.
+func helpTopic(c *cobra.Command, args []string) error {
+	cmd, rest, err := c.Root().Find(args)
+	if err != nil || cmd == nil || (len(rest) > 0 && cmd.HasSubCommands()) {
+		return &usageError{err: fmt.Errorf("unknown help topic %q; commands: fcaudit help", strings.Join(args, " "))}
+	}
+	cmd.InitDefaultHelpFlag()
+	cmd.InitDefaultVersionFlag()
+	return cmd.Help()
 }
 
 // subcommandArgs rejects any positional argument of a group command: it
