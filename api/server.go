@@ -69,6 +69,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	router  *mux.Router
+	root    http.Handler // router, observed: what Handler and Open serve
 	tokens  [][32]byte
 	httpSrv *http.Server
 	ln      net.Listener
@@ -89,6 +90,10 @@ func NewServer(cfg Config) *Server {
 		}
 	}
 	s.router = s.routes()
+	// Outside the router (and so outside anything wrapped around it, such
+	// as authentication), every request is observed: 401s, 404s and 405s
+	// included.
+	s.root = s.observeRoute(s.router)
 	return s
 }
 
@@ -109,11 +114,8 @@ func (s *Server) routes() *mux.Router {
 		s.writeError(w, req, errMethodNotAllowed)
 	})
 	r.Use(s.requestIDMiddleware)
-	// Every route has a name, the route label of the request metrics; the
-	// observe middleware runs around the /v1 authentication, so 401s count.
-	r.Use(s.observeRoute)
-	r.NotFoundHandler = s.observe(routeUnmatched, r.NotFoundHandler)
-	r.MethodNotAllowedHandler = s.observe(routeUnmatched, r.MethodNotAllowedHandler)
+	// Every route has a name: the route label of the request metrics
+	// (observeRoute).
 
 	r.HandleFunc("/webhooks/stripe", s.handleWebhook).Methods(http.MethodPost).Name("webhook")
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -169,7 +171,7 @@ func (s *Server) allowedMethods(req *http.Request) []string {
 }
 
 // Handler returns the root handler (for httptest and embedding).
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler { return s.root }
 
 // Open listens on addr and serves in the background. Timeouts bound slow
 // clients: a slowloris can hold a connection for ReadHeaderTimeout at most.
@@ -180,7 +182,7 @@ func (s *Server) Open(addr string) error {
 	}
 	s.ln = ln
 	s.httpSrv = &http.Server{
-		Handler:           s.router,
+		Handler:           s.root,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -290,15 +292,18 @@ func (r *statusRecorder) WriteHeader(code int) {
 // create series.
 const routeUnmatched = "unmatched"
 
-// observeRoute observes a matched request under its route's name.
+// observeRoute observes every request under the name of the route it
+// matches (routeUnmatched for none). It asks the router itself, so it works
+// wherever it sits in front of it.
 func (s *Server) observeRoute(next http.Handler) http.Handler {
 	if s.cfg.ObserveRequest == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := routeUnmatched
-		if rt := mux.CurrentRoute(r); rt != nil && rt.GetName() != "" {
-			name = rt.GetName()
+		var m mux.RouteMatch
+		if s.router.Match(r, &m) && m.MatchErr == nil && m.Route != nil && m.Route.GetName() != "" {
+			name = m.Route.GetName()
 		}
 		s.observe(name, next).ServeHTTP(w, r)
 	})
