@@ -129,7 +129,7 @@ func runAccountsShow(ctx context.Context, f *factory, id string, o *accountsShow
 	tw := tabwriter.NewWriter(f.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tLIVEMODE\tINSTITUTION\tLAST4\tEVENTS\tLAST EVENT\tLAST EVENT CREATED\tSTATUS")
 	fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%d\t%s\t%s\t%s\n", s.ID, s.Livemode, dash(s.InstitutionName), dash(s.Last4),
-		s.EventsCount, s.LastEvent.Type, unixTime(s.LastEvent.Created), s.Status)
+		s.EventsCount, strings.TrimPrefix(s.LastEvent.Type, "financial_connections."), unixTime(s.LastEvent.Created), s.Status)
 	return tw.Flush()
 }
 
