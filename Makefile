@@ -9,12 +9,23 @@ LDFLAGS := -X main.version=$(VERSION)
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/fcaudit
 
+## stripe-mock, pinned, for backfill's tests: installed by `make test` itself
+## into bin/ (named with its version, so a change of pin reinstalls it) and
+## handed to the tests in FCAUDIT_STRIPE_MOCK, which makes it required.
+STRIPE_MOCK_VERSION := v0.203.0
+STRIPE_MOCK         := $(CURDIR)/bin/stripe-mock-$(STRIPE_MOCK_VERSION)
+
+$(STRIPE_MOCK):
+	GOBIN=$(CURDIR)/bin/.stripe-mock-install $(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
+	mv $(CURDIR)/bin/.stripe-mock-install/stripe-mock $@
+	rmdir $(CURDIR)/bin/.stripe-mock-install
+
 ## test: everything CI runs — vet, then the whole suite twice: with the race
 ## detector, and without it (a faster run exposes other interleavings).
-test:
+test: $(STRIPE_MOCK)
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	FCAUDIT_STRIPE_MOCK=$(STRIPE_MOCK) $(GO) test -race -count=1 -timeout 20m ./...
+	FCAUDIT_STRIPE_MOCK=$(STRIPE_MOCK) $(GO) test -count=1 -timeout 20m ./...
 
 ## run: the service on the embedded store in ./fcaudit-data, with dev credentials.
 run: build

@@ -11,11 +11,13 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
+	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/store"
 )
@@ -35,20 +37,62 @@ var errSignatureRepeated = fmt.Errorf("%w: Stripe-Signature header repeated", in
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	res, err := s.ingestWebhook(w, r)
+	status, errType := http.StatusOK, ""
+	if err != nil {
+		var detail errorDetail
+		status, detail = classify(err)
+		errType = detail.Type
+		s.writeError(w, r, err)
+	} else {
+		writeJSON(w, http.StatusOK, webhookResponse{ID: res.ID, Stream: res.Stream, Revision: res.Revision,
+			Position: res.Position, Duplicate: res.Duplicate})
+	}
+	s.logWebhook(r, status, errType, res, time.Since(start))
+}
+
+// logWebhook writes the webhook access log: one INFO line per delivery
+// with its outcome and, for a refusal, the error type the sender got (so a
+// wrong signing secret shows as signature_invalid at once). It never holds
+// the body, the signature header or a secret.
+func (s *Server) logWebhook(r *http.Request, status int, errType string, res store.Appended, d time.Duration) {
+	outcome := "stored"
+	switch {
+	case errType != "":
+		outcome = "rejected"
+		if status >= 500 {
+			outcome = "failed"
+		}
+	case res.Duplicate:
+		outcome = "duplicate"
+	}
+	attrs := []slog.Attr{slog.String("outcome", outcome), slog.Int("status", status)}
+	if errType != "" {
+		attrs = append(attrs, slog.String("error_type", errType))
+	}
+	if res.ID != "" {
+		attrs = append(attrs, slog.String(logkey.EventID, res.ID), slog.String(logkey.Stream, res.Stream))
+	}
+	attrs = append(attrs, slog.String("request_id", requestID(r.Context())), slog.String("remote", r.RemoteAddr),
+		slog.Duration("duration", d))
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "webhook", attrs...)
+}
+
+// ingestWebhook reads, verifies and stores one delivery; the caller answers.
+func (s *Server) ingestWebhook(w http.ResponseWriter, r *http.Request) (store.Appended, error) {
 	// Stripe always sends application/json; anything else declared is a
 	// misrouted request. No Content-Type at all is tolerated (curl users).
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			s.writeError(w, r, errUnsupportedContent)
-			return
+			return store.Appended{}, errUnsupportedContent
 		}
 	}
 	// Stripe sends exactly one Stripe-Signature header. With several, which
 	// one is checked would depend on the proxy or library in front, so a
 	// request could pass here and fail elsewhere (or the reverse): refuse.
 	if len(r.Header.Values("Stripe-Signature")) > 1 {
-		s.writeError(w, r, errSignatureRepeated)
-		return
+		return store.Appended{}, errSignatureRepeated
 	}
 	// Reserve the body's bytes before reading any: beyond the budget the
 	// request is refused unread (Stripe retries), so however many clients
@@ -57,8 +101,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	// would wait to read and discard it before answering.
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		w.Header().Set("Connection", "close")
-		s.writeError(w, r, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes})
-		return
+		return store.Appended{}, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes}
 	}
 	reserved := s.cfg.MaxBodyBytes
 	if r.ContentLength >= 0 {
@@ -70,8 +113,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 				slog.Int64("max_inflight_bytes", s.cfg.MaxInflightBytes), slog.Int64("suppressed", n))
 		}
 		w.Header().Set("Connection", "close")
-		s.writeError(w, r, errBusy)
-		return
+		return store.Appended{}, errBusy
 	}
 	defer s.bodies.release(reserved)
 	buf := bodyPool.Get().(*bytes.Buffer)
@@ -87,21 +129,13 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			s.writeError(w, r, err)
-			return
+			return store.Appended{}, err
 		}
-		s.writeError(w, r, badParam("body", "reading request body: %v", err))
-		return
+		return store.Appended{}, badParam("body", "reading request body: %v", err)
 	}
 	// The store has persisted (or rejected) the body by the time Ingest
 	// returns, so the pooled buffer can be reused afterwards.
-	res, err := s.cfg.Ingest.Ingest(r.Context(), buf.Bytes(), r.Header.Get("Stripe-Signature"))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, webhookResponse{ID: res.ID, Stream: res.Stream, Revision: res.Revision,
-		Position: res.Position, Duplicate: res.Duplicate})
+	return s.cfg.Ingest.Ingest(r.Context(), buf.Bytes(), r.Header.Get("Stripe-Signature"))
 }
 
 // listParams reads what every event list takes: the page (limit,

@@ -82,7 +82,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	router   *mux.Router
-	root     http.Handler
+	root     http.Handler // router, observed and authenticated: what Handler and Open serve
 	tokens   *TokenSet
 	httpSrv  *http.Server
 	ln       net.Listener
@@ -112,9 +112,10 @@ func NewServer(cfg Config) *Server {
 	}
 	s.router = s.routes()
 	// Outside the router, so every answer (404 and 405 included) has a
-	// request id, and /v1 is authenticated before any route is matched:
-	// without a token, an unknown path and a wrong method look the same.
-	s.root = s.requestIDMiddleware(s.authMiddleware(s.router))
+	// request id and is observed (401s included), and /v1 is
+	// authenticated before any route is matched: without a token, an
+	// unknown path and a wrong method look the same.
+	s.root = s.requestIDMiddleware(s.observeRoute(s.authMiddleware(s.router)))
 	return s
 }
 
@@ -138,48 +139,48 @@ func (s *Server) routes() *mux.Router {
 		}
 		s.writeError(w, req, errMethodNotAllowed)
 	})
+	// Every route has a name: the route label of the request metrics
+	// (observeRoute).
 
-	r.Handle("/webhooks/stripe", s.observe("webhook", http.HandlerFunc(s.handleWebhook))).Methods(http.MethodPost)
+	r.HandleFunc("/webhooks/stripe", s.handleWebhook).Methods(http.MethodPost).Name("webhook")
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	}).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet, http.MethodHead)
+	}).Methods(http.MethodGet, http.MethodHead).Name("healthz")
+	r.HandleFunc("/readyz", s.handleReady).Methods(http.MethodGet, http.MethodHead).Name("readyz")
 	if s.cfg.Metrics != nil {
-		r.Handle("/metrics", s.cfg.Metrics).Methods(http.MethodGet)
+		r.Handle("/metrics", s.cfg.Metrics).Methods(http.MethodGet).Name("metrics")
 	}
 
 	if s.cfg.Console != nil {
-		r.PathPrefix("/console/").Handler(s.cfg.Console)
-		r.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther)).Methods(http.MethodGet, http.MethodHead)
-		r.Handle("/", http.RedirectHandler("/console/", http.StatusSeeOther)).Methods(http.MethodGet, http.MethodHead)
+		r.PathPrefix("/console/").Handler(s.cfg.Console).Name("console")
+		r.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther)).Methods(http.MethodGet, http.MethodHead).Name("console_redirect")
+		r.Handle("/", http.RedirectHandler("/console/", http.StatusSeeOther)).Methods(http.MethodGet, http.MethodHead).Name("root_redirect")
 	}
 	// The API's description is public, so it is registered before the /v1
 	// subrouter and its token check.
-	r.HandleFunc("/v1/openapi.json", serveDocument("application/json", openapiJSON)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/openapi.yaml", serveDocument("application/yaml", openapiYAML)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/openapi.json", serveDocument("application/json", openapiJSON)).Methods(http.MethodGet).Name("openapi_json")
+	r.HandleFunc("/v1/openapi.yaml", serveDocument("application/yaml", openapiYAML)).Methods(http.MethodGet).Name("openapi_yaml")
 
 	v1 := r.PathPrefix("/v1").Subrouter()
 	v1.Use(s.checkParams)
-	v1.Handle("/events", s.observe("list_events", http.HandlerFunc(s.handleListEvents))).Methods(http.MethodGet)
-	v1.Handle("/events/{id}", s.observe("get_event", http.HandlerFunc(s.handleGetEvent))).Methods(http.MethodGet)
-	v1.Handle("/events/{id}/body", s.observe("get_event_body", http.HandlerFunc(s.handleGetEventBody))).Methods(http.MethodGet)
-	v1.Handle("/accounts/{id}/events", s.observe("account_events", http.HandlerFunc(s.handleAccountEvents))).Methods(http.MethodGet)
-	// The routes below record no request metrics (as before they moved
-	// here): their ObserveRequest labels would be new series.
+	v1.HandleFunc("/events", s.handleListEvents).Methods(http.MethodGet).Name("list_events")
+	v1.HandleFunc("/events/{id}", s.handleGetEvent).Methods(http.MethodGet).Name("get_event")
+	v1.HandleFunc("/events/{id}/body", s.handleGetEventBody).Methods(http.MethodGet).Name("get_event_body")
+	v1.HandleFunc("/accounts/{id}/events", s.handleAccountEvents).Methods(http.MethodGet).Name("account_events")
 	if s.cfg.Accounts != nil {
-		v1.HandleFunc("/accounts", s.handleListAccounts).Methods(http.MethodGet)
+		v1.HandleFunc("/accounts", s.handleListAccounts).Methods(http.MethodGet).Name("list_accounts")
 		// {id} matches one path segment, so /accounts/{id}/events is untouched.
-		v1.HandleFunc("/accounts/{id}", s.handleGetAccount).Methods(http.MethodGet)
+		v1.HandleFunc("/accounts/{id}", s.handleGetAccount).Methods(http.MethodGet).Name("get_account")
 	}
 	if s.cfg.Replays != nil {
-		v1.HandleFunc("/replays", s.handleListReplays).Methods(http.MethodGet)
-		v1.HandleFunc("/replays/{id}", s.handleGetReplay).Methods(http.MethodGet)
+		v1.HandleFunc("/replays", s.handleListReplays).Methods(http.MethodGet).Name("list_replays")
+		v1.HandleFunc("/replays/{id}", s.handleGetReplay).Methods(http.MethodGet).Name("get_replay")
 	}
 	if s.cfg.Verify != nil {
-		v1.HandleFunc("/accounts/{id}/verify", s.handleVerifyAccount).Methods(http.MethodGet)
+		v1.HandleFunc("/accounts/{id}/verify", s.handleVerifyAccount).Methods(http.MethodGet).Name("verify_account")
 	}
 	if s.cfg.Reconciliation != nil {
-		v1.HandleFunc("/reconciliation", s.handleReconciliation).Methods(http.MethodGet)
+		v1.HandleFunc("/reconciliation", s.handleReconciliation).Methods(http.MethodGet).Name("reconciliation")
 	}
 	// Unknown /v1 paths answer 404 (after authentication, in s.root).
 	v1.NotFoundHandler = r.NotFoundHandler
@@ -356,6 +357,28 @@ type statusRecorder struct {
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
+}
+
+// routeUnmatched labels requests that match no route (404, 405): one
+// series for all of them, never the raw path, which would let clients
+// create series.
+const routeUnmatched = "unmatched"
+
+// observeRoute observes every request under the name of the route it
+// matches (routeUnmatched for none). It asks the router itself, so it works
+// wherever it sits in front of it.
+func (s *Server) observeRoute(next http.Handler) http.Handler {
+	if s.cfg.ObserveRequest == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := routeUnmatched
+		var m mux.RouteMatch
+		if s.router.Match(r, &m) && m.MatchErr == nil && m.Route != nil && m.Route.GetName() != "" {
+			name = m.Route.GetName()
+		}
+		s.observe(name, next).ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) observe(route string, h http.Handler) http.Handler {

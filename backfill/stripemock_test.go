@@ -18,8 +18,29 @@ import (
 	"github.com/fcaudit/fcaudit/store"
 )
 
-// stripeMockVersion is what .ci/run installs.
+// stripeMockVersion is what `make test` installs (Makefile STRIPE_MOCK_VERSION).
 const stripeMockVersion = "v0.203.0"
+
+// TestMakeTestInstallsStripeMock: `make test` needs nothing installed by
+// hand: it installs this pinned stripe-mock itself and hands it to the
+// tests, which then require it (never a silent skip).
+func TestMakeTestInstallsStripeMock(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	out, err := exec.Command("make", "-C", "..", "-n", "-B", "test").CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n -B test: %v\n%s", err, out)
+	}
+	dry := string(out)
+	install := "go install github.com/stripe/stripe-mock@" + stripeMockVersion
+	if !strings.Contains(dry, install) {
+		t.Errorf("make test does not run %q:\n%s", install, dry)
+	}
+	if !strings.Contains(dry, stripeMockEnv+"=") || strings.Index(dry, install) > strings.Index(dry, "go test") {
+		t.Errorf("make test does not install stripe-mock before the tests and pass %s:\n%s", stripeMockEnv, dry)
+	}
+}
 
 // The event fixtures_fc.json makes stripe-mock's /v1/events return.
 const (
@@ -27,9 +48,25 @@ const (
 	mockAccountID = "fca_1OeXkQ2eZvKYlo2CqT7hN3aB"
 )
 
-// findStripeMock returns the stripe-mock binary: on PATH, else in
-// $(go env GOPATH)/bin.
+// stripeMockEnv names the binary `make test` installed; set, the test
+// requires it.
+const stripeMockEnv = "FCAUDIT_STRIPE_MOCK"
+
+// findStripeMock returns the stripe-mock binary: $FCAUDIT_STRIPE_MOCK, else
+// the pinned one `make test` installs in the repository's bin/, else one on
+// PATH or in $(go env GOPATH)/bin.
 func findStripeMock() (string, error) {
+	if p := os.Getenv(stripeMockEnv); p != "" {
+		if fi, err := os.Stat(p); err != nil || fi.IsDir() {
+			return "", fmt.Errorf("%s=%s: not a binary (%v)", stripeMockEnv, p, err)
+		}
+		return p, nil
+	}
+	if p, err := filepath.Abs(filepath.Join("..", "bin", "stripe-mock-"+stripeMockVersion)); err == nil {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p, nil
+		}
+	}
 	if p, err := exec.LookPath("stripe-mock"); err == nil {
 		return p, nil
 	}
@@ -48,19 +85,20 @@ func findStripeMock() (string, error) {
 			return p, nil
 		}
 	}
-	return "", errors.New("stripe-mock is neither on PATH nor in $(go env GOPATH)/bin")
+	return "", errors.New("stripe-mock is neither in bin/ (make test installs it), on PATH nor in $(go env GOPATH)/bin")
 }
 
 // startStripeMock runs stripe-mock on free loopback ports with the FC
-// fixtures and returns its HTTP base URL once it answers. Outside CI a
-// missing binary skips the test; in CI (CI=true) it fails it.
+// fixtures and returns its HTTP base URL once it answers. Under `make test`
+// (FCAUDIT_STRIPE_MOCK set) or in CI (CI=true) a missing binary fails the
+// test; a bare `go test` skips it, saying how to get it.
 func startStripeMock(t *testing.T) string {
 	t.Helper()
 	bin, err := findStripeMock()
 	if err != nil {
-		msg := fmt.Sprintf("%v; install it with: go install github.com/stripe/stripe-mock@%s", err, stripeMockVersion)
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %s", msg)
+		msg := fmt.Sprintf("%v; `make test` installs it, or: go install github.com/stripe/stripe-mock@%s", err, stripeMockVersion)
+		if os.Getenv("CI") == "true" || os.Getenv(stripeMockEnv) != "" {
+			t.Fatalf("stripe-mock required here: %s", msg)
 		}
 		t.Skip("skipping the stripe-mock test: " + msg)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fcaudit/fcaudit/internal/logkey"
@@ -20,11 +21,24 @@ const (
 	DefaultMaxBackoff         = 30 * time.Second
 	DefaultMaxRetryAfter      = 5 * time.Minute
 	DefaultCheckpointInterval = time.Second
+	// DefaultUnreachableProbes is how many attempts an event gets while
+	// the target has never been reached and cannot be connected to,
+	// before the whole run stops with ErrTargetUnreachable.
+	DefaultUnreachableProbes = 3
+	// unreachableProbeBackoff caps the wait between those attempts.
+	unreachableProbeBackoff = time.Second
 )
 
 // countRestTimeout bounds counting the unread rest of an interrupted run's
 // selection: the user pressed Ctrl-C and is waiting.
 const countRestTimeout = 30 * time.Second
+
+// ErrTargetUnreachable stops a run whose target could not be connected to
+// (refused, DNS, no route) before it had answered anything: a wrong --to or
+// a receiver that is down, where retrying every account would only take
+// long and report every event failed. Nothing is recorded as failed: the
+// events stay pending in the checkpoint.
+var ErrTargetUnreachable = errors.New("replay target unreachable")
 
 // Options tune Deliver. The zero value means the defaults.
 type Options struct {
@@ -52,6 +66,11 @@ type Options struct {
 	// Progress, if set, is called after every finished event (from worker
 	// goroutines, serialised).
 	Progress func(Progress)
+	// UnreachableProbes: attempts per event while the target has never
+	// answered and cannot be connected to, before the run stops with
+	// ErrTargetUnreachable (default DefaultUnreachableProbes). Once the
+	// target has answered anything, such errors are retried as usual.
+	UnreachableProbes int
 	// Clock and Jitter are for tests (defaults: real time, full jitter).
 	Clock  Clock
 	Jitter func(max time.Duration) time.Duration
@@ -76,6 +95,9 @@ func (o *Options) defaults() {
 	}
 	if o.CheckpointInterval <= 0 {
 		o.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if o.UnreachableProbes <= 0 {
+		o.UnreachableProbes = DefaultUnreachableProbes
 	}
 	if o.Clock == nil {
 		o.Clock = realClock{}
@@ -178,6 +200,9 @@ func Deliver(ctx context.Context, r Reader, sel Selection, s Sender, opts Option
 			return Result{}, err
 		}
 	}
+	ctx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
+	e.abort = abort
 	err := e.run(ctx, r)
 	if err == nil && ctx.Err() != nil && !e.exhausted && e.cursor != nil {
 		// Interrupted: what was never read counts as not sent too.
@@ -190,6 +215,9 @@ func Deliver(ctx context.Context, r Reader, sel Selection, s Sender, opts Option
 			opts.Logger.Warn("replay: counting the events not sent", logkey.Err(cerr))
 		}
 	}
+	if cause := context.Cause(ctx); errors.Is(cause, ErrTargetUnreachable) && err == nil {
+		err = cause
+	}
 	if opts.Checkpoint != "" {
 		if cerr := e.saveCheckpoint(); cerr != nil && err == nil {
 			err = cerr
@@ -198,6 +226,9 @@ func Deliver(ctx context.Context, r Reader, sel Selection, s Sender, opts Option
 	res := e.res
 	res.Elapsed = opts.Clock.Now().Sub(start)
 	res.Interrupted = ctx.Err() != nil && (!e.exhausted || res.NotAttempted > 0)
+	if errors.Is(err, ErrTargetUnreachable) {
+		res.Interrupted = false // stopped by the error, not by the caller
+	}
 	return res, err
 }
 
@@ -230,6 +261,10 @@ type engine struct {
 	res       Result
 	finished  int
 	lastPos   store.Position
+
+	// reached: the target has answered at least once (any HTTP status).
+	reached atomic.Bool
+	abort   context.CancelCauseFunc
 
 	cpMu       sync.Mutex
 	cpTemplate Checkpoint
@@ -429,10 +464,34 @@ func (e *engine) deliver(ctx context.Context, ev *store.RecordedEvent) (outcomeK
 		}
 		err := e.sender.Send(attemptCtx, ev)
 		if err == nil {
+			e.reached.Store(true)
 			return outcomeOK, attempt, Failure{}
 		}
 		var se *SendError
-		retryable := errors.As(err, &se) && se.Retryable
+		isSendErr := errors.As(err, &se)
+		if isSendErr && se.Status != 0 {
+			e.reached.Store(true)
+		}
+		if isSendErr && se.Unreachable && !e.reached.Load() {
+			probes := e.opts.UnreachableProbes
+			if e.opts.MaxRetries < 0 {
+				probes = 1
+			} else {
+				probes = min(probes, e.opts.MaxRetries+1)
+			}
+			if attempt+1 >= probes {
+				e.abort(fmt.Errorf("%w: %s: %v (after %d attempts; no event was delivered by this run, nothing is marked failed)",
+					ErrTargetUnreachable, e.opts.TargetLabel, se.Err, attempt+1))
+				return outcomeNotAttempted, attempt, Failure{}
+			}
+			d := e.opts.Jitter(min(unreachableProbeBackoff, e.opts.BaseBackoff<<min(attempt, 30)))
+			e.opts.Logger.Debug("replay: target unreachable, probing", logkey.EventID, ev.ID, "attempt", attempt+1, "delay", d, logkey.Err(err))
+			if err := e.opts.Clock.Sleep(ctx, d); err != nil {
+				return outcomeNotAttempted, attempt, Failure{}
+			}
+			continue
+		}
+		retryable := isSendErr && se.Retryable
 		if !retryable || e.opts.MaxRetries < 0 || attempt >= e.opts.MaxRetries {
 			e.opts.Logger.Debug("replay: event failed", logkey.EventID, ev.ID, "attempts", attempt+1, logkey.Err(err))
 			return outcomeFailed, attempt, Failure{ID: ev.ID, Position: ev.Position, Stream: ev.Stream,

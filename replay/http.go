@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/stripe/stripe-go/v76/webhook"
@@ -42,7 +44,11 @@ type SendError struct {
 	Retryable bool
 	// RetryAfter is the receiver's Retry-After as a delay (0 = none).
 	RetryAfter time.Duration
-	Err        error
+	// Unreachable: no connection could be made at all (connection
+	// refused, DNS failure, no route to the host), as opposed to a
+	// receiver that answered badly or timed out.
+	Unreachable bool
+	Err         error
 }
 
 func (e *SendError) Error() string {
@@ -117,7 +123,7 @@ func (s *HTTPSender) Send(ctx context.Context, ev *store.RecordedEvent) error {
 	if err != nil {
 		// The *url.Error quotes the whole URL; failure lines and the
 		// audit record show this error.
-		return &SendError{Retryable: retryableNetErr(err), Err: redact.URLError(err)}
+		return &SendError{Retryable: retryableNetErr(err), Unreachable: unreachableNetErr(err), Err: redact.URLError(err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
@@ -153,6 +159,15 @@ func responseSummary(resp *http.Response, body []byte) string {
 // is worth retrying; only a cancelled run is not.
 func retryableNetErr(err error) bool {
 	return !errors.Is(err, context.Canceled)
+}
+
+// unreachableNetErr: the target cannot be connected to: refused, a name
+// that does not resolve, or no route. A timeout is not in this class: a
+// slow receiver may still be processing.
+func unreachableNetErr(err error) bool {
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
 }
 
 // parseRetryAfter reads Retry-After: delay-seconds or an HTTP date. 0 when

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/fcaudit/fcaudit/internal/atomicfile"
 )
@@ -47,21 +51,60 @@ func loadDevConfig(dataDir string) (devConfig, error) {
 
 // ensureDevConfig reuses an existing dev.json (so restarts keep the same
 // secret and trigger keeps working) or creates one with fresh credentials,
-// mode 0600, written atomically.
-func ensureDevConfig(dataDir, url string) (devConfig, bool, error) {
+// mode 0600, written atomically. The URL is left as it is: claimDevURL sets
+// it once the server has bound its port.
+func ensureDevConfig(dataDir string) (devConfig, bool, error) {
 	c, err := loadDevConfig(dataDir)
 	if err == nil && c.WebhookSecret != "" && c.APIToken != "" {
-		if c.URL != url {
-			c.URL = url
-			return c, false, writeDevConfig(dataDir, c)
-		}
 		return c, false, nil
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return c, false, err
 	}
-	c = devConfig{WebhookSecret: randomToken("whsec_dev_", 24), APIToken: randomToken("fca_dev_", 24), URL: url}
+	c = devConfig{WebhookSecret: randomToken("whsec_dev_", 24), APIToken: randomToken("fca_dev_", 24)}
 	return c, true, writeDevConfig(dataDir, c)
+}
+
+// claimDevURL records url (the webhook URL of the address actually bound,
+// so --listen 127.0.0.1:0 works) in dev.json, unless another dev server on
+// the same data directory already recorded its own URL and still answers
+// /healthz: the first server keeps the record, so a second `serve --dev`
+// on another port never sends trigger's events away from it. A record whose
+// server is gone is stale and is replaced. It reports the URL dev.json
+// holds afterwards.
+func claimDevURL(ctx context.Context, dataDir, url string) (string, error) {
+	c, err := loadDevConfig(dataDir)
+	if err != nil {
+		return "", err
+	}
+	if c.URL == url {
+		return url, nil
+	}
+	if c.URL != "" && devServerAlive(ctx, c.URL) {
+		return c.URL, nil
+	}
+	c.URL = url
+	return url, writeDevConfig(dataDir, c)
+}
+
+// devServerAlive asks the fcaudit behind webhookURL for /healthz, briefly.
+func devServerAlive(ctx context.Context, webhookURL string) bool {
+	u, err := neturl.Parse(webhookURL)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.Scheme+"://"+u.Host+"/healthz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 func writeDevConfig(dataDir string, c devConfig) error {

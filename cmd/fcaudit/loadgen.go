@@ -61,7 +61,7 @@ come from DATA_DIR/dev.json, written by 'serve --dev'.`,
 	fl.Float64Var(&o.duplicates, "duplicates", 0, "fraction (0 ≤ P < 1) of requests that re-send an already acknowledged event")
 	fl.IntVar(&o.size, "size", loadgen.DefaultSize, "approximate body size in bytes")
 	fl.DurationVar(&o.timeout, "timeout", loadgen.DefaultTimeout, "per-request timeout")
-	fl.Uint64Var(&o.seed, "seed", 0, "seed for reproducible events (0: random)")
+	fl.Uint64Var(&o.seed, "seed", 0, "seed for events reproducible byte for byte (0: random)")
 	fl.BoolVar(&o.json, "json", false, "print the result as JSON")
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -119,12 +120,35 @@ func TestServeDevAndTrigger(t *testing.T) {
 // startServe runs `serve` in-process on a free port until the test ends.
 func startServe(t *testing.T, dir string, args ...string) string {
 	t.Helper()
+	return startServeLog(t, dir, &syncBuffer{}, args...)
+}
+
+// syncBuffer is a bytes.Buffer that serve's log and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServeLog is startServe with serve's stderr (its log) in serveErr.
+func startServeLog(t *testing.T, dir string, serveErr *syncBuffer, args ...string) string {
+	t.Helper()
 	addr := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var serveErr bytes.Buffer
 	go func() {
-		done <- run(ctx, append([]string{"serve", "--data-dir", dir, "--listen", addr}, args...), nil, io.Discard, &serveErr)
+		done <- run(ctx, append([]string{"serve", "--data-dir", dir, "--listen", addr}, args...), nil, io.Discard, serveErr)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -155,4 +179,71 @@ func waitReady(t *testing.T, url string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s not ready within 20s", url)
+}
+
+// TestArgumentUsageErrors: every command-line mistake about positional
+// arguments, anywhere in the tree, exits 2 and names the argument.
+func TestArgumentUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"export", "fca_x"}, `unexpected argument "fca_x"`},
+		{[]string{"verify", "extra"}, `unexpected argument "extra"`},
+		{[]string{"trigger"}, "missing argument TYPE"},
+		{[]string{"projections", "bogus"}, `unknown command "bogus"`},
+		{[]string{"projections", "rebuild", "account_status", "more"}, `unexpected argument "more"`},
+		{[]string{"bogus"}, `unknown command "bogus"`},
+		{[]string{"completion", "bash", "x"}, `unexpected argument "x"`},
+		{[]string{"help", "bogus"}, `unknown help topic "bogus"`},
+		{[]string{"help", "projections", "bogus"}, `unknown help topic "projections bogus"`},
+	}
+	for _, tt := range tests {
+		code, out, errOut := runCmd(t, context.Background(), tt.args...)
+		if code != exitUsage || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stdout %.80q, stderr %q; want exit 2 mentioning %q", tt.args, code, out, errOut, tt.want)
+		}
+	}
+	// A bare group command is a request for its help, as is help TOPIC.
+	if code, out, _ := runCmd(t, context.Background(), "projections"); code != 0 || !strings.Contains(out, "rebuild") {
+		t.Errorf("projections: exit %d %q", code, out)
+	}
+	if code, out, _ := runCmd(t, context.Background(), "help", "accounts", "show"); code != 0 || !strings.Contains(out, "--as-of") {
+		t.Errorf("help accounts show: exit %d %q", code, out)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	code, out, errOut := runCmd(t, context.Background(), "--version")
+	_, want, _ := runCmd(t, context.Background(), "version")
+	if code != 0 || out != want {
+		t.Fatalf("--version: exit %d %q %q; want %q", code, out, errOut, want)
+	}
+}
+
+// TestServeDevSecondPort: a second `serve --dev` on the same data directory
+// but another port leaves dev.json naming the first (alive) server, so
+// trigger keeps reaching it; a record whose server is gone is replaced.
+func TestServeDevSecondPort(t *testing.T) {
+	dir := t.TempDir()
+	first := startServe(t, dir, "--dev")
+	second := startServe(t, dir, "--dev")
+	dc, err := loadDevConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc.URL != first+"/webhooks/stripe" {
+		t.Fatalf("dev.json url %q after a second dev server (%s); want the first's %s", dc.URL, second, first)
+	}
+
+	// Stale: the recorded server is gone.
+	stale := t.TempDir()
+	dead := "http://" + freePort(t) + "/webhooks/stripe"
+	if err := writeDevConfig(stale, devConfig{WebhookSecret: "whsec_dev_stale", APIToken: "fca_dev_stale", URL: dead}); err != nil {
+		t.Fatal(err)
+	}
+	live := startServe(t, stale, "--dev")
+	if dc, _ := loadDevConfig(stale); dc.URL != live+"/webhooks/stripe" || dc.WebhookSecret != "whsec_dev_stale" {
+		t.Fatalf("stale dev.json not replaced: %+v; want url %s with the kept credentials", dc, live)
+	}
 }

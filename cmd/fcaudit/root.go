@@ -120,11 +120,13 @@ verify, export and replay the history.`,
 		newVerifyCommand(f),
 		newExportCommand(f),
 		newBackupCommand(f),
+		newAccountsCommand(f),
+		newHealthcheckCommand(f),
 		newVersionCommand(f),
 	)
-	for _, c := range root.Commands() {
-		c.SetFlagErrorFunc(root.FlagErrorFunc())
-	}
+	root.Version = versionString()
+	root.SetVersionTemplate("{{.Version}}\n")
+	enforceUsage(root)
 	return root
 }
 

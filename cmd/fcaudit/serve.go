@@ -148,7 +148,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			return flagError("listen", fmt.Errorf("--dev listens on loopback only, got %s", o.listen))
 		}
-		dc, created, err := ensureDevConfig(f.dataDir, "http://"+o.listen+"/webhooks/stripe")
+		dc, created, err := ensureDevConfig(f.dataDir)
 		if err != nil {
 			return fmt.Errorf("dev credentials: %w", err)
 		}
@@ -257,10 +257,31 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		return metrics.ConnSample{Open: c.Open, Shed: c.Shed, AcceptErrors: c.AcceptErrors,
 			InflightBodyBytes: c.InflightBodyBytes, Busy: c.Busy}
 	})
+	// dev.json names this server's URL before it accepts a request, so a
+	// trigger sent once it answers finds it; with port 0 the URL is known
+	// only after binding (and is logged only after it is recorded).
+	claimDev := func(url string) {
+		recorded, err := claimDevURL(ctx, f.dataDir, url)
+		if err != nil {
+			log.Error("dev.json: cannot record this server's URL; pass --url to trigger", logkey.Err(err))
+		} else if recorded != url {
+			log.Warn("another dev server on this data directory is alive: dev.json keeps its URL, so trigger and loadgen default to it; pass --url "+url+" to reach this one",
+				"dev_json_url", recorded)
+		}
+	}
+	devURLClaimed := false
+	if _, port, _ := net.SplitHostPort(o.listen); o.dev && port != "0" {
+		claimDev("http://" + o.listen + "/webhooks/stripe")
+		devURLClaimed = true
+	}
 	if err := srv.Open(o.listen); err != nil {
 		return err
 	}
-	log.Info("fcaudit serving", "addr", srv.Addr(), "webhook", "http://"+srv.Addr()+"/webhooks/stripe",
+	webhookURL := "http://" + srv.Addr() + "/webhooks/stripe"
+	if o.dev && !devURLClaimed {
+		claimDev(webhookURL)
+	}
+	log.Info("fcaudit serving", "addr", srv.Addr(), "webhook", webhookURL,
 		"secrets", len(secrets), "tokens", tokenSet.Len(),
 		"max_connections", o.maxConns, "max_inflight_bytes", o.maxInflight)
 

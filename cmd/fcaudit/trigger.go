@@ -13,14 +13,20 @@ import (
 
 	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/fcevents"
+	"github.com/fcaudit/fcaudit/internal/timearg"
 )
 
 type triggerOptions struct {
-	typ     string
-	account string
-	url     string
-	secret  string
-	timeout time.Duration
+	typ         string
+	account     string
+	url         string
+	secret      string
+	timeout     time.Duration
+	created     string
+	status      string
+	institution string
+	livemode    bool
+	eventID     string
 }
 
 func newTriggerCommand(f *factory) *cobra.Command {
@@ -34,10 +40,18 @@ as Stripe would, and POSTs it to a running fcaudit (or any webhook endpoint).
 TYPE is a full event type or its last part (created, refreshed_balance, …):
   ` + strings.Join(fc.Types(), "\n  ") + `
 
-Defaults for --url and --secret come from DATA_DIR/dev.json, written by 'serve --dev'.`,
+Defaults for --url and --secret come from DATA_DIR/dev.json, written by 'serve --dev'.
+
+To stage the history Stripe really sends: --created sets the event's Stripe
+created time (an older one arriving late does not change the status, as with
+Stripe's out-of-order deliveries); --event-id resends an id already sent (a
+redelivery, answered "duplicate": true); --status, --institution and
+--livemode set those fields of the account snapshot.`,
 		Example: `  fcaudit trigger created
   fcaudit trigger financial_connections.account.refreshed_balance --account fca_123
-  fcaudit trigger deactivated --url http://localhost:8080/webhooks/stripe --secret whsec_…`,
+  fcaudit trigger deactivated --url http://localhost:8080/webhooks/stripe --secret whsec_…
+  fcaudit trigger refreshed_balance --account fca_123 --created 2026-11-01T09:00:00Z   # arrives late
+  fcaudit trigger created --account fca_123 --event-id evt_1QaB…                      # a redelivery`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.typ = args[0]
@@ -49,6 +63,11 @@ Defaults for --url and --secret come from DATA_DIR/dev.json, written by 'serve -
 	fl.StringVar(&o.url, "url", "", "webhook endpoint (default: the dev server's, from DATA_DIR/dev.json)")
 	fl.StringVar(&o.secret, "secret", "", "webhook signing secret (default: STRIPE_WEBHOOK_SECRET or STRIPE_WEBHOOK_SECRET_FILE, else DATA_DIR/dev.json)")
 	fl.DurationVar(&o.timeout, "timeout", 10*time.Second, "request timeout")
+	fl.StringVar(&o.created, "created", "", "the event's Stripe created time `T` (RFC 3339 or Unix seconds); default now")
+	fl.StringVar(&o.status, "status", "", "the account's status in the snapshot (active, inactive, disconnected, …); default the type's")
+	fl.StringVar(&o.institution, "institution", "", "the account's institution_name; default StripeBank")
+	fl.BoolVar(&o.livemode, "livemode", false, "mark the event and account as live mode")
+	fl.StringVar(&o.eventID, "event-id", "", "the event id (evt_…); default a new random one. Reuse one to send a redelivery")
 	return cmd
 }
 
@@ -71,12 +90,26 @@ func runTrigger(ctx context.Context, f *factory, o *triggerOptions) error {
 	if err := webhookTarget(f.dataDir, &o.url, &o.secret); err != nil {
 		return err
 	}
+	now := time.Now()
+	created := now.Unix()
+	if o.created != "" {
+		t, err := timearg.Parse(o.created)
+		if err != nil {
+			return flagError("created", err)
+		}
+		if created = t.Unix(); created <= 0 {
+			return flagError("created", fmt.Errorf("%q is not after 1970-01-01", o.created))
+		}
+	}
+	if o.eventID != "" && (!strings.HasPrefix(o.eventID, "evt_") || len(o.eventID) <= len("evt_")) {
+		return flagError("event-id", fmt.Errorf("%q is not an event id (evt_…)", o.eventID))
+	}
 	if o.account == "" {
 		o.account = fcevents.NewAccountID()
 	}
 	g := &fcevents.Generator{}
-	now := time.Now()
-	body := g.Event(typ, o.account, now.Unix())
+	body := g.EventWith(typ, o.account, created, fcevents.Options{
+		EventID: o.eventID, Status: o.status, Institution: o.institution, Livemode: o.livemode})
 
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()

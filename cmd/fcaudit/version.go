@@ -19,13 +19,13 @@ func newVersionCommand(f *factory) *cobra.Command {
 		Example: "  fcaudit version",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(f.out, "fcaudit %s (%s, stripe API %s)\n", versionString(), runtime.Version(), stripe.APIVersion)
+			fmt.Fprintln(f.out, versionString())
 			return nil
 		},
 	}
 }
 
-// versionString is the build's version: -ldflags, else the module version.
+// versionString is what both `fcaudit version` and `fcaudit --version` print.
 func versionString() string {
 	v := version
 	if v == "dev" {
@@ -33,5 +33,5 @@ func versionString() string {
 			v = bi.Main.Version
 		}
 	}
-	return v
+	return fmt.Sprintf("fcaudit %s (%s, stripe API %s)", v, runtime.Version(), stripe.APIVersion)
 }

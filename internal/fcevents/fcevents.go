@@ -177,6 +177,26 @@ type refresh struct {
 // (e.g. a newer financial_connections.account.* one) gets an active
 // snapshot.
 func (g *Generator) Event(typ, accountID string, created int64) []byte {
+	return g.EventWith(typ, accountID, created, Options{})
+}
+
+// Options override parts of a generated event, so a user can stage the
+// history Stripe really sends: events created out of order (the created
+// argument), redeliveries (EventID), live-mode events and statuses or
+// institutions the type would not give. Zero fields keep Event's values.
+type Options struct {
+	// EventID is the event id ("evt_…"); "" draws a random one.
+	EventID string
+	// Status is data.object.status; "" keeps the type's.
+	Status string
+	// Institution is data.object.institution_name; "" keeps "StripeBank".
+	Institution string
+	// Livemode sets livemode on the event and on the account.
+	Livemode bool
+}
+
+// EventWith is Event with the parts o sets overridden.
+func (g *Generator) EventWith(typ, accountID string, created int64, o Options) []byte {
 	g.mu.Lock()
 	r := g.source()
 	if accountID == "" {
@@ -245,6 +265,16 @@ func (g *Generator) Event(typ, accountID string, created int64) []byte {
 		ev.Request = request{ID: &reqID, IdempotencyKey: &key}
 	}
 	g.mu.Unlock()
+	if o.EventID != "" {
+		ev.ID = o.EventID
+	}
+	if o.Status != "" {
+		acct.Status = o.Status
+	}
+	if o.Institution != "" {
+		acct.InstitutionName = o.Institution
+	}
+	ev.Livemode, acct.Livemode = o.Livemode, o.Livemode
 
 	ev.Data.Object = acct
 	body := marshal(&ev)

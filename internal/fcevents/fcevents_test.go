@@ -233,3 +233,28 @@ func TestAccountAttributesStable(t *testing.T) {
 		t.Fatalf("two accounts got the same attributes: %+v", a)
 	}
 }
+
+// TestEventWithOptions: each option lands in the right field, and the rest
+// of the event is what Event would have made (same seed, same bytes).
+func TestEventWithOptions(t *testing.T) {
+	const acct = "fca_optionsTest0000000000000"
+	plain := (&Generator{Rand: rand.New(rand.NewPCG(7, 8))}).Event(fc.TypeCreated, acct, created)
+	same := (&Generator{Rand: rand.New(rand.NewPCG(7, 8))}).EventWith(fc.TypeCreated, acct, created, Options{})
+	if !bytes.Equal(plain, same) {
+		t.Fatal("EventWith with zero options differs from Event")
+	}
+	body := (&Generator{}).EventWith(fc.TypeRefreshedBalance, acct, created-500, Options{
+		EventID: "evt_fixedForRedelivery000000", Status: "disconnected", Institution: "Test Credit Union", Livemode: true})
+	var ev stripe.Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	var a stripe.FinancialConnectionsAccount
+	if err := json.Unmarshal(ev.Data.Raw, &a); err != nil {
+		t.Fatal(err)
+	}
+	if ev.ID != "evt_fixedForRedelivery000000" || ev.Created != created-500 || !ev.Livemode || !a.Livemode ||
+		a.Status != "disconnected" || a.InstitutionName != "Test Credit Union" || a.BalanceRefresh == nil {
+		t.Fatalf("options not applied: event %s created %d livemode %t; account %+v", ev.ID, ev.Created, ev.Livemode, a)
+	}
+}

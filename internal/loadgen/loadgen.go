@@ -56,9 +56,18 @@ type Config struct {
 	Size int
 	// Timeout bounds each request; 0 means DefaultTimeout.
 	Timeout time.Duration
-	// Seed, when non-zero, makes the generated events deterministic.
+	// Seed, when non-zero, makes the generated events reproducible byte
+	// for byte: the same Seed and Config give the same bodies in the same
+	// order on every run and machine (their created times then lead up to
+	// seedEpoch instead of now; only the signatures carry the real time).
 	Seed uint64
 }
+
+// seedEpoch is the instant a seeded plan's created times lead up to
+// (2026-01-01T00:00:00Z): a fixed one, so that the bodies do not depend on
+// when they were made. Stripe's signature tolerance concerns the signing
+// time, never created.
+const seedEpoch = 1767225600
 
 func (c *Config) defaults() error {
 	if c.Requests == 0 {
@@ -142,8 +151,11 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 		return nil, err
 	}
 	seed := cfg.Seed
+	epoch := time.Now().Unix()
 	if seed == 0 {
 		seed = mrand.Uint64()
+	} else {
+		epoch = seedEpoch
 	}
 	r := mrand.New(mrand.NewPCG(seed, 0x6663617564697421))
 	gen := &fcevents.Generator{Size: cfg.Size, Rand: mrand.New(mrand.NewPCG(seed, 1))}
@@ -173,7 +185,6 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 		typ, account string
 		created      int64
 	}
-	now := time.Now()
 	specs := make([]spec, nfresh)
 	for i := range specs {
 		w := r.IntN(total)
@@ -187,7 +198,7 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 		}
 		// Stripe's created lags delivery by up to minutes and deliveries
 		// arrive out of order; spread created over the last 10 minutes.
-		specs[i] = spec{typ: typ, account: accounts[r.IntN(len(accounts))], created: now.Unix() - r.Int64N(600)}
+		specs[i] = spec{typ: typ, account: accounts[r.IntN(len(accounts))], created: epoch - r.Int64N(600)}
 	}
 
 	p.fresh = make([]delivery, nfresh)
@@ -202,7 +213,11 @@ func Prepare(ctx context.Context, cfg Config) (*Plan, error) {
 					return
 				}
 				s := specs[i]
-				body := gen.Event(s.typ, s.account, s.created)
+				// One generator per event, seeded by its index: the
+				// workers take events in any order, and a shared source
+				// would hand each event whatever draws came next.
+				eg := &fcevents.Generator{Size: cfg.Size, Rand: mrand.New(mrand.NewPCG(seed, uint64(i)+2))}
+				body := eg.Event(s.typ, s.account, s.created)
 				var env struct {
 					ID string `json:"id"`
 				}
@@ -247,6 +262,16 @@ func (p *Plan) Resign() {
 	wg.Wait()
 }
 
+// Bodies returns the unique event bodies in sending order (shared, not
+// copies: do not modify them).
+func (p *Plan) Bodies() [][]byte {
+	out := make([][]byte, len(p.fresh))
+	for i := range p.fresh {
+		out[i] = p.fresh[i].body
+	}
+	return out
+}
+
 // Requests returns the number of requests a Run sends.
 func (p *Plan) Requests() int { return len(p.dup) }
 
@@ -263,13 +288,14 @@ const (
 )
 
 // Latency summarises request latencies (time from sending the request to
-// reading the whole answer).
+// reading the whole answer) over Count requests.
 type Latency struct {
-	P50  time.Duration `json:"p50"`
-	P90  time.Duration `json:"p90"`
-	P99  time.Duration `json:"p99"`
-	Max  time.Duration `json:"max"`
-	Mean time.Duration `json:"mean"`
+	Count int           `json:"count"`
+	P50   time.Duration `json:"p50"`
+	P90   time.Duration `json:"p90"`
+	P99   time.Duration `json:"p99"`
+	Max   time.Duration `json:"max"`
+	Mean  time.Duration `json:"mean"`
 }
 
 // Result is the outcome of a run.
@@ -289,15 +315,20 @@ type Result struct {
 	// Elapsed is the wall time from the first request to the last answer
 	// (JSON: elapsed_seconds).
 	Elapsed time.Duration `json:"-"`
-	// Throughput is answered requests (successful or not) per second.
+	// Throughput is successful requests (Stored + Duplicates) per second
+	// of Elapsed, and Latency covers those only: a failure that is answered
+	// fast (a 401, a refused connection) must not look like speed.
 	Throughput float64 `json:"throughput"`
 	Latency    Latency `json:"latency"`
+	// FailedLatency covers the failed requests that were sent, apart.
+	FailedLatency Latency `json:"failed_latency"`
 }
 
 // MarshalJSON renders durations as seconds (float), which every tool
 // reading the JSON understands.
 func (l Latency) MarshalJSON() ([]byte, error) {
-	return json.Marshal(map[string]float64{
+	return json.Marshal(map[string]any{
+		"count":       l.Count,
 		"p50_seconds": l.P50.Seconds(), "p90_seconds": l.P90.Seconds(), "p99_seconds": l.P99.Seconds(),
 		"max_seconds": l.Max.Seconds(), "mean_seconds": l.Mean.Seconds(),
 	})
@@ -399,7 +430,7 @@ func (p *Plan) Run(ctx context.Context, url string, client *http.Client) (Result
 	elapsed := time.Since(start)
 
 	res := Result{URL: url, Concurrency: cfg.Concurrency, BodyBytes: p.bodyBytes, Errors: map[string]int{}, Elapsed: elapsed}
-	answered := lat[:0:0]
+	var ok, failed []time.Duration
 	for i := range n {
 		switch kinds[i] {
 		case "":
@@ -407,20 +438,22 @@ func (p *Plan) Run(ctx context.Context, url string, client *http.Client) (Result
 				continue // never sent: the run was cancelled
 			}
 			res.Stored++
+			ok = append(ok, lat[i])
 		case "dup":
 			res.Duplicates++
+			ok = append(ok, lat[i])
 		default:
 			res.Errors[kinds[i]]++
 			res.ErrorCount++
+			if lat[i] > 0 { // sent (ErrKindNoAcknowledged never is)
+				failed = append(failed, lat[i])
+			}
 		}
 		res.Requests++
-		if lat[i] > 0 {
-			answered = append(answered, lat[i])
-		}
 	}
-	res.Latency = summarize(answered)
+	res.Latency, res.FailedLatency = summarize(ok), summarize(failed)
 	if elapsed > 0 {
-		res.Throughput = float64(len(answered)) / elapsed.Seconds()
+		res.Throughput = float64(len(ok)) / elapsed.Seconds()
 	}
 	return res, ctx.Err()
 }
@@ -489,5 +522,5 @@ func summarize(ds []time.Duration) Latency {
 		i := int(q*float64(len(ds)) + 0.999999)
 		return ds[max(0, min(i, len(ds))-1)]
 	}
-	return Latency{P50: rank(.50), P90: rank(.90), P99: rank(.99), Max: ds[len(ds)-1], Mean: sum / time.Duration(len(ds))}
+	return Latency{Count: len(ds), P50: rank(.50), P90: rank(.90), P99: rank(.99), Max: ds[len(ds)-1], Mean: sum / time.Duration(len(ds))}
 }

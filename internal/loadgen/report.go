@@ -17,9 +17,13 @@ func WriteTable(w io.Writer, r Result) error {
 	fmt.Fprintf(tw, "senders\t%d\n", r.Concurrency)
 	fmt.Fprintf(tw, "body\t≈%d bytes\n", r.BodyBytes)
 	fmt.Fprintf(tw, "elapsed\t%s\n", r.Elapsed.Round(time.Millisecond))
-	fmt.Fprintf(tw, "throughput\t%.0f req/s\n", r.Throughput)
-	fmt.Fprintf(tw, "latency\tp50 %s\tp90 %s\tp99 %s\tmax %s\n",
-		roundLatency(r.Latency.P50), roundLatency(r.Latency.P90), roundLatency(r.Latency.P99), roundLatency(r.Latency.Max))
+	fmt.Fprintf(tw, "throughput\t%.0f req/s (successful requests only)\n", r.Throughput)
+	fmt.Fprintf(tw, "latency\tp50 %s\tp90 %s\tp99 %s\tmax %s\t(%d successful)\n",
+		roundLatency(r.Latency.P50), roundLatency(r.Latency.P90), roundLatency(r.Latency.P99), roundLatency(r.Latency.Max), r.Latency.Count)
+	if l := r.FailedLatency; l.Count > 0 {
+		fmt.Fprintf(tw, "failed latency\tp50 %s\tp90 %s\tp99 %s\tmax %s\t(%d failed, not in the figures above)\n",
+			roundLatency(l.P50), roundLatency(l.P90), roundLatency(l.P99), roundLatency(l.Max), l.Count)
+	}
 	if r.ErrorCount > 0 {
 		kinds := make([]string, 0, len(r.Errors))
 		for k := range r.Errors {
