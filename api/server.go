@@ -153,10 +153,11 @@ func (s *Server) routes() *mux.Router {
 		r.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther)).Methods(http.MethodGet, http.MethodHead)
 		r.Handle("/", http.RedirectHandler("/console/", http.StatusSeeOther)).Methods(http.MethodGet, http.MethodHead)
 	}
-	// The API's description is public, so it is registered before the /v1
-	// subrouter and its token check.
-	r.HandleFunc("/v1/openapi.json", serveDocument("application/json", openapiJSON)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/openapi.yaml", serveDocument("application/yaml", openapiYAML)).Methods(http.MethodGet)
+	// The API's description is public (authMiddleware lets it through), so
+	// it is registered outside the /v1 subrouter; like every /v1 route it
+	// refuses query parameters (it takes none).
+	r.Handle("/v1/openapi.json", s.checkParams(serveDocument("application/json", openapiJSON))).Methods(http.MethodGet)
+	r.Handle("/v1/openapi.yaml", s.checkParams(serveDocument("application/yaml", openapiYAML))).Methods(http.MethodGet)
 
 	v1 := r.PathPrefix("/v1").Subrouter()
 	v1.Use(s.checkParams)
