@@ -168,6 +168,11 @@ func (c *conformance) wrap(t *testing.T, next http.Handler) http.Handler {
 		// more: a body the server refuses unread (413, 503 server_busy)
 		// may never be sent.
 		body := &recordedBody{r: r.Body, done: r.Body == nil || r.Body == http.NoBody}
+		// A copy carries it: net/http still sees its own body on its own
+		// request, and so closes a connection whose body was refused
+		// unread as it would without the check (answer first, then close,
+		// so the client reads the answer rather than a reset).
+		r = r.WithContext(r.Context())
 		r.Body = body
 		stricter := r.Header.Get(stricterHeader) != ""
 		r.Header.Del(stricterHeader)
