@@ -19,7 +19,8 @@ import (
 )
 
 // outsideAPI are registered paths the description leaves out on purpose:
-// the console is HTML for people, not part of the API.
+// the console (api.Config.Console) is HTML for people, not part of the
+// API: /console/ serves it, and GET / and GET /console redirect there.
 func outsideAPI(path string) bool {
 	return path == "/" || path == "/console" || strings.HasPrefix(path, "/console/")
 }

@@ -739,47 +739,95 @@ func TestConformanceCatchesDrift(t *testing.T) {
 	jsonCT := http.Header{"Content-Type": {"application/json"}}
 	ack := `{"id":"evt_1","stream":"fcaccount-fca_1","revision":0,"position":1,"duplicate":false}`
 	list := `{"object":"list","data":[],"has_more":false,"url":"/v1/events"}`
+	unauthorized := `{"error":{"type":"unauthorized","message":"token"}}`
+	wwwAuth := http.Header{"Content-Type": {"application/json"}, "Www-Authenticate": {`Bearer realm="fcaudit"`}}
+	busy := http.Header{"Content-Type": {"application/json"}, "Retry-After": {"5"}, "Connection": {"close"}}
+	busyBody := `{"error":{"type":"server_busy","message":"busy"}}`
 	tests := []struct {
 		name, method, target string
+		noToken, unread      bool
 		res                  *httptest.ResponseRecorder
 		want                 string
 	}{
-		{"undocumented field in a strict object", "POST", "/webhooks/stripe",
+		{"undocumented field in a strict object", "POST", "/webhooks/stripe", false, false,
 			answer(200, jsonCT, strings.TrimSuffix(ack, "}")+`,"extra":1}`), "not as documented"},
-		{"undocumented status", "GET", "/v1/events", answer(418, jsonCT, list), "not as documented"},
-		{"undocumented query parameter", "GET", "/v1/events?order=created", answer(200, jsonCT, list), "not in the document"},
-		{"value the document refuses, accepted", "GET", "/v1/events?limit=500", answer(200, jsonCT, list), "refuses the request"},
-		{"server names another parameter", "GET", "/v1/events?limit=0",
+		{"undocumented status", "GET", "/v1/events", false, false, answer(418, jsonCT, list), "not as documented"},
+		{"undocumented query parameter", "GET", "/v1/events?expand=data", false, false, answer(200, jsonCT, list), "not in the document"},
+		{"value the document refuses, accepted", "GET", "/v1/events?limit=500", false, false, answer(200, jsonCT, list), "refuses the request"},
+		{"server names another parameter", "GET", "/v1/events?limit=0", false, false,
 			answer(400, jsonCT, `{"error":{"type":"invalid_request","message":"since: x","param":"since"}}`), "the server names"},
-		{"undocumented route answered", "GET", "/v1/secret", answer(200, jsonCT, list), "not in the document"},
-		{"405 without Allow", "DELETE", "/v1/events",
+		{"undocumented route answered", "GET", "/v1/secret", false, false, answer(200, jsonCT, list), "not in the document"},
+		{"405 without Allow", "DELETE", "/v1/events", false, false,
 			answer(405, jsonCT, `{"error":{"type":"method_not_allowed","message":"method not allowed"}}`), "header Allow missing"},
-		{"required header missing", "GET", "/v1/events",
-			answer(401, jsonCT, `{"error":{"type":"unauthorized","message":"token"}}`), "WWW-Authenticate"},
-		{"wrong error type", "GET", "/v1/events/evt_1",
+		{"required header missing", "GET", "/v1/events", false, false, answer(401, jsonCT, unauthorized), "WWW-Authenticate"},
+		{"wrong error type", "GET", "/v1/events/evt_1", false, false,
 			answer(404, jsonCT, `{"error":{"type":"api_error","message":"x"}}`), "not as documented"},
+		// Authentication comes first under /v1, routed or not.
+		{"unknown /v1 path revealed without a token", "GET", "/v1/nope", true, false,
+			answer(404, jsonCT, `{"error":{"type":"resource_missing","message":"no such route"}}`), "not 401"},
+		{"wrong /v1 method revealed without a token", "DELETE", "/v1/events", true, false,
+			answer(405, http.Header{"Content-Type": {"application/json"}, "Allow": {"GET"}},
+				`{"error":{"type":"method_not_allowed","message":"method not allowed"}}`), "not 401"},
+		{"401 to an unknown /v1 path without WWW-Authenticate", "GET", "/v1/nope", true, false,
+			answer(401, jsonCT, unauthorized), "header WWW-Authenticate missing"},
+		{"401 to an unknown /v1 path, another envelope", "GET", "/x/../v1/nope", true, false,
+			answer(401, wwwAuth, `{"error":{"type":"resource_missing","message":"x"}}`), "body"},
+		{"parameter checked before the token", "GET", "/v1/events?expand=data", true, false,
+			answer(400, jsonCT, `{"error":{"type":"invalid_request","message":"expand: unknown","param":"expand"}}`), "requires a token"},
+		// Bodies and load shedding.
+		{"a body accepted unread", "POST", "/webhooks/stripe", false, true, answer(200, jsonCT, ack), "without reading"},
+		{"server_busy where the document has none", "GET", "/v1/events", false, false, answer(503, busy, busyBody), "not as documented"},
 	}
+	send := func(method, target string, noToken bool) *http.Request {
+		r := httptest.NewRequest(method, target, strings.NewReader(""))
+		if !noToken {
+			r.Header.Set("Authorization", "Bearer x")
+		}
+		r.Header.Set("Stripe-Signature", "t=1,v1=00")
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	}
+	event := []byte(`{"id":"evt_1","object":"event","type":"t","created":1,"data":{"object":{}}}`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest(tt.method, tt.target, strings.NewReader(""))
-			r.Header.Set("Authorization", "Bearer x")
-			r.Header.Set("Stripe-Signature", "t=1,v1=00")
-			r.Header.Set("Content-Type", "application/json")
 			body := []byte(nil)
-			if tt.method == "POST" {
-				body = []byte(`{"id":"evt_1","object":"event","type":"t","created":1,"data":{"object":{}}}`)
+			if tt.method == "POST" && !tt.unread {
+				body = event
 			}
-			problems := c.check(r, body, true, tt.res, false, false)
+			problems := c.check(send(tt.method, tt.target, tt.noToken), body, !tt.unread, tt.res, false, false)
 			if len(problems) == 0 || !strings.Contains(strings.Join(problems, "\n"), tt.want) {
 				t.Errorf("problems %q, want one mentioning %q", problems, tt.want)
 			}
 		})
 	}
-	// And a conforming exchange passes.
-	r := httptest.NewRequest("GET", "/v1/events?limit=5&type=a&type=b&since=2024-01-15T10:00:00Z&until=1705313000", nil)
-	r.Header.Set("Authorization", "Bearer x")
-	if p := c.check(r, nil, true, answer(200, jsonCT, list), false, false); len(p) != 0 {
-		t.Errorf("conforming exchange: %q", p)
+	// And conforming exchanges pass.
+	for _, tt := range []struct {
+		name, method, target string
+		noToken, unread      bool
+		res                  *httptest.ResponseRecorder
+	}{
+		{"a list", "GET", "/v1/events?limit=5&type=a&type=b&since=2024-01-15T10:00:00Z&until=1705313000", false, false, answer(200, jsonCT, list)},
+		{"empty values", "GET", "/v1/accounts/fca_1/events?order=&limit=&type=", false, false, answer(200, jsonCT, list)},
+		{"401 to an unknown /v1 path", "GET", "/v1/nope", true, false, answer(401, wwwAuth, unauthorized)},
+		{"401 to a wrong /v1 method", "DELETE", "/v1/events/evt_1", true, false, answer(401, wwwAuth, unauthorized)},
+		{"401 to a path cleaned into /v1", "GET", "/x/../v1/events", true, false, answer(401, wwwAuth, unauthorized)},
+		{"401 to a documented path, parameters unchecked", "GET", "/v1/events?expand=data", true, false, answer(401, wwwAuth, unauthorized)},
+		{"a token refused", "GET", "/v1/events", false, false, answer(401, wwwAuth, unauthorized)},
+		{"404 to an unknown /v1 path with a token", "GET", "/v1/nope", false, false,
+			answer(404, jsonCT, `{"error":{"type":"resource_missing","message":"no such route: /v1/nope"}}`)},
+		{"the public document's wrong method", "POST", "/v1/openapi.json", true, false,
+			answer(405, http.Header{"Content-Type": {"application/json"}, "Allow": {"GET"}}, `{"error":{"type":"method_not_allowed","message":"method not allowed"}}`)},
+		{"the public document refuses a parameter", "GET", "/v1/openapi.json?v=2", true, false,
+			answer(400, jsonCT, `{"error":{"type":"invalid_request","message":"v: unknown parameter","param":"v"}}`)},
+		{"a webhook shed unread", "POST", "/webhooks/stripe", false, true, answer(503, busy, busyBody)},
+	} {
+		body := []byte(nil)
+		if tt.method == "POST" && !tt.unread {
+			body = event
+		}
+		if p := c.check(send(tt.method, tt.target, tt.noToken), body, !tt.unread, tt.res, false, false); len(p) != 0 {
+			t.Errorf("conforming exchange %q: %q", tt.name, p)
+		}
 	}
 }
 
