@@ -296,8 +296,9 @@ func (c *conformance) check(r *http.Request, body []byte, bodyRead bool, res *ht
 		switch {
 		case stricter && res.Code/100 == 2:
 		case res.Code == http.StatusServiceUnavailable && errType == api.TypeServerBusy:
-			// Load is shed before the request is looked at (the
-			// webhook's documented 503): a refusal, if not for this reason.
+			// Load is shed before the body is read or the signature
+			// checked (the webhook's documented 503): a refusal, if not
+			// for the reason the document gives.
 		case res.Code < 400 || res.Code >= 500:
 			problems = append(problems, fmt.Sprintf("the document refuses the request (%v) but the server answered %d", reqErr, res.Code))
 		case errType == api.TypeInvalidRequest:
@@ -915,5 +916,30 @@ func TestEveryV1RouteRefusesAndFailsAsDocumented(t *testing.T) {
 		if code := do(path, true); code != http.StatusServiceUnavailable {
 			t.Errorf("%s with the log closed: %d", path, code)
 		}
+	}
+}
+
+// TestAuthFirstMatchesDocument: the check's authentication-first rule
+// (authFirst: paths under /v1 but the public ones) and the document's
+// security agree on every documented path: an operation needs a token
+// exactly when its path is put behind authentication.
+func TestAuthFirstMatchesDocument(t *testing.T) {
+	c, err := loadConformance()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for path, item := range c.doc.Paths.Map() {
+		r := httptest.NewRequest(http.MethodGet, strings.ReplaceAll(path, "{id}", "x1"), nil)
+		first := c.authFirst(r)
+		for method, op := range item.Operations() {
+			n++
+			if c.secured(op) != first {
+				t.Errorf("%s %s: needs a token %v, behind authentication first %v", method, path, c.secured(op), first)
+			}
+		}
+	}
+	if n < 18 {
+		t.Fatalf("only %d operations", n)
 	}
 }
