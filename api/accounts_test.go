@@ -311,9 +311,8 @@ func TestAccountReadYourWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	srv := httptest.NewServer(api.NewServer(api.Config{Store: st, Ingest: ingest.NewService(v, st, ingest.ServiceOptions{}),
-		Tokens: []string{token}, Accounts: r}).Handler())
-	t.Cleanup(srv.Close)
+	srv := newServer(t, api.Config{Store: st, Ingest: ingest.NewService(v, st, ingest.ServiceOptions{}),
+		Tokens: []string{token}, Accounts: r})
 	e := &env{t: t, store: st, srv: srv}
 
 	bodies := fixtures(t)

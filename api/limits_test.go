@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,8 +21,9 @@ import (
 
 // openServer runs a Server built from cfg (with a real SQLite store and
 // ingest service filled in) on a loopback port through Open, the way serve
-// runs it: the connection limit lives in Open's listener.
-func openServer(t *testing.T, cfg api.Config) (*api.Server, string) {
+// runs it (the connection limit lives in Open's listener), behind the
+// conformance check (newOpenServer).
+func openServer(t *testing.T, cfg api.Config) (openedServer, string) {
 	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), sqlite.FileName), sqlite.Options{})
 	if err != nil {
@@ -39,15 +39,7 @@ func openServer(t *testing.T, cfg api.Config) (*api.Server, string) {
 	if cfg.Tokens == nil {
 		cfg.Tokens = []string{token}
 	}
-	s := api.NewServer(cfg)
-	if err := s.Open("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
+	s := newOpenServer(t, cfg)
 	return s, s.Addr()
 }
 
@@ -355,6 +347,10 @@ func TestQueryParamBounds(t *testing.T) {
 		{"/v1/events/evt_x?expand=payload", "expand"},
 		{"/v1/accounts/" + account + "/events?after_position=3", "after_position"},
 		{"/v1/accounts/" + account + "/events?type=" + many(1000), "type"},
+		{"/v1/accounts/" + account + "/events?order=received", "order"},
+		// The public documents are /v1 routes too: they take no parameters.
+		{"/v1/openapi.json?v=2", "v"},
+		{"/v1/openapi.yaml?format=json", "format"},
 	}
 	for _, tt := range bad {
 		code, m := e.get(tt.path)

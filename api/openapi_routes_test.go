@@ -2,11 +2,14 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gorilla/mux"
 
 	"github.com/fcaudit/fcaudit/audit"
@@ -16,7 +19,8 @@ import (
 )
 
 // outsideAPI are registered paths the description leaves out on purpose:
-// the console is HTML for people, not part of the API.
+// the console (api.Config.Console) is HTML for people, not part of the
+// API: /console/ serves it, and GET / and GET /console redirect there.
 func outsideAPI(path string) bool {
 	return path == "/" || path == "/console" || strings.HasPrefix(path, "/console/")
 }
@@ -95,4 +99,69 @@ func TestEveryRouteDocumented(t *testing.T) {
 		t.Fatal("walked no routes")
 	}
 	t.Logf("%d routes (path and method) registered", len(registered))
+}
+
+// TestRouteParamsDocumented keeps the document's query parameters equal to
+// routeParams (params.go), the table checkParams enforces: every /v1
+// operation lists exactly the parameters its route accepts, the list
+// parameters (and only they) are arrays bounded at MaxListValues, free
+// strings are bounded at MaxParamBytes, an empty value is documented as
+// allowed (the handlers read it as absent), and every /v1 operation
+// documents the 400 that refuses the rest.
+func TestRouteParamsDocumented(t *testing.T) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(openapiJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		if !strings.HasPrefix(path, "/v1/") {
+			continue
+		}
+		accepted, ok := routeParams[path]
+		if !ok {
+			t.Errorf("openapi.yaml documents %s, which routeParams does not declare", path)
+		}
+		seen[path] = true
+		for method, op := range item.Operations() {
+			var names []string
+			for _, p := range append(item.Parameters, op.Parameters...) {
+				v := p.Value
+				if v.In != openapi3.ParameterInQuery {
+					continue
+				}
+				names = append(names, v.Name)
+				where := fmt.Sprintf("%s %s: parameter %s", method, path, v.Name)
+				if !v.AllowEmptyValue {
+					t.Errorf("%s: allowEmptyValue is not true (an empty value is read as absent)", where)
+				}
+				s := v.Schema.Value
+				isArray := s.Type.Is(openapi3.TypeArray)
+				if isArray != listParamNames[v.Name] {
+					t.Errorf("%s: an array in the document is %v, a list parameter in params.go is %v", where, isArray, listParamNames[v.Name])
+				}
+				if isArray && (s.MaxItems == nil || *s.MaxItems != MaxListValues) {
+					t.Errorf("%s: maxItems is not %d", where, MaxListValues)
+				}
+				if s.Type.Is(openapi3.TypeString) && len(s.Enum) == 0 && (s.MaxLength == nil || *s.MaxLength != MaxParamBytes) {
+					t.Errorf("%s: maxLength is not %d", where, MaxParamBytes)
+				}
+			}
+			want := slices.Clone(accepted)
+			slices.Sort(names)
+			slices.Sort(want)
+			if !slices.Equal(names, want) {
+				t.Errorf("%s %s: the document's query parameters %v, routeParams %v", method, path, names, want)
+			}
+			if r := op.Responses.Status(http.StatusBadRequest); r == nil || r.Ref != "#/components/responses/InvalidRequest" {
+				t.Errorf("%s %s: no 400 InvalidRequest (every /v1 route refuses parameters it does not take)", method, path)
+			}
+		}
+	}
+	for path := range routeParams {
+		if !seen[path] {
+			t.Errorf("routeParams declares %s, which openapi.yaml does not document", path)
+		}
+	}
 }

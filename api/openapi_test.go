@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -62,7 +63,7 @@ var update = flag.Bool("update", false, "rewrite openapi.json from openapi.yaml 
 // newServer is how every api test serves the API: the router of
 // api.NewServer(cfg) behind the conformance check, over real HTTP on
 // loopback. The server is closed when the test ends.
-// TestAPITestsUseNewServer keeps it the only way.
+// TestAPITestsUseNewServer keeps it (and newOpenServer) the only way.
 func newServer(t *testing.T, cfg api.Config) *httptest.Server {
 	t.Helper()
 	c, err := loadConformance()
@@ -72,6 +73,37 @@ func newServer(t *testing.T, cfg api.Config) *httptest.Server {
 	srv := httptest.NewServer(c.wrap(t, api.NewServer(cfg).Handler()))
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// openedServer is what a test may do with a server newOpenServer started:
+// watch its counters and reach it. (Not Open or Handler: those would serve
+// without the check.)
+type openedServer interface {
+	ConnStats() api.ConnStats
+	Addr() string
+}
+
+// newOpenServer is newServer for tests that need serve's own listener
+// (api.Server.Open: the connection limit, connection states, bodies held
+// half sent): the same conformance check wraps the root handler that
+// Open serves, on a loopback port. The server is closed when the test ends.
+func newOpenServer(t *testing.T, cfg api.Config) openedServer {
+	t.Helper()
+	c, err := loadConformance()
+	if err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	s := api.NewServer(cfg)
+	s.WrapHandler(func(h http.Handler) http.Handler { return c.wrap(t, h) })
+	if err := s.Open("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Close(ctx)
+	})
+	return s
 }
 
 type conformance struct {
@@ -131,10 +163,17 @@ func loadDocument() (*openapi3.T, error) {
 // or the answer departs from the document.
 func (c *conformance) wrap(t *testing.T, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The body is read once here and handed on as it came, read error
-		// included (a body cut in transit stays cut).
-		body, readErr := io.ReadAll(r.Body)
-		r.Body = &replayedBody{data: body, err: readErr}
+		// The check sees the body as the server reads it, read error
+		// included (a body cut in transit stays cut), and never waits for
+		// more: a body the server refuses unread (413, 503 server_busy)
+		// may never be sent.
+		body := &recordedBody{r: r.Body, done: r.Body == nil || r.Body == http.NoBody}
+		// A copy carries it: net/http still sees its own body on its own
+		// request, and so closes a connection whose body was refused
+		// unread as it would without the check (answer first, then close,
+		// so the client reads the answer rather than a reset).
+		r = r.WithContext(r.Context())
+		r.Body = body
 		stricter := r.Header.Get(stricterHeader) != ""
 		r.Header.Del(stricterHeader)
 		rec := httptest.NewRecorder()
@@ -145,35 +184,44 @@ func (c *conformance) wrap(t *testing.T, next http.Handler) http.Handler {
 		w.WriteHeader(rec.Code)
 		_, _ = w.Write(rec.Body.Bytes())
 
-		for _, p := range c.check(r, body, rec, stricter, true) {
+		for _, p := range c.check(r, body.data.Bytes(), body.done, rec, stricter, true) {
 			t.Errorf("openapi.yaml: %s %s → %d: %s", r.Method, r.URL.RequestURI(), rec.Code, p)
 		}
 	})
 }
 
-// replayedBody yields data, then err (io.EOF when the read succeeded).
-type replayedBody struct {
-	data []byte
-	err  error
+// recordedBody keeps what the server reads of a request body, and whether
+// it read to the end (or to a read error).
+type recordedBody struct {
+	r    io.ReadCloser
+	data bytes.Buffer
+	done bool
 }
 
-func (b *replayedBody) Read(p []byte) (int, error) {
-	if len(b.data) == 0 {
-		if b.err != nil {
-			return 0, b.err
-		}
+func (b *recordedBody) Read(p []byte) (int, error) {
+	if b.r == nil || b.r == http.NoBody {
 		return 0, io.EOF
 	}
-	n := copy(p, b.data)
-	b.data = b.data[n:]
-	return n, nil
+	n, err := b.r.Read(p)
+	b.data.Write(p[:n])
+	if err != nil {
+		b.done = true
+	}
+	return n, err
 }
 
-func (b *replayedBody) Close() error { return nil }
+func (b *recordedBody) Close() error {
+	if b.r == nil {
+		return nil
+	}
+	return b.r.Close()
+}
 
-// check returns the departures of one exchange from the document.
+// check returns the departures of one exchange. body is what the server
+// read of the request body; bodyRead whether it read all of it (a body
+// refused unread is not checked: the server did not look at it either).
 // Only real traffic (count) counts towards TestMain's coverage check.
-func (c *conformance) check(r *http.Request, body []byte, res *httptest.ResponseRecorder, stricter, count bool) []string {
+func (c *conformance) check(r *http.Request, body []byte, bodyRead bool, res *httptest.ResponseRecorder, stricter, count bool) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ctx := context.Background()
@@ -210,7 +258,8 @@ func (c *conformance) check(r *http.Request, body []byte, res *httptest.Response
 	sort.Strings(unknown)
 
 	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: pathParams, Route: route,
-		Options: &openapi3filter.Options{MultiError: true, SkipSettingDefaults: true, AuthenticationFunc: bearerPresent}}
+		Options: &openapi3filter.Options{MultiError: true, SkipSettingDefaults: true, AuthenticationFunc: bearerPresent,
+			ExcludeRequestBody: !bodyRead}}
 	reqErr := openapi3filter.ValidateRequest(ctx, in)
 
 	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: res.Code, Header: res.Header(),
@@ -219,9 +268,22 @@ func (c *conformance) check(r *http.Request, body []byte, res *httptest.Response
 	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
 		problems = append(problems, "the answer is not as documented: "+err.Error())
 	}
+	if !bodyRead && res.Code/100 == 2 && route.Operation.RequestBody != nil {
+		problems = append(problems, "answered without reading the whole request body")
+	}
 
+	var sec *openapi3filter.SecurityRequirementsError
 	errType, errParam := errorOf(res)
 	switch {
+	case errors.As(reqErr, &sec):
+		// Authentication comes first (the document's general rule): no
+		// token, 401, whatever else is wrong with the request.
+		if res.Code != http.StatusUnauthorized {
+			problems = append(problems, fmt.Sprintf("the document requires a token (%v) but the server answered %d", reqErr, res.Code))
+		}
+	case res.Code == http.StatusUnauthorized && c.secured(route.Operation):
+		// A token was sent and refused: which tokens are valid is the
+		// server's to say; the answer itself was checked above.
 	case len(unknown) > 0:
 		// A parameter the document lacks is a parameter the server must
 		// refuse by name: anything else means the code takes (or ignores)
@@ -231,11 +293,12 @@ func (c *conformance) check(r *http.Request, body []byte, res *httptest.Response
 		}
 	case reqErr != nil:
 		// The document refuses this request: so must the server.
-		var sec *openapi3filter.SecurityRequirementsError
 		switch {
-		case errors.As(reqErr, &sec) && res.Code != http.StatusUnauthorized:
-			problems = append(problems, fmt.Sprintf("the document requires a token (%v) but the server answered %d", reqErr, res.Code))
 		case stricter && res.Code/100 == 2:
+		case res.Code == http.StatusServiceUnavailable && errType == api.TypeServerBusy:
+			// Load is shed before the body is read or the signature
+			// checked (the webhook's documented 503): a refusal, if not
+			// for the reason the document gives.
 		case res.Code < 400 || res.Code >= 500:
 			problems = append(problems, fmt.Sprintf("the document refuses the request (%v) but the server answered %d", reqErr, res.Code))
 		case errType == api.TypeInvalidRequest:
@@ -253,9 +316,50 @@ func (c *conformance) check(r *http.Request, body []byte, res *httptest.Response
 	return problems
 }
 
+// secured reports whether op needs a token (its own security, or the
+// document's when it has none).
+func (c *conformance) secured(op *openapi3.Operation) bool {
+	if op.Security != nil {
+		return len(*op.Security) > 0
+	}
+	return len(c.doc.Security) > 0
+}
+
+// authFirst reports whether the document's general rule puts req behind
+// authentication before routing: a path under /v1 as the server sees it
+// (cleaned: "/x/../v1/y" is /v1/y), unless it is exactly one of the paths
+// the document serves without a token (the description itself).
+func (c *conformance) authFirst(req *http.Request) bool {
+	clean := path.Clean("/" + req.URL.Path)
+	if clean != "/v1" && !strings.HasPrefix(clean, "/v1/") {
+		return false
+	}
+	if item := c.doc.Paths.Value(req.URL.Path); item != nil {
+		for _, op := range item.Operations() {
+			if !c.secured(op) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // checkUnrouted checks the answer to a path or method the document does
-// not have: 404 or 405 with the error envelope (and Allow for 405).
+// not have. Under /v1, authentication comes first (the document's general
+// rule, info.description): without a token the answer is 401 with
+// WWW-Authenticate and the error envelope, whatever the path and method;
+// a refused token may get 401 too. Otherwise (and with a token) the answer
+// is 404, or 405 with Allow, with the error envelope.
 func (c *conformance) checkUnrouted(req *http.Request, findErr error, res *httptest.ResponseRecorder) []string {
+	if c.authFirst(req) {
+		_, hasBearer := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+		switch {
+		case res.Code == http.StatusUnauthorized:
+			return c.checkAnswer(res, "Unauthorized")
+		case !hasBearer:
+			return []string{fmt.Sprintf("under /v1 without a token, yet answered %d, not 401 (%v)", res.Code, findErr)}
+		}
+	}
 	var (
 		want    int
 		resName string
@@ -271,22 +375,7 @@ func (c *conformance) checkUnrouted(req *http.Request, findErr error, res *httpt
 	if res.Code != want {
 		return []string{fmt.Sprintf("not in the document (%v), yet answered %d, not %d", findErr, res.Code, want)}
 	}
-	var problems []string
-	doc := c.doc.Components.Responses[resName].Value
-	for name, h := range doc.Headers {
-		if h.Value.Required && res.Header().Get(name) == "" {
-			problems = append(problems, "header "+name+" missing")
-		}
-	}
-	if ct := res.Header().Get("Content-Type"); ct != "application/json" {
-		problems = append(problems, fmt.Sprintf("Content-Type %q", ct))
-	}
-	var v any
-	if err := json.Unmarshal(res.Body.Bytes(), &v); err != nil {
-		problems = append(problems, "body is not JSON: "+err.Error())
-	} else if err := doc.Content.Get("application/json").Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
-		problems = append(problems, "body: "+err.Error())
-	}
+	problems := c.checkAnswer(res, resName)
 	if want == http.StatusMethodNotAllowed {
 		var methods []string
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
@@ -307,6 +396,33 @@ func (c *conformance) checkUnrouted(req *http.Request, findErr error, res *httpt
 		if !slices.Equal(allow, methods) {
 			problems = append(problems, fmt.Sprintf("Allow lists %v, the document %v", allow, methods))
 		}
+	}
+	return problems
+}
+
+// checkAnswer checks an answer against one of the document's reusable
+// responses (components.responses): its required headers, and a JSON body
+// of its schema.
+func (c *conformance) checkAnswer(res *httptest.ResponseRecorder, name string) []string {
+	var problems []string
+	doc := c.doc.Components.Responses[name].Value
+	for h, hdr := range doc.Headers {
+		if hdr.Value.Required && res.Header().Get(h) == "" {
+			problems = append(problems, "header "+h+" missing")
+		} else if v := res.Header().Get(h); v != "" && hdr.Value.Schema != nil {
+			if err := hdr.Value.Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+				problems = append(problems, "header "+h+": "+err.Error())
+			}
+		}
+	}
+	if ct := res.Header().Get("Content-Type"); ct != "application/json" {
+		problems = append(problems, fmt.Sprintf("Content-Type %q", ct))
+	}
+	var v any
+	if err := json.Unmarshal(res.Body.Bytes(), &v); err != nil {
+		problems = append(problems, "body is not JSON: "+err.Error())
+	} else if err := doc.Content.Get("application/json").Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+		problems = append(problems, "body: "+err.Error())
 	}
 	return problems
 }
@@ -624,47 +740,95 @@ func TestConformanceCatchesDrift(t *testing.T) {
 	jsonCT := http.Header{"Content-Type": {"application/json"}}
 	ack := `{"id":"evt_1","stream":"fcaccount-fca_1","revision":0,"position":1,"duplicate":false}`
 	list := `{"object":"list","data":[],"has_more":false,"url":"/v1/events"}`
+	unauthorized := `{"error":{"type":"unauthorized","message":"token"}}`
+	wwwAuth := http.Header{"Content-Type": {"application/json"}, "Www-Authenticate": {`Bearer realm="fcaudit"`}}
+	busy := http.Header{"Content-Type": {"application/json"}, "Retry-After": {"5"}, "Connection": {"close"}}
+	busyBody := `{"error":{"type":"server_busy","message":"busy"}}`
 	tests := []struct {
 		name, method, target string
+		noToken, unread      bool
 		res                  *httptest.ResponseRecorder
 		want                 string
 	}{
-		{"undocumented field in a strict object", "POST", "/webhooks/stripe",
+		{"undocumented field in a strict object", "POST", "/webhooks/stripe", false, false,
 			answer(200, jsonCT, strings.TrimSuffix(ack, "}")+`,"extra":1}`), "not as documented"},
-		{"undocumented status", "GET", "/v1/events", answer(418, jsonCT, list), "not as documented"},
-		{"undocumented query parameter", "GET", "/v1/events?order=created", answer(200, jsonCT, list), "not in the document"},
-		{"value the document refuses, accepted", "GET", "/v1/events?limit=500", answer(200, jsonCT, list), "refuses the request"},
-		{"server names another parameter", "GET", "/v1/events?limit=0",
+		{"undocumented status", "GET", "/v1/events", false, false, answer(418, jsonCT, list), "not as documented"},
+		{"undocumented query parameter", "GET", "/v1/events?expand=data", false, false, answer(200, jsonCT, list), "not in the document"},
+		{"value the document refuses, accepted", "GET", "/v1/events?limit=500", false, false, answer(200, jsonCT, list), "refuses the request"},
+		{"server names another parameter", "GET", "/v1/events?limit=0", false, false,
 			answer(400, jsonCT, `{"error":{"type":"invalid_request","message":"since: x","param":"since"}}`), "the server names"},
-		{"undocumented route answered", "GET", "/v1/secret", answer(200, jsonCT, list), "not in the document"},
-		{"405 without Allow", "DELETE", "/v1/events",
+		{"undocumented route answered", "GET", "/v1/secret", false, false, answer(200, jsonCT, list), "not in the document"},
+		{"405 without Allow", "DELETE", "/v1/events", false, false,
 			answer(405, jsonCT, `{"error":{"type":"method_not_allowed","message":"method not allowed"}}`), "header Allow missing"},
-		{"required header missing", "GET", "/v1/events",
-			answer(401, jsonCT, `{"error":{"type":"unauthorized","message":"token"}}`), "WWW-Authenticate"},
-		{"wrong error type", "GET", "/v1/events/evt_1",
+		{"required header missing", "GET", "/v1/events", false, false, answer(401, jsonCT, unauthorized), "WWW-Authenticate"},
+		{"wrong error type", "GET", "/v1/events/evt_1", false, false,
 			answer(404, jsonCT, `{"error":{"type":"api_error","message":"x"}}`), "not as documented"},
+		// Authentication comes first under /v1, routed or not.
+		{"unknown /v1 path revealed without a token", "GET", "/v1/nope", true, false,
+			answer(404, jsonCT, `{"error":{"type":"resource_missing","message":"no such route"}}`), "not 401"},
+		{"wrong /v1 method revealed without a token", "DELETE", "/v1/events", true, false,
+			answer(405, http.Header{"Content-Type": {"application/json"}, "Allow": {"GET"}},
+				`{"error":{"type":"method_not_allowed","message":"method not allowed"}}`), "not 401"},
+		{"401 to an unknown /v1 path without WWW-Authenticate", "GET", "/v1/nope", true, false,
+			answer(401, jsonCT, unauthorized), "header WWW-Authenticate missing"},
+		{"401 to an unknown /v1 path, another envelope", "GET", "/x/../v1/nope", true, false,
+			answer(401, wwwAuth, `{"error":{"type":"resource_missing","message":"x"}}`), "body"},
+		{"parameter checked before the token", "GET", "/v1/events?expand=data", true, false,
+			answer(400, jsonCT, `{"error":{"type":"invalid_request","message":"expand: unknown","param":"expand"}}`), "requires a token"},
+		// Bodies and load shedding.
+		{"a body accepted unread", "POST", "/webhooks/stripe", false, true, answer(200, jsonCT, ack), "without reading"},
+		{"server_busy where the document has none", "GET", "/v1/events", false, false, answer(503, busy, busyBody), "not as documented"},
 	}
+	send := func(method, target string, noToken bool) *http.Request {
+		r := httptest.NewRequest(method, target, strings.NewReader(""))
+		if !noToken {
+			r.Header.Set("Authorization", "Bearer x")
+		}
+		r.Header.Set("Stripe-Signature", "t=1,v1=00")
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	}
+	event := []byte(`{"id":"evt_1","object":"event","type":"t","created":1,"data":{"object":{}}}`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest(tt.method, tt.target, strings.NewReader(""))
-			r.Header.Set("Authorization", "Bearer x")
-			r.Header.Set("Stripe-Signature", "t=1,v1=00")
-			r.Header.Set("Content-Type", "application/json")
 			body := []byte(nil)
-			if tt.method == "POST" {
-				body = []byte(`{"id":"evt_1","object":"event","type":"t","created":1,"data":{"object":{}}}`)
+			if tt.method == "POST" && !tt.unread {
+				body = event
 			}
-			problems := c.check(r, body, tt.res, false, false)
+			problems := c.check(send(tt.method, tt.target, tt.noToken), body, !tt.unread, tt.res, false, false)
 			if len(problems) == 0 || !strings.Contains(strings.Join(problems, "\n"), tt.want) {
 				t.Errorf("problems %q, want one mentioning %q", problems, tt.want)
 			}
 		})
 	}
-	// And a conforming exchange passes.
-	r := httptest.NewRequest("GET", "/v1/events?limit=5&type=a&type=b&since=2024-01-15T10:00:00Z&until=1705313000", nil)
-	r.Header.Set("Authorization", "Bearer x")
-	if p := c.check(r, nil, answer(200, jsonCT, list), false, false); len(p) != 0 {
-		t.Errorf("conforming exchange: %q", p)
+	// And conforming exchanges pass.
+	for _, tt := range []struct {
+		name, method, target string
+		noToken, unread      bool
+		res                  *httptest.ResponseRecorder
+	}{
+		{"a list", "GET", "/v1/events?limit=5&type=a&type=b&since=2024-01-15T10:00:00Z&until=1705313000", false, false, answer(200, jsonCT, list)},
+		{"empty values", "GET", "/v1/accounts/fca_1/events?order=&limit=&type=", false, false, answer(200, jsonCT, list)},
+		{"401 to an unknown /v1 path", "GET", "/v1/nope", true, false, answer(401, wwwAuth, unauthorized)},
+		{"401 to a wrong /v1 method", "DELETE", "/v1/events/evt_1", true, false, answer(401, wwwAuth, unauthorized)},
+		{"401 to a path cleaned into /v1", "GET", "/x/../v1/events", true, false, answer(401, wwwAuth, unauthorized)},
+		{"401 to a documented path, parameters unchecked", "GET", "/v1/events?expand=data", true, false, answer(401, wwwAuth, unauthorized)},
+		{"a token refused", "GET", "/v1/events", false, false, answer(401, wwwAuth, unauthorized)},
+		{"404 to an unknown /v1 path with a token", "GET", "/v1/nope", false, false,
+			answer(404, jsonCT, `{"error":{"type":"resource_missing","message":"no such route: /v1/nope"}}`)},
+		{"the public document's wrong method", "POST", "/v1/openapi.json", true, false,
+			answer(405, http.Header{"Content-Type": {"application/json"}, "Allow": {"GET"}}, `{"error":{"type":"method_not_allowed","message":"method not allowed"}}`)},
+		{"the public document refuses a parameter", "GET", "/v1/openapi.json?v=2", true, false,
+			answer(400, jsonCT, `{"error":{"type":"invalid_request","message":"v: unknown parameter","param":"v"}}`)},
+		{"a webhook shed unread", "POST", "/webhooks/stripe", false, true, answer(503, busy, busyBody)},
+	} {
+		body := []byte(nil)
+		if tt.method == "POST" && !tt.unread {
+			body = event
+		}
+		if p := c.check(send(tt.method, tt.target, tt.noToken), body, !tt.unread, tt.res, false, false); len(p) != 0 {
+			t.Errorf("conforming exchange %q: %q", tt.name, p)
+		}
 	}
 }
 
@@ -752,5 +916,30 @@ func TestEveryV1RouteRefusesAndFailsAsDocumented(t *testing.T) {
 		if code := do(path, true); code != http.StatusServiceUnavailable {
 			t.Errorf("%s with the log closed: %d", path, code)
 		}
+	}
+}
+
+// TestAuthFirstMatchesDocument: the check's authentication-first rule
+// (authFirst: paths under /v1 but the public ones) and the document's
+// security agree on every documented path: an operation needs a token
+// exactly when its path is put behind authentication.
+func TestAuthFirstMatchesDocument(t *testing.T) {
+	c, err := loadConformance()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for path, item := range c.doc.Paths.Map() {
+		r := httptest.NewRequest(http.MethodGet, strings.ReplaceAll(path, "{id}", "x1"), nil)
+		first := c.authFirst(r)
+		for method, op := range item.Operations() {
+			n++
+			if c.secured(op) != first {
+				t.Errorf("%s %s: needs a token %v, behind authentication first %v", method, path, c.secured(op), first)
+			}
+		}
+	}
+	if n < 18 {
+		t.Fatalf("only %d operations", n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 // route learns a parameter. Anything else answers 400 invalid_request
 // naming the parameter, as Stripe does, so a misspelt filter is never
 // silently ignored. A route missing here accepts none.
+// TestRouteParamsDocumented keeps openapi.yaml's parameters equal to this.
 var routeParams = map[string][]string{
 	"/v1/events":               {"limit", "starting_after", "type", "since", "until", "after_position"},
 	"/v1/events/{id}":          nil,
@@ -24,6 +25,8 @@ var routeParams = map[string][]string{
 	"/v1/replays":              {"limit", "starting_after"},
 	"/v1/replays/{id}":         nil,
 	"/v1/reconciliation":       nil,
+	"/v1/openapi.json":         nil,
+	"/v1/openapi.yaml":         nil,
 }
 
 // listParamNames are the parameters that take several values (repeated,

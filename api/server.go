@@ -156,10 +156,11 @@ func (s *Server) routes() *mux.Router {
 		r.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther)).Methods(http.MethodGet, http.MethodHead).Name("console_redirect")
 		r.Handle("/", http.RedirectHandler("/console/", http.StatusSeeOther)).Methods(http.MethodGet, http.MethodHead).Name("root_redirect")
 	}
-	// The API's description is public, so it is registered before the /v1
-	// subrouter and its token check.
-	r.HandleFunc("/v1/openapi.json", serveDocument("application/json", openapiJSON)).Methods(http.MethodGet).Name("openapi_json")
-	r.HandleFunc("/v1/openapi.yaml", serveDocument("application/yaml", openapiYAML)).Methods(http.MethodGet).Name("openapi_yaml")
+	// The API's description is public (authMiddleware lets it through), so
+	// it is registered outside the /v1 subrouter; like every /v1 route it
+	// refuses query parameters (it takes none).
+	r.Handle("/v1/openapi.json", s.checkParams(serveDocument("application/json", openapiJSON))).Methods(http.MethodGet).Name("openapi_json")
+	r.Handle("/v1/openapi.yaml", s.checkParams(serveDocument("application/yaml", openapiYAML))).Methods(http.MethodGet).Name("openapi_yaml")
 
 	v1 := r.PathPrefix("/v1").Subrouter()
 	v1.Use(s.checkParams)
