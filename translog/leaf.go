@@ -1,0 +1,131 @@
+package translog
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/fcaudit/fcaudit/store"
+)
+
+// LeafVersion is the "v" member of every leaf; a future layout gets a new
+// value so old leaves keep their meaning.
+const LeafVersion = 1
+
+// receivedAtLayout writes ReceivedAt as backends store it: UTC, microseconds.
+const receivedAtLayout = "2006-01-02T15:04:05.000000Z"
+
+// LeafData returns the bytes hashed as e's leaf: a JSON object with exactly
+// these members, in this order, no whitespace:
+//
+//	{"v":1,"id":…,"stream":…,"revision":…,"received_at":…,"source":…,
+//	 "body_sha256":…,"provenance":null|{"signature_header":…,"signed_at":…,
+//	 "secret_fingerprint":…,"verified_at":…,"note":…}}
+//
+// Strings are encoded as Go's encoding/json encodes them; received_at is UTC
+// with exactly six fractional digits; body_sha256 is lower-case hex;
+// verified_at is RFC 3339 with nanoseconds as needed (time.RFC3339Nano, UTC).
+// The body hash commits to everything Stripe sent (type, created, livemode,
+// account, …); the rest commits to what fcaudit recorded about it, so
+// switching an event's source or provenance changes its leaf.
+//
+// e must be the event as the backend stores it (ReceivedAt truncated to
+// microseconds, Provenance as decoded from storage), so that the leaf
+// computed in the append path equals the one recomputed from a read.
+func LeafData(e *store.RecordedEvent) []byte {
+	b := make([]byte, 0, 256+len(e.ID)+len(e.Stream))
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, LeafVersion, 10)
+	b = append(b, `,"id":`...)
+	b = appendString(b, e.ID)
+	b = append(b, `,"stream":`...)
+	b = appendString(b, e.Stream)
+	b = append(b, `,"revision":`...)
+	b = strconv.AppendUint(b, e.Revision, 10)
+	b = append(b, `,"received_at":"`...)
+	b = e.ReceivedAt.UTC().AppendFormat(b, receivedAtLayout)
+	b = append(b, `","source":`...)
+	b = appendString(b, e.Source)
+	b = append(b, `,"body_sha256":"`...)
+	b = hex.AppendEncode(b, e.BodySHA256[:])
+	b = append(b, `","provenance":`...)
+	if p := e.Provenance; p == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"signature_header":`...)
+		b = appendString(b, p.SignatureHeader)
+		b = append(b, `,"signed_at":`...)
+		b = strconv.AppendInt(b, p.SignedAt, 10)
+		b = append(b, `,"secret_fingerprint":`...)
+		b = appendString(b, p.SecretFingerprint)
+		b = append(b, `,"verified_at":"`...)
+		b = p.VerifiedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","note":`...)
+		b = appendString(b, p.Note)
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+func appendString(b []byte, s string) []byte {
+	if isPlain(s) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
+}
+
+// isPlain reports whether encoding/json writes s unchanged between quotes.
+func isPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// Leaf is the decoded form of LeafData, for checking a proof's leaf against
+// an event one holds.
+type Leaf struct {
+	V          int               `json:"v"`
+	ID         string            `json:"id"`
+	Stream     string            `json:"stream"`
+	Revision   uint64            `json:"revision"`
+	ReceivedAt string            `json:"received_at"`
+	Source     string            `json:"source"`
+	BodySHA256 string            `json:"body_sha256"`
+	Provenance *store.Provenance `json:"provenance"`
+}
+
+// ParseLeaf decodes leaf data.
+func ParseLeaf(data []byte) (Leaf, error) {
+	var l Leaf
+	err := json.Unmarshal(data, &l)
+	return l, err
+}
+
+// LeafHash is the RFC 6962 leaf hash SHA-256(0x00 ‖ data).
+func LeafHash(data []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte{0})
+	h.Write(data)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// NodeHash is the RFC 6962 interior node hash SHA-256(0x01 ‖ left ‖ right).
+func NodeHash(left, right []byte) []byte {
+	var buf [65]byte
+	buf[0] = 1
+	copy(buf[1:33], left)
+	copy(buf[33:], right)
+	s := sha256.Sum256(buf[:])
+	return s[:]
+}

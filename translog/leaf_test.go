@@ -1,0 +1,54 @@
+package translog
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/fcaudit/fcaudit/store"
+)
+
+func TestLeafDataLayout(t *testing.T) {
+	e := store.RecordedEvent{
+		Event: store.Event{ID: "evt_1", Source: store.SourceWebhook,
+			ReceivedAt: time.Date(2026, 12, 4, 20, 28, 15, 123456000, time.UTC),
+			Provenance: &store.Provenance{SignatureHeader: "t=1,v1=ab", SignedAt: 1, SecretFingerprint: "00ff",
+				VerifiedAt: time.Date(2026, 12, 4, 20, 28, 15, 5, time.UTC), Note: `a "<note>"`}},
+		Stream: "fcaccount-fca_1", Revision: 3, BodySHA256: sha256.Sum256([]byte("{}")),
+	}
+	want := `{"v":1,"id":"evt_1","stream":"fcaccount-fca_1","revision":3,"received_at":"2026-12-04T20:28:15.123456Z","source":"webhook","body_sha256":"` +
+		hex.EncodeToString(e.BodySHA256[:]) + `","provenance":{"signature_header":"t=1,v1=ab","signed_at":1,"secret_fingerprint":"00ff","verified_at":"2026-12-04T20:28:15.000000005Z","note":"a \"\u003cnote\u003e\""}}`
+	if got := string(LeafData(&e)); got != want {
+		t.Fatalf("leaf data\n got %s\nwant %s", got, want)
+	}
+	if !json.Valid(LeafData(&e)) {
+		t.Fatal("leaf data is not JSON")
+	}
+	l, err := ParseLeaf(LeafData(&e))
+	if err != nil || l.ID != e.ID || l.BodySHA256 != hex.EncodeToString(e.BodySHA256[:]) || l.Provenance.Note != e.Provenance.Note {
+		t.Fatalf("parse: %+v, %v", l, err)
+	}
+	e.Provenance = nil
+	if got := string(LeafData(&e)); got[len(got)-len(`"provenance":null}`):] != `"provenance":null}` {
+		t.Fatalf("no provenance: %s", got)
+	}
+	// Every committed field changes the leaf.
+	base := LeafData(&e)
+	for name, mut := range map[string]func(*store.RecordedEvent){
+		"source":   func(e *store.RecordedEvent) { e.Source = store.SourceBackfill },
+		"stream":   func(e *store.RecordedEvent) { e.Stream += "x" },
+		"revision": func(e *store.RecordedEvent) { e.Revision++ },
+		"received": func(e *store.RecordedEvent) { e.ReceivedAt = e.ReceivedAt.Add(time.Microsecond) },
+		"body":     func(e *store.RecordedEvent) { e.BodySHA256[0] ^= 1 },
+		"id":       func(e *store.RecordedEvent) { e.ID = "evt_2" },
+		"prov":     func(e *store.RecordedEvent) { e.Provenance = &store.Provenance{} },
+	} {
+		c := e
+		mut(&c)
+		if string(LeafData(&c)) == string(base) {
+			t.Errorf("changing %s leaves the leaf data unchanged", name)
+		}
+	}
+}
