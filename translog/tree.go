@@ -289,3 +289,24 @@ func RootAt(read ReadTileFunc, size uint64) ([]byte, error) {
 	}
 	return rng.GetRootHash(nil)
 }
+
+// RootFromFrontier returns the root of a tree given its size and frontier
+// (as Tree.Frontier returns it).
+func RootFromFrontier(size uint64, frontier []byte) ([]byte, error) {
+	if size == 0 {
+		return EmptyRoot(), nil
+	}
+	n := compact.RangeSize(0, size)
+	if len(frontier) != n*HashSize {
+		return nil, fmt.Errorf("%w: frontier of tree size %d has %d bytes, want %d", ErrCorrupt, size, len(frontier), n*HashSize)
+	}
+	hs := make([][]byte, n)
+	for i := range hs {
+		hs[i] = frontier[i*HashSize : (i+1)*HashSize]
+	}
+	rng, err := factory.NewRange(0, size, hs)
+	if err != nil {
+		return nil, err
+	}
+	return rng.GetRootHash(nil)
+}

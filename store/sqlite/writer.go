@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/translog"
 )
 
 type requestKind int
@@ -16,7 +17,8 @@ type requestKind int
 const (
 	kindAppend requestKind = iota
 	kindPing
-	kindExec // tests only: run an arbitrary statement on the write connection
+	kindExec       // tests only: run an arbitrary statement on the write connection
+	kindCheckpoint // keep a signed checkpoint (merkle.go)
 )
 
 // request is one Append or Ping handed to the writer goroutine.
@@ -27,6 +29,8 @@ type request struct {
 	expected store.ExpectedRevision
 	events   []store.Event
 	sql      string
+
+	checkpoint *translog.Checkpoint // kindCheckpoint
 
 	// set by the writer before done is closed
 	results  []store.Appended
@@ -39,6 +43,7 @@ type request struct {
 	// inserted as reads will return them.
 	head     streamHead
 	recorded []store.RecordedEvent
+	leaves   []leafRec // the inserted events' leaves, in position order
 }
 
 // Append implements store.Store. Events are validated, queued for the writer
@@ -160,6 +165,12 @@ type writer struct {
 	conn *sql.Conn
 
 	byID, head, insert, ping, dataVersion *sql.Stmt
+	putTile, putFrontier                  *sql.Stmt
+
+	// tree is the Merkle tree as committed (merkle.go); nil means "load it
+	// from the file in the next transaction": after another connection
+	// wrote, or after a transaction that changed it failed.
+	tree *translog.Tree
 
 	// committed caches stream heads this writer committed, sparing the
 	// random read of the head row's chain hash — a page that is rarely in
@@ -197,6 +208,10 @@ func (s *Store) newWriter() (*writer, error) {
 		api_version, connect_account, source, body_sha256, chain_hash, provenance, body)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (event_id) DO NOTHING`)
+	prep(&w.putTile, `INSERT INTO merkle_tiles (level, idx, hashes) VALUES (?, ?, ?)
+		ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes`)
+	prep(&w.putFrontier, `INSERT INTO merkle_frontier (id, size, hashes) VALUES (1, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET size = excluded.size, hashes = excluded.hashes`)
 	prep(&w.ping, `INSERT INTO meta (key, value) VALUES ('last_ping', ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`)
 	if err != nil {
@@ -261,7 +276,7 @@ type streamHead struct {
 // statement is atomic, so it runs without SAVEPOINT/RELEASE: two statements
 // fewer for the common webhook append.
 func needsSavepoint(r *request) bool {
-	return r.kind == kindExec || (r.kind == kindAppend && len(r.events) > 1)
+	return r.kind == kindExec || r.kind == kindCheckpoint || (r.kind == kindAppend && len(r.events) > 1)
 }
 
 // commit runs one group commit: BEGIN IMMEDIATE, each request (in its own
@@ -311,6 +326,14 @@ func (w *writer) commit(batch []*request) {
 		fail(err)
 		return
 	}
+	// Any failure from here on may leave the in-memory tree ahead of the
+	// file; reload it in the next transaction.
+	committed := false
+	defer func() {
+		if !committed {
+			w.tree = nil
+		}
+	}()
 	// Stream heads written by this transaction, by requests that succeeded
 	// (a request rolled back to its savepoint leaves none). They join the
 	// committed-head cache only once COMMIT succeeds.
@@ -336,7 +359,7 @@ func (w *writer) commit(batch []*request) {
 		}
 		if err != nil {
 			partial := r.inserted > 0
-			r.err, r.results, r.inserted, r.recorded = err, nil, 0, nil
+			r.err, r.results, r.inserted, r.recorded, r.leaves = err, nil, 0, nil, nil
 			switch {
 			case sp:
 				_, err = w.conn.ExecContext(ctx, "ROLLBACK TO req")
@@ -360,12 +383,19 @@ func (w *writer) commit(batch []*request) {
 		}
 		stats.Events += r.inserted
 	}
+	if err := w.extendTree(ctx, live); err != nil {
+		w.rollback()
+		w.s.log.Error("group commit: merkle tree", "err", err)
+		fail(err)
+		return
+	}
 	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		w.rollback()
 		w.s.log.Error("commit", "err", err)
 		fail(fmt.Errorf("commit: %w", err))
 		return
 	}
+	committed = true
 	w.remember(heads)
 	if stats.Events > 0 {
 		w.s.nudgeCheckpointer()
@@ -415,6 +445,7 @@ func (w *writer) checkCache(ctx context.Context) error {
 	}
 	if v != w.version {
 		clear(w.committed)
+		w.tree = nil
 		w.version = v
 	}
 	return nil
@@ -487,6 +518,8 @@ func (w *writer) apply(ctx context.Context, r *request, heads map[string]streamH
 	case kindExec:
 		_, err := w.conn.ExecContext(ctx, r.sql)
 		return err
+	case kindCheckpoint:
+		return w.addCheckpoint(ctx, r.checkpoint)
 	}
 	h, err := w.readHead(ctx, r.stream, heads)
 	if err != nil {
@@ -552,6 +585,7 @@ func (w *writer) apply(ctx context.Context, r *request, heads map[string]streamH
 		res[i] = store.Appended{ID: e.ID, Stream: r.stream, Revision: uint64(next), Position: store.Position(pos)}
 		h = streamHead{exists: true, last: next, chain: chain}
 		r.inserted++
+		r.leaves = append(r.leaves, leafRec{pos: store.Position(pos), hash: leafOf(&e, r.stream, uint64(next), body)})
 		if record {
 			r.recorded = append(r.recorded, recordedAs(e, r.stream, uint64(next), store.Position(pos), body, chain, prov))
 		}
