@@ -3,6 +3,9 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
@@ -119,6 +122,93 @@ func BenchmarkRead(b *testing.B) {
 				b.Fatal(err)
 			}
 			i++
+		}
+	})
+}
+
+// BenchmarkMerkleCost measures what the Merkle tree costs the append path:
+// 64 goroutines append one 3 KiB event each (as ingest does), with the tree
+// and without it, alternating in the same run so both see the same disk and
+// CPU contention. Compare events/s and cpu-µs/event of the two halves.
+func BenchmarkMerkleCost(b *testing.B) {
+	for _, tree := range []bool{true, false, true, false} {
+		name := "tree"
+		if !tree {
+			name = "no-tree"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := openTest(b, filepath.Join(b.TempDir(), FileName), Options{withoutTree: !tree})
+			ctx := context.Background()
+			var n atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism((64 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					if _, err := s.Append(ctx, fmt.Sprintf("fcaccount-%d", i%1000), store.AnyRevision, benchEvent(fmt.Sprintf("evt_%d", i))); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/event")
+		})
+	}
+}
+
+// BenchmarkMerkleProofs measures inclusion and consistency proofs (and the
+// tree head) on a log of FCAUDIT_BENCH_PROOF_EVENTS events (default
+// 100,000; docs/performance.md quotes 1,000,000), for random leaves and
+// sizes. The log is filled with 100-event appends of small bodies.
+func BenchmarkMerkleProofs(b *testing.B) {
+	total := 100_000
+	if v := os.Getenv("FCAUDIT_BENCH_PROOF_EVENTS"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			total = n
+		}
+	}
+	ctx := context.Background()
+	s := openTest(b, filepath.Join(b.TempDir(), FileName), Options{})
+	batch := make([]store.Event, 0, 100)
+	for i := 0; i < total; {
+		batch = batch[:0]
+		for j := 0; j < 100 && i < total; j, i = j+1, i+1 {
+			id := fmt.Sprintf("evt_%d", i)
+			e := benchEvent(id)
+			e.Data = []byte(`{"id":"` + id + `"}`)
+			batch = append(batch, e)
+		}
+		if _, err := s.Append(ctx, fmt.Sprintf("fcaccount-%d", i%1000), store.AnyRevision, batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := uint64(total)
+	rng := rand.New(rand.NewPCG(1, 1))
+	b.Run("inclusion", func(b *testing.B) {
+		for b.Loop() {
+			size := 1 + rng.Uint64N(n)
+			if _, err := s.InclusionProof(ctx, rng.Uint64N(size), size); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("consistency", func(b *testing.B) {
+		for b.Loop() {
+			to := 1 + rng.Uint64N(n)
+			if _, err := s.ConsistencyProof(ctx, rng.Uint64N(to+1), to); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("tree-head", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.TreeHead(ctx); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

@@ -585,7 +585,9 @@ func (w *writer) apply(ctx context.Context, r *request, heads map[string]streamH
 		res[i] = store.Appended{ID: e.ID, Stream: r.stream, Revision: uint64(next), Position: store.Position(pos)}
 		h = streamHead{exists: true, last: next, chain: chain}
 		r.inserted++
-		r.leaves = append(r.leaves, leafRec{pos: store.Position(pos), hash: leafOf(&e, r.stream, uint64(next), body)})
+		if !w.s.opts.withoutTree {
+			r.leaves = append(r.leaves, leafRec{pos: store.Position(pos), hash: leafOf(&e, r.stream, uint64(next), body)})
+		}
 		if record {
 			r.recorded = append(r.recorded, recordedAs(e, r.stream, uint64(next), store.Position(pos), body, chain, prov))
 		}
