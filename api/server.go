@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/translog"
 )
 
 // Reader is the part of the event log the query API reads.
@@ -40,6 +41,8 @@ const DefaultMaxBodyBytes = 1 << 20
 type Config struct {
 	Store  Reader
 	Ingest Ingester
+	// Log serves /v1/log (log.go); nil: those routes answer 501.
+	Log translog.Log
 	// Tokens are the accepted bearer tokens for /v1. None: every /v1
 	// request is refused with 401.
 	Tokens []string
@@ -112,6 +115,7 @@ func (s *Server) routes() *mux.Router {
 		r.Handle("/metrics", s.cfg.Metrics).Methods(http.MethodGet)
 	}
 
+	s.publicLogRoutes(r) // before /v1's authentication: witnesses fetch checkpoints without a token
 	v1 := r.PathPrefix("/v1").Subrouter()
 	v1.Use(s.authMiddleware)
 	h := Helpers{s: s}
@@ -119,6 +123,7 @@ func (s *Server) routes() *mux.Router {
 	v1.Handle("/events/{id}", s.observe("get_event", http.HandlerFunc(s.handleGetEvent))).Methods(http.MethodGet)
 	v1.Handle("/events/{id}/body", s.observe("get_event_body", http.HandlerFunc(s.handleGetEventBody))).Methods(http.MethodGet)
 	v1.Handle("/accounts/{id}/events", s.observe("account_events", http.HandlerFunc(s.handleAccountEvents))).Methods(http.MethodGet)
+	s.logRoutes(v1)
 	for _, add := range s.cfg.Routes {
 		add(v1, h)
 	}

@@ -117,6 +117,7 @@ verify, export and replay the history.`,
 		newVerifyCommand(f),
 		newExportCommand(f),
 		newBackupCommand(f),
+		newLogCommand(f),
 		newVersionCommand(f),
 	)
 	for _, c := range root.Commands() {

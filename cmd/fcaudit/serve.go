@@ -18,6 +18,7 @@ import (
 	"github.com/fcaudit/fcaudit/metrics"
 	"github.com/fcaudit/fcaudit/replay"
 	"github.com/fcaudit/fcaudit/store/sqlite"
+	"github.com/fcaudit/fcaudit/translog/checkpoint"
 )
 
 type serveOptions struct {
@@ -31,6 +32,9 @@ type serveOptions struct {
 	pprof        string
 	// reconcileEvery > 0 runs the backfill reconciliation in the background.
 	reconcileEvery time.Duration
+	// checkpointInterval and logKeyFile drive checkpoint publication (log.go).
+	checkpointInterval time.Duration
+	logKeyFile         string
 }
 
 func newServeCommand(f *factory) *cobra.Command {
@@ -67,6 +71,8 @@ them and saves them in DATA_DIR/dev.json for 'fcaudit trigger'.`,
 	fl.Int64Var(&o.maxBodyBytes, "max-body-bytes", api.DefaultMaxBodyBytes, "largest accepted webhook body")
 	fl.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
 	fl.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this separate address (e.g. 127.0.0.1:6060); off by default")
+	fl.DurationVar(&o.checkpointInterval, "checkpoint-interval", 10*time.Second, "publish a signed checkpoint of the log's Merkle tree at most this often (and at shutdown) when it has grown")
+	fl.StringVar(&o.logKeyFile, logKeyFlag, os.Getenv("FCAUDIT_LOG_KEY_FILE"), "checkpoint signing key (note signer format); default DATA_DIR/"+checkpoint.DefaultKeyFile+", generated when missing (env FCAUDIT_LOG_KEY_FILE)")
 	fl.DurationVar(&o.reconcileEvery, "reconcile-every", 0, "run 'fcaudit backfill' against Stripe's Events API this often (e.g. 6h; key from STRIPE_API_KEY); 0 = off")
 	return cmd
 }
@@ -83,6 +89,9 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	}
 	if o.tolerance <= 0 {
 		return flagError("tolerance", fmt.Errorf("must be positive, got %s", o.tolerance))
+	}
+	if o.checkpointInterval <= 0 {
+		return flagError("checkpoint-interval", fmt.Errorf("must be positive, got %s", o.checkpointInterval))
 	}
 	if o.maxBodyBytes <= 0 {
 		return flagError("max-body-bytes", fmt.Errorf("must be positive"))
@@ -132,6 +141,11 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		return err
 	}
 	defer st.Close()
+	tlog, stopCheckpoints, err := startCheckpoints(ctx, f, st, o, log)
+	if err != nil {
+		return err
+	}
+	defer stopCheckpoints()
 	proj, err := startProjections(f, st, log)
 	if err != nil {
 		return err
@@ -162,6 +176,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		Routes:         append([]func(*mux.Router, api.Helpers){proj.Routes(), replay.Routes(st), audit.Routes(st, verifier)}, extraRoutes...),
 		Store:          st,
 		Ingest:         svc,
+		Log:            tlog,
 		Tokens:         o.tokens,
 		Ready:          st.Ping,
 		MaxBodyBytes:   o.maxBodyBytes,
@@ -182,7 +197,8 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	if err := srv.Close(drainCtx); err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
-	proj.Stop() // before the store closes
+	stopCheckpoints() // the last checkpoint covers every acknowledged webhook
+	proj.Stop()       // before the store closes
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("close event store: %w", err)
 	}

@@ -197,8 +197,12 @@ func ParseKey(skey string) (Key, error) {
 	if err != nil {
 		return Key{}, errors.New("checkpoint signing key: not a note signer key (PRIVATE+KEY+name+hash+base64)")
 	}
-	parts := strings.Split(skey, "+")
-	raw, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
+	// PRIVATE+KEY+name+hash+key: names hold no '+', base64 may.
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 {
+		return Key{}, errors.New("checkpoint signing key: not a note signer key (PRIVATE+KEY+name+hash+base64)")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
 	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
 		return Key{}, errors.New("checkpoint signing key: not an Ed25519 note key")
 	}

@@ -17,6 +17,21 @@ import (
 	"github.com/fcaudit/fcaudit/translog/checkpoint"
 )
 
+// TestParseKeyAnyKey: keys whose base64 holds '+' parse too (generated keys
+// are random, so try many).
+func TestParseKeyAnyKey(t *testing.T) {
+	for i := range 200 {
+		skey, vkey, err := note.GenerateKey(nil, "fcaudit/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := checkpoint.ParseKey(skey)
+		if err != nil || k.VerifierKey != vkey {
+			t.Fatalf("key %d: %v (verifier %q, want %q)", i, err, k.VerifierKey, vkey)
+		}
+	}
+}
+
 func TestKeyFileAndSignature(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "k", checkpoint.DefaultKeyFile)
