@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fcaudit/fcaudit/internal/fcevents"
+	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"
+	"github.com/fcaudit/fcaudit/store/sqlite"
+	"github.com/fcaudit/fcaudit/translog"
+)
+
+// TestLogCommands: an auditor takes a checkpoint and the verifier key, the
+// log grows, and verify-consistency proves the new checkpoint extends the
+// old one; prove shows an event is in it. After a rewrite of history (a
+// switched source, the tree rebuilt) verify-consistency fails.
+func TestLogCommands(t *testing.T) {
+	ctx := context.Background()
+	accounts := []string{"fca_logAccountA000000000000", "fca_logAccountB000000000000"}
+	t0 := time.Unix(1705312800, 0).UTC()
+	dir := t.TempDir()
+	cmdLog(t, dir, &fcevents.Generator{}, accounts, 3, t0)
+	if code, _, errOut := runCmd(t, ctx, "log", "checkpoint", "--data-dir", dir); code != 1 || !strings.Contains(errOut, "no checkpoint published yet") {
+		t.Fatalf("checkpoint before any: %d %q", code, errOut)
+	}
+	code, vkey, errOut := runCmd(t, ctx, "log", "key", "--data-dir", dir)
+	vkey = strings.TrimSpace(vkey)
+	if code != 0 || !strings.HasPrefix(vkey, "fcaudit/") {
+		t.Fatalf("log key: %d %q %q", code, vkey, errOut)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "log-signing.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("signing key file: %v %v", fi, err)
+	}
+	keep := t.TempDir()
+	publish := func(name string) string {
+		t.Helper()
+		code, out, errOut := runCmd(t, ctx, "log", "checkpoint", "--publish", "--data-dir", dir)
+		if code != 0 || !strings.HasPrefix(out, "fcaudit/") {
+			t.Fatalf("publish: %d %q %q", code, out, errOut)
+		}
+		p := filepath.Join(keep, name)
+		if err := os.WriteFile(p, []byte(out), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if code, latest, _ := runCmd(t, ctx, "log", "checkpoint", "--data-dir", dir); code != 0 || latest != out {
+			t.Fatalf("latest checkpoint %q, published %q", latest, out)
+		}
+		return p
+	}
+	older := publish("old")
+	cmdLog(t, dir, &fcevents.Generator{}, append(accounts, "fca_logAccountC000000000000"), 2, t0.Add(time.Hour))
+	newer := publish("new")
+	code, out, errOut := runCmd(t, ctx, "log", "verify-consistency", older, newer, "--key", vkey, "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "OK the tree of size 12 extends the tree of size 6") {
+		t.Fatalf("verify-consistency: %d %q %q", code, out, errOut)
+	}
+	if code, _, _ := runCmd(t, ctx, "log", "verify-consistency", newer, older, "--key", vkey, "--data-dir", dir); code != exitUsage {
+		t.Errorf("swapped checkpoints: exit %d, want 2", code)
+	}
+	otherDir := t.TempDir()
+	cmdLog(t, otherDir, &fcevents.Generator{}, accounts, 1, t0)
+	_, otherKey, _ := runCmd(t, ctx, "log", "key", "--data-dir", otherDir)
+	if code, _, errOut := runCmd(t, ctx, "log", "verify-consistency", older, newer, "--key", strings.TrimSpace(otherKey), "--data-dir", dir); code != 1 || !strings.Contains(errOut, "invalid checkpoint") {
+		t.Errorf("another log's key: exit %d %q", code, errOut)
+	}
+
+	// prove: the first event is in the old checkpoint's tree.
+	db, err := sql.Open("sqlite", filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var first string
+	if err := db.QueryRow(`SELECT event_id FROM events WHERE position = 1`).Scan(&first); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCmd(t, ctx, "log", "prove", "--event", first, "--checkpoint", older, "--key", vkey, "--data-dir", dir)
+	var p inclusionProof
+	if code != 0 || json.Unmarshal([]byte(out), &p) != nil || p.LeafIndex != 0 || p.TreeSize != 6 || !strings.Contains(string(p.LeafData), first) {
+		t.Fatalf("prove: %d %q %q", code, out, errOut)
+	}
+	var last string
+	if err := db.QueryRow(`SELECT event_id FROM events WHERE position = 12`).Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCmd(t, ctx, "log", "prove", "--event", last, "--checkpoint", older, "--key", vkey, "--data-dir", dir); code != 1 || !strings.Contains(errOut, "not covered") {
+		t.Errorf("prove beyond the checkpoint: %d %q", code, errOut)
+	}
+
+	// Rewrite: switch a source, drop the tree so fcaudit rebuilds it.
+	for _, q := range []string{`UPDATE events SET source = 'backfill' WHERE position = 2`, `DELETE FROM merkle_frontier`, `DELETE FROM merkle_tiles`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rewritten := publish("rewritten")
+	if code, _, errOut := runCmd(t, ctx, "log", "verify-consistency", older, rewritten, "--key", vkey, "--data-dir", dir); code != 1 || !strings.Contains(errOut, "history was rewritten") {
+		t.Errorf("verify-consistency after a rewrite: exit %d %q", code, errOut)
+	}
+}
+
+// TestServePublishesCheckpointOnShutdown: with an interval longer than the
+// test, the checkpoint taken at shutdown covers every stored event.
+func TestServePublishesCheckpointOnShutdown(t *testing.T) {
+	dir := t.TempDir()
+	cmdLog(t, dir, &fcevents.Generator{}, []string{"fca_logShutdown000000000000"}, 5, time.Unix(1705312800, 0))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var errOut bytes.Buffer
+	addr := freePort(t)
+	go func() {
+		done <- run(ctx, []string{"serve", "--dev", "--data-dir", dir, "--listen", addr, "--checkpoint-interval", "1h"}, nil, io.Discard, &errOut)
+	}()
+	waitReady(t, "http://"+addr+"/readyz")
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve: %d %s", code, errOut.String())
+	}
+	code, out, stderr := runCmd(t, context.Background(), "log", "checkpoint", "--data-dir", dir)
+	if code != 0 || !strings.HasPrefix(out, "fcaudit/") || strings.Split(out, "\n")[1] != "5" {
+		t.Fatalf("checkpoint after shutdown: %d %q %q", code, out, stderr)
+	}
+}
+
+// TestLogOnEventStoreDB: the log commands say the backend does not support
+// them.
+func TestLogOnEventStoreDB(t *testing.T) {
+	srv := esdbtest.Start(t)
+	code, _, errOut := runCmd(t, context.Background(), "log", "checkpoint", "--eventstore", srv.ConnString(), "--data-dir", t.TempDir())
+	if code != 1 || !strings.Contains(errOut, translog.ErrNotSupported.Error()) {
+		t.Fatalf("log checkpoint on EventStoreDB: %d %q", code, errOut)
+	}
+}
