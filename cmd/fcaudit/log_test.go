@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/internal/fcevents"
+	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"
 	"github.com/fcaudit/fcaudit/store/sqlite"
 	"github.com/fcaudit/fcaudit/translog"
@@ -137,5 +139,104 @@ func TestLogOnEventStoreDB(t *testing.T) {
 	code, _, errOut := runCmd(t, context.Background(), "log", "checkpoint", "--eventstore", srv.ConnString(), "--data-dir", t.TempDir())
 	if code != 1 || !strings.Contains(errOut, translog.ErrNotSupported.Error()) {
 		t.Fatalf("log checkpoint on EventStoreDB: %d %q", code, errOut)
+	}
+}
+
+// TestVerifyForkDetection: verify recomputes the tree and compares it with
+// the published checkpoints and a held signed checkpoint (--against). A
+// body edited and its stream re-chained passes every chain check, but not
+// these.
+func TestVerifyForkDetection(t *testing.T) {
+	ctx := context.Background()
+	accounts := []string{"fca_forkAccountA00000000000", "fca_forkAccountB00000000000"}
+	dir := t.TempDir()
+	cmdLog(t, dir, &fcevents.Generator{}, accounts, 4, time.Unix(1705312800, 0).UTC())
+	code, held, errOut := runCmd(t, ctx, "log", "checkpoint", "--publish", "--data-dir", dir)
+	if code != 0 {
+		t.Fatalf("publish: %d %s", code, errOut)
+	}
+	heldFile := filepath.Join(t.TempDir(), "held.checkpoint")
+	if err := os.WriteFile(heldFile, []byte(held), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, vkey, _ := runCmd(t, ctx, "log", "key", "--data-dir", dir)
+	vkey = strings.TrimSpace(vkey)
+	code, out, errOut := runCmd(t, ctx, "verify", "--data-dir", dir, "--against", heldFile, "--key", vkey)
+	if code != 0 || !strings.Contains(out, "Merkle tree of 8 leaves, 1 published and 1 held checkpoints confirmed") {
+		t.Fatalf("verify of an intact log: %d %q %q", code, out, errOut)
+	}
+
+	// Rewrite event 3's body and re-chain its stream; drop the tree.
+	db, err := sql.Open("sqlite", filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var stream string
+	if err := db.QueryRow(`SELECT stream FROM events WHERE position = 3`).Scan(&stream); err != nil {
+		t.Fatal(err)
+	}
+	rewriteAndRechain(t, db, 3, stream)
+	for _, q := range []string{`DELETE FROM merkle_frontier`, `DELETE FROM merkle_tiles`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, _ = runCmd(t, ctx, "verify", "--data-dir", dir, "--skip-metadata")
+	if code != 1 || !strings.Contains(out, "DAMAGED log: published checkpoint of tree size 8: its root differs") || strings.Contains(out, "DAMAGED stream") {
+		t.Fatalf("verify after a re-chained rewrite: %d %q", code, out)
+	}
+	// The attacker also removes the published checkpoints: the held one
+	// still exposes the rewrite.
+	if _, err := db.Exec(`DELETE FROM log_checkpoints`); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := runCmd(t, ctx, "verify", "--data-dir", dir, "--skip-metadata"); code != 0 {
+		t.Fatalf("without any checkpoint the rewrite is expected to pass the chain checks: %d %q", code, out)
+	}
+	code, out, _ = runCmd(t, ctx, "verify", "--data-dir", dir, "--skip-metadata", "--against", heldFile, "--key", vkey)
+	if code != 1 || !strings.Contains(out, "DAMAGED log: held checkpoint fcaudit/") {
+		t.Fatalf("verify --against a held checkpoint after a rewrite: %d %q", code, out)
+	}
+}
+
+// rewriteAndRechain replaces the body at pos and recomputes its stream's
+// chain, as an attacker with write access would.
+func rewriteAndRechain(t *testing.T, db *sql.DB, pos int, stream string) {
+	t.Helper()
+	var body []byte
+	if err := db.QueryRow(`SELECT body FROM events WHERE position = ?`, pos).Scan(&body); err != nil {
+		t.Fatal(err)
+	}
+	body = bytes.Replace(body, []byte(`"livemode"`), []byte(`"livemode" `), 1)
+	sum := sha256.Sum256(body)
+	if _, err := db.Exec(`UPDATE events SET body = ?, body_sha256 = ? WHERE position = ?`, body, sum[:], pos); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query(`SELECT position, event_id, body_sha256, received_at FROM events WHERE stream = ? ORDER BY revision`, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		pos  int64
+		id   string
+		sum  []byte
+		recv int64
+	}
+	var rs []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.pos, &r.id, &r.sum, &r.recv); err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	rows.Close()
+	prev := store.ChainSeed(stream)
+	for _, r := range rs {
+		prev = store.ChainHash(prev, [32]byte(r.sum), r.id, time.UnixMicro(r.recv).UTC())
+		if _, err := db.Exec(`UPDATE events SET chain_hash = ? WHERE position = ?`, prev[:], r.pos); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
