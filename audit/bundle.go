@@ -81,9 +81,7 @@ func WriteBundle(h *History, dir string, now time.Time) (*BundleResult, error) {
 		return nil, err
 	}
 	files[BundleCSV] = bytes.Clone(buf.Bytes())
-	bodyFile := func(e *store.RecordedEvent) string {
-		return fmt.Sprintf("%s/%06d_%s.json", BundleBodies, e.Revision, safeName(e.ID))
-	}
+	bodyFile := bundleBodyFile
 	for i := range h.Events {
 		files[bodyFile(&h.Events[i])] = h.Events[i].Data
 	}
@@ -95,7 +93,14 @@ func WriteBundle(h *History, dir string, now time.Time) (*BundleResult, error) {
 	if files[BundleProof], err = marshalIndent(proof); err != nil {
 		return nil, fmt.Errorf("write bundle: chain proof: %w", err)
 	}
-	files[BundleReadme] = []byte(bundleReadme(h, &proof))
+	readme := bundleReadme(h, &proof)
+	if h.LogProofs != nil {
+		if files[BundleLogProof], err = marshalIndent(h.LogProofs); err != nil {
+			return nil, fmt.Errorf("write bundle: log proof: %w", err)
+		}
+		readme += logProofReadme(h.LogProofs)
+	}
+	files[BundleReadme] = []byte(readme)
 
 	m := Manifest{Version: 1, Account: h.Account, Stream: h.Stream, GeneratedAt: now.UTC().Format(time.RFC3339),
 		Events: len(h.Selected), StreamHead: proof.Head, ChainIntact: proof.Intact}
@@ -123,6 +128,11 @@ func WriteBundle(h *History, dir string, now time.Time) (*BundleResult, error) {
 	}
 	sum := sha256.Sum256(files[BundleManifest])
 	return &BundleResult{Dir: dir, ManifestSHA256: hex.EncodeToString(sum[:]), Files: len(files)}, nil
+}
+
+// bundleBodyFile names an event's body file inside a bundle.
+func bundleBodyFile(e *store.RecordedEvent) string {
+	return fmt.Sprintf("%s/%06d_%s.json", BundleBodies, e.Revision, safeName(e.ID))
 }
 
 // prepareDir creates dir or accepts an empty one: a bundle never mixes with

@@ -41,8 +41,9 @@ func newExportCommand(f *factory) *cobra.Command {
 seconds). --bundle DIR (a new or empty directory) also writes an evidence
 bundle: records.ndjson, events.csv, status_timeline.json, chain_proof.json
 (every revision's body hash and chain hash, with the recipe to recompute
-them), bodies/ (the exact bytes) and manifest.json (SHA-256 of every file),
-plus README.txt for the auditor. The SHA-256 of manifest.json is printed:
+them), bodies/ (the exact bytes), log_proof.json (each event's Merkle
+inclusion proof against the latest signed log checkpoint, embedded store only)
+and manifest.json (SHA-256 of every file), plus README.txt for the auditor. The SHA-256 of manifest.json is printed:
 record it.
 
 The stream's hash chain is checked while exporting; when it is broken the
@@ -111,6 +112,9 @@ func runExport(ctx context.Context, f *factory, o *exportOptions) error {
 	}
 	fmt.Fprintf(f.errOut, "exported %d of %d events of account %s\n", len(h.Selected), len(h.Events), o.account)
 	if o.bundle != "" {
+		if err := addLogProofs(ctx, f, st, h); err != nil {
+			return err
+		}
 		res, err := audit.WriteBundle(h, o.bundle, o.now())
 		if err != nil {
 			return err
