@@ -229,10 +229,22 @@ not covered by the checkpoint yet or the proof does not check.`,
 				if err != nil {
 					return err
 				}
-				if cp, err = checkpoint.Parse(noteText(latest.Note)); err != nil {
-					return err
+				key := vkey
+				if key == "" {
+					if k, _, err := logKey(ctx, f, l, o.keyFile, false); err == nil {
+						key = k.VerifierKey
+					}
 				}
-				cp.Note = latest.Note
+				if key != "" {
+					cp, err = checkpoint.Open(latest.Note, key)
+				} else {
+					// No key to check it with: the kept note is used as is.
+					cp, err = checkpoint.Parse(noteText(latest.Note))
+					cp.Note = latest.Note
+				}
+				if err != nil {
+					return &exitError{code: exitFailure, msg: fmt.Sprintf("latest checkpoint: %v", err)}
+				}
 			}
 			ev, err := st.EventByID(ctx, event)
 			if err != nil {
