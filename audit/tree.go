@@ -88,7 +88,7 @@ func (t *treeCheck) add(e *store.RecordedEvent) {
 	if !t.on {
 		return
 	}
-	h := translog.LeafHash(translog.LeafData(e))
+	h := translog.LeafHashOf(e)
 	t.tree.Append(h[:])
 	if _, ok := t.want[t.tree.Size()]; ok {
 		t.roots[t.tree.Size()] = t.tree.Root()

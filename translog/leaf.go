@@ -35,7 +35,24 @@ const receivedAtLayout = "2006-01-02T15:04:05.000000Z"
 // microseconds, Provenance as decoded from storage), so that the leaf
 // computed in the append path equals the one recomputed from a read.
 func LeafData(e *store.RecordedEvent) []byte {
-	b := make([]byte, 0, 256+len(e.ID)+len(e.Stream))
+	return appendLeafData(make([]byte, 0, leafCap(e)), e)
+}
+
+func leafCap(e *store.RecordedEvent) int {
+	n := 200 + len(e.ID) + len(e.Stream) + len(e.Source)
+	if p := e.Provenance; p != nil {
+		n += 160 + len(p.SignatureHeader) + len(p.SecretFingerprint) + len(p.Note)
+	}
+	return n
+}
+
+// LeafHashOf returns LeafHash(LeafData(e)) without keeping the leaf data.
+func LeafHashOf(e *store.RecordedEvent) [32]byte {
+	b := appendLeafData(append(make([]byte, 0, 1+leafCap(e)), 0), e)
+	return sha256.Sum256(b)
+}
+
+func appendLeafData(b []byte, e *store.RecordedEvent) []byte {
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, LeafVersion, 10)
 	b = append(b, `,"id":`...)

@@ -23,6 +23,9 @@ func TestLeafDataLayout(t *testing.T) {
 	if got := string(LeafData(&e)); got != want {
 		t.Fatalf("leaf data\n got %s\nwant %s", got, want)
 	}
+	if LeafHashOf(&e) != LeafHash(LeafData(&e)) {
+		t.Fatal("LeafHashOf differs from LeafHash(LeafData)")
+	}
 	if !json.Valid(LeafData(&e)) {
 		t.Fatal("leaf data is not JSON")
 	}

@@ -75,7 +75,7 @@ type leafRec struct {
 // leafOf computes the leaf hash of an event as stored.
 func leafOf(e *store.Event, stream string, rev uint64, body [32]byte) [32]byte {
 	rec := store.RecordedEvent{Event: *e, Stream: stream, Revision: rev, BodySHA256: body}
-	return translog.LeafHash(translog.LeafData(&rec))
+	return translog.LeafHashOf(&rec)
 }
 
 // loadTree reads the tree state inside the writer's transaction.
@@ -192,7 +192,7 @@ func (w *writer) catchUp(ctx context.Context, t *translog.Tree, upTo uint64) err
 			if uint64(evs[i].Position) != t.Size()+1 {
 				return fmt.Errorf("%w: position %d is missing from the log (an event was removed?)", translog.ErrCorrupt, t.Size()+1)
 			}
-			h := translog.LeafHash(translog.LeafData(&evs[i]))
+			h := translog.LeafHashOf(&evs[i])
 			t.Append(h[:])
 		}
 	}
