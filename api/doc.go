@@ -8,7 +8,12 @@
 // envelope {"error":{"type":…,"message":…}}. The signature policy lives in
 // package ingest; api only knows ingest's sentinel errors.
 //
-// api imports store (vocabulary), ingest (error sentinels) and record (the
-// event JSON); never a backend. Other packages add /v1 routes through
+// The verifiable log's routes (log.go) serve Config.Log: GET
+// /v1/log/checkpoint without a token (witnesses fetch it), the inclusion and
+// consistency proofs behind it; without a Log they answer 501 not_supported.
+//
+// api imports store (vocabulary), ingest (error sentinels), record (the
+// event JSON) and translog (the verifiable log's interface); never a
+// backend. Other packages add /v1 routes through
 // Config.Routes.
 package api
