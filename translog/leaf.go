@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"hash"
 	"strconv"
 	"time"
 
@@ -20,22 +21,23 @@ const receivedAtLayout = "2006-01-02T15:04:05.000000Z"
 // LeafData returns the bytes hashed as e's leaf: a JSON object with exactly
 // these members, in this order, no whitespace:
 //
-//	{"v":1,"id":…,"stream":…,"revision":…,"received_at":…,"source":…,
-//	 "body_sha256":…,"provenance":null|{"signature_header":…,"signed_at":…,
-//	 "secret_fingerprint":…,"verified_at":…,"note":…}}
+//	{"v":1,"id":…,"stream":…,"received_at":…,"source":…,"body_sha256":…,
+//	 "provenance":null|{"signature_header":…,"signed_at":…,
+//	 "secret_fingerprint":…,"verified_at":…,"note":…},"revision":…}
 //
 // Strings are encoded as Go's encoding/json encodes them; received_at is UTC
 // with exactly six fractional digits; body_sha256 is lower-case hex;
 // verified_at is RFC 3339 with nanoseconds as needed (time.RFC3339Nano, UTC).
 // The body hash commits to everything Stripe sent (type, created, livemode,
 // account, …); the rest commits to what fcaudit recorded about it, so
-// switching an event's source or provenance changes its leaf.
+// switching an event's source or provenance changes its leaf. The revision
+// comes last because the writer learns it last (StartLeaf).
 //
 // e must be the event as the backend stores it (ReceivedAt truncated to
 // microseconds, Provenance as decoded from storage), so that the leaf
 // computed in the append path equals the one recomputed from a read.
 func LeafData(e *store.RecordedEvent) []byte {
-	return appendLeafData(make([]byte, 0, leafCap(e)), e)
+	return appendRevision(appendLeafPrefix(make([]byte, 0, leafCap(e)), e), e.Revision)
 }
 
 func leafCap(e *store.RecordedEvent) int {
@@ -48,19 +50,48 @@ func leafCap(e *store.RecordedEvent) int {
 
 // LeafHashOf returns LeafHash(LeafData(e)) without keeping the leaf data.
 func LeafHashOf(e *store.RecordedEvent) [32]byte {
-	b := appendLeafData(append(make([]byte, 0, 1+leafCap(e)), 0), e)
-	return sha256.Sum256(b)
+	b := append(make([]byte, 0, 1+leafCap(e)), 0)
+	return sha256.Sum256(appendRevision(appendLeafPrefix(b, e), e.Revision))
 }
 
-func appendLeafData(b []byte, e *store.RecordedEvent) []byte {
+// PartialLeaf is a leaf hash computed up to the revision: an appender
+// starts it (StartLeaf) before the writer, which alone knows the revision,
+// finishes it, so most of the hashing runs outside the serial writer.
+type PartialLeaf struct{ h hash.Hash }
+
+// StartLeaf hashes 0x00 and the leaf data of e, to be stored in stream
+// with body hash body, up to its revision.
+func StartLeaf(e *store.Event, stream string, body [32]byte) PartialLeaf {
+	rec := store.RecordedEvent{Event: *e, Stream: stream, BodySHA256: body}
+	b := appendLeafPrefix(append(make([]byte, 0, 1+leafCap(&rec)), 0), &rec)
+	h := sha256.New()
+	h.Write(b)
+	return PartialLeaf{h: h}
+}
+
+// Finish returns the leaf hash for the given revision. Call it once.
+func (p PartialLeaf) Finish(revision uint64) [32]byte {
+	var buf [24]byte
+	p.h.Write(appendRevision(buf[:0], revision))
+	var out [32]byte
+	p.h.Sum(out[:0])
+	return out
+}
+
+func appendRevision(b []byte, rev uint64) []byte {
+	b = append(b, `,"revision":`...)
+	b = strconv.AppendUint(b, rev, 10)
+	return append(b, '}')
+}
+
+// appendLeafPrefix appends the leaf data up to (without) the revision.
+func appendLeafPrefix(b []byte, e *store.RecordedEvent) []byte {
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, LeafVersion, 10)
 	b = append(b, `,"id":`...)
 	b = appendString(b, e.ID)
 	b = append(b, `,"stream":`...)
 	b = appendString(b, e.Stream)
-	b = append(b, `,"revision":`...)
-	b = strconv.AppendUint(b, e.Revision, 10)
 	b = append(b, `,"received_at":"`...)
 	b = e.ReceivedAt.UTC().AppendFormat(b, receivedAtLayout)
 	b = append(b, `","source":`...)
@@ -83,7 +114,7 @@ func appendLeafData(b []byte, e *store.RecordedEvent) []byte {
 		b = appendString(b, p.Note)
 		b = append(b, '}')
 	}
-	return append(b, '}')
+	return b
 }
 
 func appendString(b []byte, s string) []byte {

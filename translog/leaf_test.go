@@ -18,13 +18,16 @@ func TestLeafDataLayout(t *testing.T) {
 				VerifiedAt: time.Date(2026, 12, 4, 20, 28, 15, 5, time.UTC), Note: `a "<note>"`}},
 		Stream: "fcaccount-fca_1", Revision: 3, BodySHA256: sha256.Sum256([]byte("{}")),
 	}
-	want := `{"v":1,"id":"evt_1","stream":"fcaccount-fca_1","revision":3,"received_at":"2026-12-04T20:28:15.123456Z","source":"webhook","body_sha256":"` +
-		hex.EncodeToString(e.BodySHA256[:]) + `","provenance":{"signature_header":"t=1,v1=ab","signed_at":1,"secret_fingerprint":"00ff","verified_at":"2026-12-04T20:28:15.000000005Z","note":"a \"\u003cnote\u003e\""}}`
+	want := `{"v":1,"id":"evt_1","stream":"fcaccount-fca_1","received_at":"2026-12-04T20:28:15.123456Z","source":"webhook","body_sha256":"` +
+		hex.EncodeToString(e.BodySHA256[:]) + `","provenance":{"signature_header":"t=1,v1=ab","signed_at":1,"secret_fingerprint":"00ff","verified_at":"2026-12-04T20:28:15.000000005Z","note":"a \"\u003cnote\u003e\""},"revision":3}`
 	if got := string(LeafData(&e)); got != want {
 		t.Fatalf("leaf data\n got %s\nwant %s", got, want)
 	}
 	if LeafHashOf(&e) != LeafHash(LeafData(&e)) {
 		t.Fatal("LeafHashOf differs from LeafHash(LeafData)")
+	}
+	if StartLeaf(&e.Event, e.Stream, e.BodySHA256).Finish(e.Revision) != LeafHash(LeafData(&e)) {
+		t.Fatal("StartLeaf/Finish differs from LeafHash(LeafData)")
 	}
 	if !json.Valid(LeafData(&e)) {
 		t.Fatal("leaf data is not JSON")
@@ -34,7 +37,7 @@ func TestLeafDataLayout(t *testing.T) {
 		t.Fatalf("parse: %+v, %v", l, err)
 	}
 	e.Provenance = nil
-	if got := string(LeafData(&e)); got[len(got)-len(`"provenance":null}`):] != `"provenance":null}` {
+	if got := string(LeafData(&e)); got[len(got)-len(`"provenance":null,"revision":3}`):] != `"provenance":null,"revision":3}` {
 		t.Fatalf("no provenance: %s", got)
 	}
 	// Every committed field changes the leaf.

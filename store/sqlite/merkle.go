@@ -72,12 +72,6 @@ type leafRec struct {
 	hash [32]byte
 }
 
-// leafOf computes the leaf hash of an event as stored.
-func leafOf(e *store.Event, stream string, rev uint64, body [32]byte) [32]byte {
-	rec := store.RecordedEvent{Event: *e, Stream: stream, Revision: rev, BodySHA256: body}
-	return translog.LeafHashOf(&rec)
-}
-
 // loadTree reads the tree state inside the writer's transaction.
 func (w *writer) loadTree(ctx context.Context) (*translog.Tree, error) {
 	var (

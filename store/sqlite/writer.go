@@ -28,6 +28,8 @@ type request struct {
 	stream   string
 	expected store.ExpectedRevision
 	events   []store.Event
+	sums     [][32]byte             // SHA-256 of each event's Data
+	partial  []translog.PartialLeaf // each event's leaf hash up to its revision; nil without the tree
 	sql      string
 
 	checkpoint *translog.Checkpoint // kindCheckpoint
@@ -63,12 +65,23 @@ func (s *Store) Append(ctx context.Context, stream string, expected store.Expect
 		return nil, fmt.Errorf("append %s: %w", stream, err)
 	}
 	evs := make([]store.Event, len(events))
+	// Hashing needs no revision except the leaf's last member: done here,
+	// in the caller's goroutine, it keeps the serial writer short.
+	sums := make([][32]byte, len(events))
+	var leaves []translog.PartialLeaf
+	if !s.opts.withoutTree {
+		leaves = make([]translog.PartialLeaf, len(events))
+	}
 	for i, e := range events {
 		// What is stored is what the chain hashes: keep microseconds, UTC.
 		e.ReceivedAt = e.ReceivedAt.Truncate(time.Microsecond).UTC()
 		evs[i] = e
+		sums[i] = sha256.Sum256(e.Data)
+		if leaves != nil {
+			leaves[i] = translog.StartLeaf(&evs[i], stream, sums[i])
+		}
 	}
-	r := &request{ctx: ctx, kind: kindAppend, stream: stream, expected: expected, events: evs, done: make(chan struct{})}
+	r := &request{ctx: ctx, kind: kindAppend, stream: stream, expected: expected, events: evs, sums: sums, partial: leaves, done: make(chan struct{})}
 	if err := s.submit(r); err != nil {
 		return nil, fmt.Errorf("append %s: %w", stream, err)
 	}
@@ -548,7 +561,7 @@ func (w *writer) apply(ctx context.Context, r *request, heads map[string]streamH
 	}
 	res := make([]store.Appended, len(r.events))
 	for i, e := range r.events {
-		body := sha256.Sum256(e.Data)
+		body := r.sums[i]
 		chain := store.ChainHash(h.chain, body, e.ID, e.ReceivedAt)
 		var ca, prov any
 		if e.ConnectAccount != "" {
@@ -585,8 +598,8 @@ func (w *writer) apply(ctx context.Context, r *request, heads map[string]streamH
 		res[i] = store.Appended{ID: e.ID, Stream: r.stream, Revision: uint64(next), Position: store.Position(pos)}
 		h = streamHead{exists: true, last: next, chain: chain}
 		r.inserted++
-		if !w.s.opts.withoutTree {
-			r.leaves = append(r.leaves, leafRec{pos: store.Position(pos), hash: leafOf(&e, r.stream, uint64(next), body)})
+		if r.partial != nil {
+			r.leaves = append(r.leaves, leafRec{pos: store.Position(pos), hash: r.partial[i].Finish(uint64(next))})
 		}
 		if record {
 			r.recorded = append(r.recorded, recordedAs(e, r.stream, uint64(next), store.Position(pos), body, chain, prov))
