@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"hash"
 	"strconv"
 	"time"
 
@@ -54,28 +53,25 @@ func LeafHashOf(e *store.RecordedEvent) [32]byte {
 	return sha256.Sum256(appendRevision(appendLeafPrefix(b, e), e.Revision))
 }
 
-// PartialLeaf is a leaf hash computed up to the revision: an appender
-// starts it (StartLeaf) before the writer, which alone knows the revision,
-// finishes it, so most of the hashing runs outside the serial writer.
-type PartialLeaf struct{ h hash.Hash }
+// PartialLeaf is a leaf computed up to the revision: an appender starts it
+// (StartLeaf) before the writer, which alone knows the revision, finishes
+// it, so the formatting runs outside the serial writer.
+type PartialLeaf struct{ b []byte }
 
-// StartLeaf hashes 0x00 and the leaf data of e, to be stored in stream
+// maxRevisionSuffix bounds `,"revision":N}`.
+const maxRevisionSuffix = len(`,"revision":}`) + 20
+
+// StartLeaf formats 0x00 and the leaf data of e, to be stored in stream
 // with body hash body, up to its revision.
 func StartLeaf(e *store.Event, stream string, body [32]byte) PartialLeaf {
 	rec := store.RecordedEvent{Event: *e, Stream: stream, BodySHA256: body}
-	b := appendLeafPrefix(append(make([]byte, 0, 1+leafCap(&rec)), 0), &rec)
-	h := sha256.New()
-	h.Write(b)
-	return PartialLeaf{h: h}
+	b := make([]byte, 0, 1+leafCap(&rec)+maxRevisionSuffix)
+	return PartialLeaf{b: appendLeafPrefix(append(b, 0), &rec)}
 }
 
 // Finish returns the leaf hash for the given revision. Call it once.
 func (p PartialLeaf) Finish(revision uint64) [32]byte {
-	var buf [24]byte
-	p.h.Write(appendRevision(buf[:0], revision))
-	var out [32]byte
-	p.h.Sum(out[:0])
-	return out
+	return sha256.Sum256(appendRevision(p.b, revision))
 }
 
 func appendRevision(b []byte, rev uint64) []byte {
