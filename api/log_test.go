@@ -206,8 +206,7 @@ func TestRewrittenHistoryFailsConsistency(t *testing.T) {
 			rewrite(t, db)
 			// Cover the tracks: drop the tree and the checkpoints, so
 			// fcaudit rebuilds the tree from the rewritten log.
-			mustExec(t, db, `DELETE FROM merkle_frontier`)
-			mustExec(t, db, `DELETE FROM merkle_tiles`)
+			mustExec(t, db, `DELETE FROM merkle_tree`)
 			mustExec(t, db, `DELETE FROM log_checkpoints`)
 			db.Close()
 

@@ -106,7 +106,7 @@ func TestLogCommands(t *testing.T) {
 	}
 
 	// Rewrite: switch a source, drop the tree so fcaudit rebuilds it.
-	for _, q := range []string{`UPDATE events SET source = 'backfill' WHERE position = 2`, `DELETE FROM merkle_frontier`, `DELETE FROM merkle_tiles`} {
+	for _, q := range []string{`UPDATE events SET source = 'backfill' WHERE position = 2`, `DELETE FROM merkle_tree`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +185,7 @@ func TestVerifyForkDetection(t *testing.T) {
 		t.Fatal(err)
 	}
 	rewriteAndRechain(t, db, 3, stream)
-	for _, q := range []string{`DELETE FROM merkle_frontier`, `DELETE FROM merkle_tiles`} {
+	for _, q := range []string{`DELETE FROM merkle_tree`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,19 +20,18 @@ import (
 //   - leaf i is the event at position i+1: positions are INTEGER PRIMARY
 //     KEY rowids, assigned max+1 by the single writer and never deleted, so
 //     they have no gaps and leaf index = position - 1;
-//   - merkle_frontier holds the tree size and the compact-range frontier,
-//     merkle_tiles every TileHeight-th level of the tree in tiles of
-//     TileWidth hashes; both are written in the transaction that inserts the
-//     events they cover, so a crash leaves them and the log in agreement;
+//   - merkle_tree holds, at level -1 (idx 0), the tree size (8 bytes, big
+//     endian) followed by the compact-range frontier, and at levels 0, 1, …
+//     every TileHeight-th level of the tree in tiles of TileWidth hashes.
+//     It is written in the transaction that inserts the events it covers,
+//     so a crash leaves it and the log in agreement; one table lets one
+//     multi-row upsert per group commit write the frontier and every
+//     changed tile (each statement costs about as much as an event's
+//     insert, and a group commit holds only a few events);
 //   - log_checkpoints keeps every signed checkpoint published;
 //   - meta 'log_id' names the log in checkpoints' origin line.
 const merkleSchema = `
-CREATE TABLE IF NOT EXISTS merkle_frontier (
-	id     INTEGER PRIMARY KEY CHECK (id = 1),
-	size   INTEGER NOT NULL,
-	hashes BLOB    NOT NULL
-);
-CREATE TABLE IF NOT EXISTS merkle_tiles (
+CREATE TABLE IF NOT EXISTS merkle_tree (
 	level  INTEGER NOT NULL,
 	idx    INTEGER NOT NULL,
 	hashes BLOB    NOT NULL,
@@ -72,28 +72,50 @@ type leafRec struct {
 	hash [32]byte
 }
 
+// frontierLevel is the merkle_tree level of the frontier row.
+const frontierLevel = -1
+
+// encodeFrontier is the frontier row's value: size, then the hashes.
+func encodeFrontier(t *translog.Tree) []byte {
+	f := t.Frontier()
+	b := make([]byte, 8, 8+len(f))
+	binary.BigEndian.PutUint64(b, t.Size())
+	return append(b, f...)
+}
+
+// readFrontier reads the tree size and frontier (size 0 when none yet).
+func readFrontier(ctx context.Context, q queryer) (uint64, []byte, error) {
+	var b []byte
+	err := q.QueryRowContext(ctx, `SELECT hashes FROM merkle_tree WHERE level = -1 AND idx = 0`).Scan(&b)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil, nil
+	case err != nil:
+		return 0, nil, fmt.Errorf("read merkle frontier: %w", err)
+	case len(b) < 8:
+		return 0, nil, fmt.Errorf("%w: frontier row of %d bytes", translog.ErrCorrupt, len(b))
+	}
+	return binary.BigEndian.Uint64(b), b[8:], nil
+}
+
 // loadTree reads the tree state inside the writer's transaction.
 func (w *writer) loadTree(ctx context.Context) (*translog.Tree, error) {
-	var (
-		size     int64
-		frontier []byte
-	)
-	err := w.conn.QueryRowContext(ctx, `SELECT size, hashes FROM merkle_frontier WHERE id = 1`).Scan(&size, &frontier)
-	if errors.Is(err, sql.ErrNoRows) {
+	size, frontier, err := readFrontier(ctx, w.conn)
+	if err != nil {
+		return nil, err
+	}
+	if size == 0 {
 		return translog.NewTree(), nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read merkle frontier: %w", err)
-	}
 	tiles := map[translog.TileID][]byte{}
-	for _, id := range translog.EdgeTiles(uint64(size)) {
+	for _, id := range translog.EdgeTiles(size) {
 		b, err := readTile(ctx, w.conn, id)
 		if err != nil && !errors.Is(err, translog.ErrCorrupt) {
 			return nil, err
 		}
 		tiles[id] = b
 	}
-	return translog.LoadTree(uint64(size), frontier, tiles)
+	return translog.LoadTree(size, frontier, tiles)
 }
 
 type queryer interface {
@@ -102,7 +124,7 @@ type queryer interface {
 
 func readTile(ctx context.Context, q queryer, id translog.TileID) ([]byte, error) {
 	var b []byte
-	err := q.QueryRowContext(ctx, `SELECT hashes FROM merkle_tiles WHERE level = ? AND idx = ?`, id.Level, id.Index).Scan(&b)
+	err := q.QueryRowContext(ctx, `SELECT hashes FROM merkle_tree WHERE level = ? AND idx = ?`, id.Level, id.Index).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: tile %d/%d is missing", translog.ErrCorrupt, id.Level, id.Index)
 	}
@@ -193,16 +215,41 @@ func (w *writer) catchUp(ctx context.Context, t *translog.Tree, upTo uint64) err
 	return nil
 }
 
+// saveTree writes the frontier and the changed tiles with one multi-row
+// upsert.
 func (w *writer) saveTree(ctx context.Context, t *translog.Tree) error {
-	for _, tl := range t.TakeDirty() {
-		if _, err := w.putTile.ExecContext(ctx, tl.Level, tl.Index, tl.Hashes); err != nil {
-			return fmt.Errorf("write tile %d/%d: %w", tl.Level, tl.Index, err)
-		}
+	tiles := t.TakeDirty()
+	args := make([]any, 0, 3*(len(tiles)+1))
+	args = append(args, frontierLevel, 0, encodeFrontier(t))
+	for _, tl := range tiles {
+		args = append(args, tl.Level, tl.Index, tl.Hashes)
 	}
-	if _, err := w.putFrontier.ExecContext(ctx, t.Size(), t.Frontier()); err != nil {
-		return fmt.Errorf("write merkle frontier: %w", err)
+	st, err := w.putTreeStmt(ctx, len(tiles)+1)
+	if err != nil {
+		return err
+	}
+	if _, err := st.ExecContext(ctx, args...); err != nil {
+		return fmt.Errorf("write merkle tree (%d tiles): %w", len(tiles), err)
 	}
 	return nil
+}
+
+// putTreeStmt returns the prepared upsert of n merkle_tree rows.
+func (w *writer) putTreeStmt(ctx context.Context, n int) (*sql.Stmt, error) {
+	if st, ok := w.putTree[n]; ok {
+		return st, nil
+	}
+	q := `INSERT INTO merkle_tree (level, idx, hashes) VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, n-1) +
+		` ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes`
+	st, err := w.conn.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("prepare merkle tree upsert: %w", err)
+	}
+	if w.putTree == nil {
+		w.putTree = map[int]*sql.Stmt{}
+	}
+	w.putTree[n] = st
+	return st, nil
 }
 
 // buildTree brings the tree up to the log before the writer starts: a log
@@ -345,28 +392,21 @@ func (s *Store) withTree(ctx context.Context, f func(size uint64, frontier []byt
 		return s.readErr(ctx, err)
 	}
 	defer tx.Rollback()
-	var (
-		size     int64
-		frontier []byte
-		head     sql.NullInt64
-	)
-	err = tx.QueryRowContext(ctx, `SELECT size, hashes FROM merkle_frontier WHERE id = 1`).Scan(&size, &frontier)
-	if errors.Is(err, sql.ErrNoRows) {
-		size, err = 0, nil
-	}
+	size, frontier, err := readFrontier(ctx, tx)
 	if err != nil {
 		return s.treeErr(ctx, err)
 	}
+	var head sql.NullInt64
 	if err := tx.QueryRowContext(ctx, `SELECT max(position) FROM events`).Scan(&head); err != nil {
 		return s.readErr(ctx, err)
 	}
-	switch {
-	case size < head.Int64:
+	switch n := uint64(head.Int64); {
+	case size < n:
 		return translog.ErrNotBuilt
-	case size > head.Int64:
-		return fmt.Errorf("%w: the tree covers %d events but the log holds %d (events were removed?)", translog.ErrCorrupt, size, head.Int64)
+	case size > n:
+		return fmt.Errorf("%w: the tree covers %d events but the log holds %d (events were removed?)", translog.ErrCorrupt, size, n)
 	}
-	return f(uint64(size), frontier, func(id translog.TileID) ([]byte, error) { return readTile(ctx, tx, id) })
+	return f(size, frontier, func(id translog.TileID) ([]byte, error) { return readTile(ctx, tx, id) })
 }
 
 // TreeHead implements translog.Log.

@@ -148,7 +148,7 @@ func TestMerkleTreeBuiltForExistingLog(t *testing.T) {
 		}
 	}
 	// Turn the file back into a version 2 log.
-	for _, q := range []string{`DROP TABLE merkle_frontier`, `DROP TABLE merkle_tiles`, `DROP TABLE log_checkpoints`,
+	for _, q := range []string{`DROP TABLE merkle_tree`, `DROP TABLE log_checkpoints`,
 		`DELETE FROM meta WHERE key = 'log_id'`, `PRAGMA user_version = 2`} {
 		if err := s.execWrite(ctx, q); err != nil {
 			t.Fatal(err)

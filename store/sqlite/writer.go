@@ -178,7 +178,7 @@ type writer struct {
 	conn *sql.Conn
 
 	byID, head, insert, ping, dataVersion *sql.Stmt
-	putTile, putFrontier                  *sql.Stmt
+	putTree                               map[int]*sql.Stmt // merkle_tree upserts by row count (merkle.go)
 
 	// tree is the Merkle tree as committed (merkle.go); nil means "load it
 	// from the file in the next transaction": after another connection
@@ -221,10 +221,6 @@ func (s *Store) newWriter() (*writer, error) {
 		api_version, connect_account, source, body_sha256, chain_hash, provenance, body)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (event_id) DO NOTHING`)
-	prep(&w.putTile, `INSERT INTO merkle_tiles (level, idx, hashes) VALUES (?, ?, ?)
-		ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes`)
-	prep(&w.putFrontier, `INSERT INTO merkle_frontier (id, size, hashes) VALUES (1, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET size = excluded.size, hashes = excluded.hashes`)
 	prep(&w.ping, `INSERT INTO meta (key, value) VALUES ('last_ping', ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`)
 	if err != nil {
