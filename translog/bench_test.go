@@ -43,3 +43,14 @@ func BenchmarkTreeAppend(b *testing.B) {
 		t.Append(h[:])
 	}
 }
+
+func BenchmarkStartLeaf(b *testing.B) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	e := store.Event{ID: "evt_1OeXkQ2eZvKYlo2CqT7hN3aB", Source: store.SourceWebhook, ReceivedAt: now,
+		Provenance: &store.Provenance{SignatureHeader: "t=1700000000,v1=0000000000000000000000000000000000000000000000000000000000000007", SignedAt: 1700000000,
+			SecretFingerprint: "0011223344556677", VerifiedAt: now}}
+	b.ReportAllocs()
+	for b.Loop() {
+		StartLeaf(&e, "fcaccount-fca_1OeXkQ2eZvKYlo2CqT7hN3aB", [32]byte{}).Finish(12)
+	}
+}

@@ -89,7 +89,7 @@ func appendLeafPrefix(b []byte, e *store.RecordedEvent) []byte {
 	b = append(b, `,"stream":`...)
 	b = appendString(b, e.Stream)
 	b = append(b, `,"received_at":"`...)
-	b = e.ReceivedAt.UTC().AppendFormat(b, receivedAtLayout)
+	b = appendMicros(b, e.ReceivedAt.UTC())
 	b = append(b, `","source":`...)
 	b = appendString(b, e.Source)
 	b = append(b, `,"body_sha256":"`...)
@@ -105,12 +105,69 @@ func appendLeafPrefix(b []byte, e *store.RecordedEvent) []byte {
 		b = append(b, `,"secret_fingerprint":`...)
 		b = appendString(b, p.SecretFingerprint)
 		b = append(b, `,"verified_at":"`...)
-		b = p.VerifiedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = appendRFC3339Nano(b, p.VerifiedAt.UTC())
 		b = append(b, `","note":`...)
 		b = appendString(b, p.Note)
 		b = append(b, '}')
 	}
 	return b
+}
+
+// appendMicros is t.AppendFormat(b, receivedAtLayout) for a UTC time,
+// without the layout interpreter (it runs once per appended event).
+func appendMicros(b []byte, t time.Time) []byte {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return t.AppendFormat(b, receivedAtLayout)
+	}
+	b = appendDateTime(b, t)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1000, 6)
+	return append(b, 'Z')
+}
+
+// appendRFC3339Nano is t.AppendFormat(b, time.RFC3339Nano) for a UTC time:
+// the fraction without trailing zeros, none when zero.
+func appendRFC3339Nano(b []byte, t time.Time) []byte {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return t.AppendFormat(b, time.RFC3339Nano)
+	}
+	b = appendDateTime(b, t)
+	if ns := t.Nanosecond(); ns != 0 {
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		b = append(b, '.')
+		b = appendDigits(b, ns, digits)
+	}
+	return append(b, 'Z')
+}
+
+func appendDateTime(b []byte, t time.Time) []byte {
+	y, mo, d := t.Date()
+	h, mi, sec := t.Clock()
+	b = appendDigits(b, y, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(mo), 2)
+	b = append(b, '-')
+	b = appendDigits(b, d, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, h, 2)
+	b = append(b, ':')
+	b = appendDigits(b, mi, 2)
+	b = append(b, ':')
+	return appendDigits(b, sec, 2)
+}
+
+// appendDigits appends v (>= 0) zero-padded to n digits.
+func appendDigits(b []byte, v, n int) []byte {
+	var buf [9]byte
+	for i := n - 1; i >= 0; i-- {
+		buf[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, buf[:n]...)
 }
 
 func appendString(b []byte, s string) []byte {

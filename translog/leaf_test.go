@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -55,6 +56,30 @@ func TestLeafDataLayout(t *testing.T) {
 		mut(&c)
 		if string(LeafData(&c)) == string(base) {
 			t.Errorf("changing %s leaves the leaf data unchanged", name)
+		}
+	}
+}
+
+// TestTimeFormatsMatchLayouts: the hand-written formatters equal
+// time.AppendFormat for random UTC times, with and without fractions.
+func TestTimeFormatsMatchLayouts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 20000; i++ {
+		tm := time.Unix(rng.Int64N(1<<36)-1<<34, 0).UTC()
+		switch i % 4 {
+		case 1:
+			tm = tm.Add(time.Duration(rng.IntN(1e9)))
+		case 2:
+			tm = tm.Add(time.Duration(rng.IntN(1e6)) * time.Microsecond)
+		case 3:
+			tm = tm.Add(time.Duration(rng.IntN(1000)) * time.Millisecond)
+		}
+		if got, want := string(appendRFC3339Nano(nil, tm)), tm.Format(time.RFC3339Nano); got != want {
+			t.Fatalf("RFC3339Nano of %v: %s, want %s", tm, got, want)
+		}
+		tu := tm.Truncate(time.Microsecond)
+		if got, want := string(appendMicros(nil, tu)), tu.Format(receivedAtLayout); got != want {
+			t.Fatalf("micros of %v: %s, want %s", tu, got, want)
 		}
 	}
 }
