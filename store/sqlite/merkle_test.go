@@ -18,6 +18,7 @@ import (
 
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/translog"
+	"github.com/fcaudit/fcaudit/translog/logtest"
 )
 
 // recompute builds the tree from the events as reads return them, the way
@@ -245,42 +246,6 @@ func tamper(t *testing.T, path, q string) {
 	}
 }
 
-// TestCheckpointsKeptAndChecked: AddCheckpoint keeps checkpoints the tree
-// supports and refuses the others.
-func TestCheckpointsKeptAndChecked(t *testing.T) {
-	ctx := context.Background()
-	s := openTest(t, filepath.Join(t.TempDir(), FileName), Options{})
-	if _, err := s.LatestCheckpoint(ctx); !errors.Is(err, translog.ErrNoCheckpoint) {
-		t.Fatalf("latest of none: %v", err)
-	}
-	for i := range 10 {
-		if _, err := s.Append(ctx, "fcaccount-x", store.AnyRevision, testEvent(fmt.Sprintf("evt_%d", i), i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, _ := s.TreeHead(ctx)
-	old, _ := s.RootAt(ctx, 4)
-	for _, cp := range []translog.Checkpoint{{Head: h, Note: []byte("n10")}, {Head: translog.Head{Size: 4, Root: old}, Note: []byte("n4")}, {Head: h, Note: []byte("again")}} {
-		if err := s.AddCheckpoint(ctx, cp); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.AddCheckpoint(ctx, translog.Checkpoint{Head: translog.Head{Size: 11, Root: h.Root}}); !errors.Is(err, translog.ErrTreeSize) {
-		t.Fatalf("checkpoint beyond the tree: %v", err)
-	}
-	if err := s.AddCheckpoint(ctx, translog.Checkpoint{Head: translog.Head{Size: 5, Root: old}}); !errors.Is(err, translog.ErrCorrupt) {
-		t.Fatalf("checkpoint with a wrong root: %v", err)
-	}
-	cps, err := s.Checkpoints(ctx)
-	if err != nil || len(cps) != 2 || cps[0].Size != 4 || string(cps[1].Note) != "n10" {
-		t.Fatalf("checkpoints: %+v, %v", cps, err)
-	}
-	latest, err := s.LatestCheckpoint(ctx)
-	if err != nil || latest.Size != 10 {
-		t.Fatalf("latest: %+v, %v", latest, err)
-	}
-}
-
 // TestCrashBetweenAppendsAndCheckpoints SIGKILLs a child that appends
 // concurrently and keeps checkpoints of its tree as it goes; after each
 // crash the tree equals the log, every kept checkpoint is a prefix of it,
@@ -368,4 +333,12 @@ func runAppendCheckpoint(s *Store) int {
 			os.Exit(4)
 		}
 	}
+}
+
+// TestLogContract runs the translog.Log contract suite.
+func TestLogContract(t *testing.T) {
+	logtest.Run(t, logtest.Backend{New: func(t testing.TB) (store.Store, translog.Log) {
+		s := openTest(t, filepath.Join(t.TempDir(), FileName), Options{})
+		return s, s
+	}})
 }
