@@ -137,6 +137,11 @@ func runVerify(ctx context.Context, f *factory, o *verifyOptions) error {
 			}
 		}
 	}
+	if o.against != "" && !signedAgainst && opts.Tree == nil {
+		if b, err := os.ReadFile(o.against); err == nil && bytes.HasPrefix(b, []byte(checkpoint.OriginPrefix)) {
+			return &exitError{code: exitFailure, msg: fmt.Sprintf("verify --against %s: a signed log checkpoint: %v", o.against, translog.ErrNotSupported)}
+		}
+	}
 	if o.against != "" && !signedAgainst {
 		cp, err := audit.ReadCheckpoint(o.against)
 		if errors.Is(err, audit.ErrCheckpointTampered) {
