@@ -170,25 +170,6 @@ func (t *Tree) TakeDirty() []Tile {
 	return out
 }
 
-// Clone returns an independent copy, so a writer can extend the copy and
-// keep the original should its transaction roll back.
-func (t *Tree) Clone() *Tree {
-	hs := t.rng.Hashes()
-	cp := make([][]byte, len(hs))
-	for i, h := range hs {
-		cp[i] = append([]byte(nil), h...)
-	}
-	rng, _ := factory.NewRange(0, t.rng.End(), cp) // same shape: cannot fail
-	c := &Tree{rng: rng, edge: make([]Tile, len(t.edge)), dirty: make(map[TileID][]byte, len(t.dirty))}
-	for i, e := range t.edge {
-		c.edge[i] = Tile{TileID: e.TileID, Hashes: append(make([]byte, 0, TileWidth*HashSize), e.Hashes...)}
-	}
-	for id, h := range t.dirty {
-		c.dirty[id] = append([]byte(nil), h...)
-	}
-	return c
-}
-
 // ReadTileFunc returns the stored hashes of a tile (possibly more than a
 // caller needs: tiles only grow). A missing tile is an error.
 type ReadTileFunc func(id TileID) ([]byte, error)
