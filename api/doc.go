@@ -29,8 +29,13 @@
 // Every test of this package serves through a check of its requests and
 // answers against it (docs/api.md): change a route and the document together.
 //
+// The verifiable log's routes (log.go) serve Config.Log: GET
+// /v1/log/checkpoint without a token (witnesses fetch it), the inclusion and
+// consistency proofs behind it; without a Log they answer 501 not_supported.
+//
 // api imports store (vocabulary), ingest (error sentinels), record (the
-// event JSON), and projections, replay, audit and backfill for the types of
-// the interfaces above; never a backend. It is the only package that
+// event JSON), translog (the verifiable log's interface), and projections,
+// replay, audit and backfill for the types of the interfaces above; never a
+// backend. It is the only package that
 // imports gorilla/mux.
 package api

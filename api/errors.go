@@ -12,6 +12,7 @@ import (
 	"github.com/fcaudit/fcaudit/projections"
 	"github.com/fcaudit/fcaudit/replay"
 	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/translog"
 )
 
 // Error types of the JSON error envelope (interface.md).
@@ -99,6 +100,12 @@ func classify(err error) (int, errorDetail) {
 		return http.StatusNotFound, errorDetail{Type: TypeNotFound, Message: err.Error()}
 	case errors.Is(err, errBusy):
 		return http.StatusServiceUnavailable, errorDetail{Type: TypeServerBusy, Message: err.Error()}
+	case errors.Is(err, translog.ErrNotSupported):
+		return http.StatusNotImplemented, errorDetail{Type: TypeNotSupported, Message: err.Error()}
+	case errors.Is(err, translog.ErrNoCheckpoint):
+		return http.StatusNotFound, errorDetail{Type: TypeNotFound, Message: err.Error()}
+	case errors.Is(err, translog.ErrNotBuilt), errors.Is(err, translog.ErrCorrupt):
+		return http.StatusServiceUnavailable, errorDetail{Type: TypeLogNotReady, Message: err.Error()}
 	case errors.Is(err, store.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, errorDetail{Type: TypePayloadTooLarge,
 			Message: "the event is larger than the event log accepts in one append; retrying cannot help"}

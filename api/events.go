@@ -253,7 +253,7 @@ func (s *Server) handleGetEvent(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, record.From(&ev))
+	writeJSON(w, http.StatusOK, s.withLeafIndex(&ev))
 }
 
 // handleGetEventBody serves the stored body byte for byte, so auditors can

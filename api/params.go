@@ -15,18 +15,21 @@ import (
 // silently ignored. A route missing here accepts none.
 // TestRouteParamsDocumented keeps openapi.yaml's parameters equal to this.
 var routeParams = map[string][]string{
-	"/v1/events":               {"limit", "starting_after", "type", "since", "until", "after_position"},
-	"/v1/events/{id}":          nil,
-	"/v1/events/{id}/body":     nil,
-	"/v1/accounts/{id}/events": {"limit", "starting_after", "type", "since", "until", "order"},
-	"/v1/accounts":             {"limit", "starting_after", "status", "institution", "livemode"},
-	"/v1/accounts/{id}":        {"as_of", "known_at"},
-	"/v1/accounts/{id}/verify": nil,
-	"/v1/replays":              {"limit", "starting_after"},
-	"/v1/replays/{id}":         nil,
-	"/v1/reconciliation":       nil,
-	"/v1/openapi.json":         nil,
-	"/v1/openapi.yaml":         nil,
+	"/v1/events":                {"limit", "starting_after", "type", "since", "until", "after_position"},
+	"/v1/events/{id}":           nil,
+	"/v1/events/{id}/body":      nil,
+	"/v1/accounts/{id}/events":  {"limit", "starting_after", "type", "since", "until", "order"},
+	"/v1/accounts":              {"limit", "starting_after", "status", "institution", "livemode"},
+	"/v1/accounts/{id}":         {"as_of", "known_at"},
+	"/v1/accounts/{id}/verify":  nil,
+	"/v1/replays":               {"limit", "starting_after"},
+	"/v1/replays/{id}":          nil,
+	"/v1/reconciliation":        nil,
+	"/v1/openapi.json":          nil,
+	"/v1/openapi.yaml":          nil,
+	"/v1/log/checkpoint":        nil,
+	"/v1/log/proof/inclusion":   {"event", "tree_size"},
+	"/v1/log/proof/consistency": {"from", "to"},
 }
 
 // listParamNames are the parameters that take several values (repeated,

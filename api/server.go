@@ -17,6 +17,7 @@ import (
 
 	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/translog"
 )
 
 // Reader is the part of the event log the query API reads.
@@ -41,6 +42,8 @@ const DefaultMaxBodyBytes = 1 << 20
 type Config struct {
 	Store  Reader
 	Ingest Ingester
+	// Log serves /v1/log (log.go); nil: those routes answer 501.
+	Log translog.Log
 	// Tokens are the accepted bearer tokens for /v1. None: every /v1
 	// request is refused with 401.
 	Tokens []string
@@ -161,6 +164,7 @@ func (s *Server) routes() *mux.Router {
 	// refuses query parameters (it takes none).
 	r.Handle("/v1/openapi.json", s.checkParams(serveDocument("application/json", openapiJSON))).Methods(http.MethodGet).Name("openapi_json")
 	r.Handle("/v1/openapi.yaml", s.checkParams(serveDocument("application/yaml", openapiYAML))).Methods(http.MethodGet).Name("openapi_yaml")
+	s.publicLogRoutes(r) // witnesses fetch checkpoints without a token
 
 	v1 := r.PathPrefix("/v1").Subrouter()
 	v1.Use(s.checkParams)
@@ -168,6 +172,7 @@ func (s *Server) routes() *mux.Router {
 	v1.HandleFunc("/events/{id}", s.handleGetEvent).Methods(http.MethodGet).Name("get_event")
 	v1.HandleFunc("/events/{id}/body", s.handleGetEventBody).Methods(http.MethodGet).Name("get_event_body")
 	v1.HandleFunc("/accounts/{id}/events", s.handleAccountEvents).Methods(http.MethodGet).Name("account_events")
+	s.logRoutes(v1)
 	if s.cfg.Accounts != nil {
 		v1.HandleFunc("/accounts", s.handleListAccounts).Methods(http.MethodGet).Name("list_accounts")
 		// {id} matches one path segment, so /accounts/{id}/events is untouched.
@@ -317,7 +322,7 @@ func isV1(p string) bool {
 // answered 405 by the router, as on any public path).
 func isPublic(r *http.Request) bool {
 	switch r.URL.Path {
-	case "/v1/openapi.json", "/v1/openapi.yaml":
+	case "/v1/openapi.json", "/v1/openapi.yaml", "/v1/log/checkpoint":
 		return true
 	}
 	return false

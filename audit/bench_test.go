@@ -54,7 +54,8 @@ func BenchmarkVerifyVsScan(b *testing.B) {
 	for _, mode := range []struct {
 		name string
 		opts VerifyOptions
-	}{{"full", VerifyOptions{}}, {"skip-metadata", VerifyOptions{SkipMetadata: true}}} {
+	}{{"full", VerifyOptions{}}, {"skip-metadata", VerifyOptions{SkipMetadata: true}},
+		{"full+tree", VerifyOptions{Tree: ro}}} {
 		b.Run(mode.name, func(b *testing.B) {
 			b.ReportAllocs()
 			var scanDur, verifyDur time.Duration

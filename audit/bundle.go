@@ -159,12 +159,7 @@ func bundleFiles(h *History, now time.Time) (map[string][]byte, error) {
 		return nil, err
 	}
 	files[BundleCSV] = bytes.Clone(buf.Bytes())
-	bodyFile := func(e *store.RecordedEvent) string {
-		// The revision makes the name unique; the id, cut short, is for
-		// people. A name stays far below NAME_MAX (255 bytes) whatever
-		// the id's length.
-		return fmt.Sprintf("%s/%06d_%s.json", BundleBodies, e.Revision, safeName(e.ID, maxBodyNameID))
-	}
+	bodyFile := bundleBodyFile
 	for i := range h.Events {
 		files[bodyFile(&h.Events[i])] = h.Events[i].Data
 	}
@@ -176,7 +171,14 @@ func bundleFiles(h *History, now time.Time) (map[string][]byte, error) {
 	if files[BundleProof], err = marshalIndent(proof); err != nil {
 		return nil, fmt.Errorf("write bundle: chain proof: %w", err)
 	}
-	files[BundleReadme] = []byte(bundleReadme(h, &proof))
+	readme := bundleReadme(h, &proof)
+	if h.LogProofs != nil {
+		if files[BundleLogProof], err = marshalIndent(h.LogProofs); err != nil {
+			return nil, fmt.Errorf("write bundle: log proof: %w", err)
+		}
+		readme += logProofReadme(h.LogProofs)
+	}
+	files[BundleReadme] = []byte(readme)
 
 	m := Manifest{Version: 1, Account: h.Account, Stream: h.Stream, GeneratedAt: now.UTC().Format(time.RFC3339),
 		Events: len(h.Selected), StreamHead: proof.Head, ChainIntact: proof.Intact}
@@ -199,6 +201,13 @@ func bundleFiles(h *History, now time.Time) (map[string][]byte, error) {
 		return nil, fmt.Errorf("write bundle: manifest: %w", err)
 	}
 	return files, nil
+}
+
+// bundleBodyFile names an event's body file inside a bundle: the revision
+// makes the name unique; the id, cut short, is for people. A name stays far
+// below NAME_MAX (255 bytes) whatever the id's length.
+func bundleBodyFile(e *store.RecordedEvent) string {
+	return fmt.Sprintf("%s/%06d_%s.json", BundleBodies, e.Revision, safeName(e.ID, maxBodyNameID))
 }
 
 // prepareDir checks that dir is absent or empty (a bundle never mixes with

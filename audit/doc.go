@@ -8,6 +8,10 @@
 //   - Checkpoints (WriteCheckpoint, ReadCheckpoint, VerifyOptions.Against)
 //     let an auditor who kept an earlier checkpoint outside the system prove
 //     that every stream still holds exactly that prefix.
+//   - With VerifyOptions.Tree, Verify also recomputes the log's Merkle tree
+//     and compares it with the stored tree and every published or held
+//     signed checkpoint (tree.go: fork detection); AddLogProofs adds each
+//     exported event's inclusion proof to a bundle (logproof.go).
 //   - Export and WriteBundle write an account's history for auditors (NDJSON,
 //     CSV) and an evidence bundle with a chain proof and a manifest of SHA-256
 //     sums.
@@ -16,6 +20,7 @@
 // never appends, updates or deletes. It imports store (vocabulary and the
 // chain definition), record (the event JSON), fc (ParseEnvelope and
 // StreamFor, to re-derive an event's metadata from its body exactly as ingest
-// did) and projections (the account_status fold, for status timelines);
-// never a backend, nor api.
+// did), projections (the account_status fold, for status timelines),
+// translog and translog/checkpoint (the tree, leaves and signed
+// checkpoints); never a backend, nor api.
 package audit

@@ -81,6 +81,8 @@ type History struct {
 	// Check is the chain check of the whole stream.
 	Check   *StreamReport
 	Options ExportOptions
+	// LogProofs, when set (AddLogProofs), adds log_proof.json to bundles.
+	LogProofs *LogProofs
 }
 
 // ErrUnknownAccount is returned by LoadHistory for an account without events.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/internal/atomicfile"
+	"github.com/fcaudit/fcaudit/translog"
 )
 
 // ExportFormats are the formats Export writes.
@@ -30,6 +31,9 @@ type ExportRequest struct {
 	// evidence bundle generated at Now.
 	Bundle string
 	Now    time.Time
+	// Log, when set, adds each bundled event's Merkle inclusion proof
+	// against the log's latest signed checkpoint (log_proof.json).
+	Log translog.Log
 }
 
 // ExportResult says what Export wrote.
@@ -45,6 +49,12 @@ type ExportResult struct {
 	// intact. The export is written all the same (it is evidence too), but
 	// the run has failed.
 	Broken *Break
+	// NoProofs says why the bundle holds no inclusion proofs ("" when it
+	// does, or when there is no bundle); NotCovered counts the bundled
+	// events that arrived after the checkpoint the proofs are against.
+	NoProofs   string
+	NotCovered int
+	TreeSize   uint64
 }
 
 // ErrExportFormat is returned for a format Export does not know.
@@ -89,12 +99,30 @@ func Export(ctx context.Context, r StreamReader, req ExportRequest) (ExportResul
 	}
 	res.Written, res.Selected, res.Total = true, len(h.Selected), len(h.Events)
 	if req.Bundle != "" {
+		switch err := addLogProofs(ctx, h, req.Log); {
+		case errors.Is(err, translog.ErrNoCheckpoint):
+			res.NoProofs = "no checkpoint published yet (fcaudit log checkpoint --publish)"
+		case errors.Is(err, translog.ErrNotSupported):
+			res.NoProofs = err.Error()
+		case err != nil:
+			return res, err
+		default:
+			res.NotCovered, res.TreeSize = len(h.LogProofs.NotCovered), h.LogProofs.TreeSize
+		}
 		if res.Bundle, err = WriteBundle(h, req.Bundle, req.Now); err != nil {
 			return res, err
 		}
 	}
 	res.Broken = h.Check.FirstBroken
 	return res, nil
+}
+
+// addLogProofs adds the inclusion proofs when the event store keeps a tree.
+func addLogProofs(ctx context.Context, h *History, l translog.Log) error {
+	if l == nil {
+		return translog.ErrNotSupported
+	}
+	return AddLogProofs(ctx, h, l)
 }
 
 // writeOutput runs write into stdout ("-") or into path atomically, so a

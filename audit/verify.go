@@ -12,6 +12,8 @@ import (
 	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/ingest"
 	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/translog"
+	"github.com/fcaudit/fcaudit/translog/checkpoint"
 )
 
 // LogReader is the part of the event log Verify reads; store.Store
@@ -123,6 +125,18 @@ type VerifyOptions struct {
 	// holder (Stripe and the operator) can make. Events whose provenance
 	// names a secret that is not given are counted as unchecked.
 	Signatures *ingest.Verifier
+	// Tree, when set, is the log's Merkle tree (Verify only): Verify
+	// recomputes the tree from the events it reads and compares it with
+	// the stored tree and with every checkpoint the log has published
+	// (fork detection; see tree.go).
+	Tree translog.Log
+	// TreeCheckpoints are signed checkpoints an auditor kept (their
+	// signatures already checked); each must be a prefix of the recomputed
+	// tree (Verify only).
+	TreeCheckpoints []checkpoint.Checkpoint
+	// CheckpointKey, when set with Tree, is the verifier key every
+	// published checkpoint's signature must check with.
+	CheckpointKey string
 }
 
 // SignatureCounts tells how many webhooks Verify re-checked against their
@@ -154,10 +168,13 @@ type Report struct {
 	// Signatures counts the signature re-checks (zero without
 	// VerifyOptions.Signatures).
 	Signatures SignatureCounts
+	// Tree is the outcome of the Merkle tree checks (zero without
+	// VerifyOptions.Tree or TreeCheckpoints).
+	Tree TreeReport
 }
 
-// Intact reports whether no stream is damaged.
-func (r *Report) Intact() bool { return len(r.Damaged) == 0 }
+// Intact reports whether no stream is damaged and the tree checks passed.
+func (r *Report) Intact() bool { return len(r.Damaged) == 0 && len(r.Tree.Problems) == 0 }
 
 // chain is the verification state of one stream.
 type chain struct {
@@ -260,6 +277,12 @@ func short(h [32]byte) string { return hex.EncodeToString(h[:8]) }
 // that cannot be read (or ctx cancelled). Verify reads in pages, so it runs
 // beside a process appending to the log.
 func Verify(ctx context.Context, r LogReader, opts VerifyOptions) (*Report, error) {
+	// Published checkpoints before the head: every one then covers a
+	// prefix of what Verify reads.
+	tree, err := newTreeCheck(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
 	head, err := r.Head(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
@@ -296,6 +319,7 @@ func Verify(ctx context.Context, r LogReader, opts VerifyOptions) (*Report, erro
 				cur.name, cur.c = e.Stream, c
 			}
 			cur.c.check(e, sha256.Sum256(e.Data), !opts.SkipMetadata, sig)
+			tree.add(e)
 			rep.Events++
 		}
 		if opts.Progress != nil && len(page) > 0 {
@@ -321,6 +345,9 @@ func Verify(ctx context.Context, r LogReader, opts VerifyOptions) (*Report, erro
 		}
 	}
 	sort.Slice(rep.Damaged, func(i, j int) bool { return rep.Damaged[i].Stream < rep.Damaged[j].Stream })
+	if rep.Tree, err = tree.finish(ctx); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
 	return rep, nil
 }
 

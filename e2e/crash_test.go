@@ -45,7 +45,9 @@ func TestCrashSafety(t *testing.T) {
 
 func crashRound(t *testing.T) {
 	dir := t.TempDir()
-	srv := startServe(t, serveConfig{dataDir: dir})
+	// Checkpoints every 20ms: the kill lands between appends and checkpoint
+	// publication too; verifyChains checks the tree against them.
+	srv := startServe(t, serveConfig{dataDir: dir, extra: []string{"--checkpoint-interval", "20ms"}})
 	l := startLoad(t, srv.url, 16)
 	t.Cleanup(func() { l.stop() })
 

@@ -14,6 +14,7 @@ import (
 	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/atomicfile"
 	"github.com/fcaudit/fcaudit/internal/timearg"
+	"github.com/fcaudit/fcaudit/translog"
 )
 
 type exportOptions struct {
@@ -48,8 +49,9 @@ always; '-' (the default) writes to stdout. --bundle DIR (a new or empty directo
 bundle (built under a temporary name and renamed into place, so DIR is
 complete or absent; files 0600, directories 0700): records.ndjson, events.csv, status_timeline.json, chain_proof.json
 (every revision's body hash and chain hash, with the recipe to recompute
-them), bodies/ (the exact bytes) and manifest.json (SHA-256 of every file),
-plus README.txt for the auditor. The SHA-256 of manifest.json is printed:
+them), bodies/ (the exact bytes), log_proof.json (each event's Merkle
+inclusion proof against the latest signed log checkpoint, embedded store only)
+and manifest.json (SHA-256 of every file), plus README.txt for the auditor. The SHA-256 of manifest.json is printed:
 record it.
 
 The stream's hash chain is checked while exporting; when it is broken the
@@ -119,6 +121,9 @@ func runExport(ctx context.Context, f *factory, o *exportOptions) error {
 		return err
 	}
 	defer st.Close()
+	if l, err := translog.Of(st); err == nil {
+		req.Log = l
+	}
 	res, err := audit.Export(ctx, st, req)
 	if res.Written {
 		fmt.Fprintf(f.errOut, "exported %d of %d events of account %s\n", res.Selected, res.Total, o.account)
@@ -135,6 +140,11 @@ func runExport(ctx context.Context, f *factory, o *exportOptions) error {
 	}
 	if err != nil {
 		return err
+	}
+	if res.NoProofs != "" {
+		fmt.Fprintln(f.errOut, "no Merkle inclusion proofs in the bundle: "+res.NoProofs)
+	} else if res.NotCovered > 0 {
+		fmt.Fprintf(f.errOut, "%d event(s) arrived after the latest checkpoint (tree size %d): no inclusion proof for them\n", res.NotCovered, res.TreeSize)
 	}
 	if b := res.Bundle; b != nil {
 		fmt.Fprintf(f.errOut, "evidence bundle written to %s (%d files); manifest.json SHA-256 %s — record it\n",

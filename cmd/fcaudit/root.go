@@ -122,6 +122,7 @@ verify, export and replay the history.`,
 		newBackupCommand(f),
 		newAccountsCommand(f),
 		newHealthcheckCommand(f),
+		newLogCommand(f),
 		newVersionCommand(f),
 	)
 	root.Version = versionString()

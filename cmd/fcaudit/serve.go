@@ -23,6 +23,7 @@ import (
 	"github.com/fcaudit/fcaudit/metrics"
 	"github.com/fcaudit/fcaudit/replay"
 	"github.com/fcaudit/fcaudit/store/sqlite"
+	"github.com/fcaudit/fcaudit/translog/checkpoint"
 )
 
 type serveOptions struct {
@@ -42,6 +43,9 @@ type serveOptions struct {
 	reconcileEvery time.Duration
 	console        bool
 	trustProxy     bool
+	// checkpointInterval and logKeyFile drive checkpoint publication (log.go).
+	checkpointInterval time.Duration
+	logKeyFile         string
 }
 
 func newServeCommand(f *factory) *cobra.Command {
@@ -93,6 +97,8 @@ no secret is reported and the secrets in use are kept.`,
 	fl.Int64Var(&o.maxInflight, "max-inflight-bytes", api.DefaultMaxInflightBytes, "most webhook body bytes being received at once; beyond it webhooks get 503 unread (Stripe retries)")
 	fl.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
 	fl.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this separate loopback address (e.g. 127.0.0.1:6060); off by default")
+	fl.DurationVar(&o.checkpointInterval, "checkpoint-interval", 10*time.Second, "publish a signed checkpoint of the log's Merkle tree at most this often (and at shutdown) when it has grown")
+	fl.StringVar(&o.logKeyFile, logKeyFlag, os.Getenv("FCAUDIT_LOG_KEY_FILE"), "checkpoint signing key (note signer format); default DATA_DIR/"+checkpoint.DefaultKeyFile+", generated when missing (env FCAUDIT_LOG_KEY_FILE)")
 	fl.DurationVar(&o.reconcileEvery, "reconcile-every", 0, "run 'fcaudit backfill' against Stripe's Events API this often (e.g. 6h; key from STRIPE_API_KEY); 0 = off")
 	addSQLiteVFSFlag(cmd, f)
 	fl.BoolVar(&o.console, "console", true, "serve the web console under /console/ (sign in with an API token)")
@@ -112,6 +118,9 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	}
 	if o.tolerance <= 0 {
 		return flagError("tolerance", fmt.Errorf("must be positive, got %s", o.tolerance))
+	}
+	if o.checkpointInterval <= 0 {
+		return flagError("checkpoint-interval", fmt.Errorf("must be positive, got %s", o.checkpointInterval))
 	}
 	if o.maxBodyBytes <= 0 {
 		return flagError("max-body-bytes", fmt.Errorf("must be positive"))
@@ -203,6 +212,11 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 			Help: "Events under fcaudit's stream prefixes that are not fcaudit events, skipped by reads of the log (EventStoreDB).",
 		}, func() float64 { return float64(fe.ForeignEvents()) }))
 	}
+	tlog, stopCheckpoints, err := startCheckpoints(ctx, f, st, o, log)
+	if err != nil {
+		return err
+	}
+	defer stopCheckpoints()
 	proj, err := startProjections(f, st, log)
 	if err != nil {
 		return err
@@ -251,6 +265,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 		Metrics:          m.Handler(),
 		ObserveRequest:   m.ObserveRequest,
 		Console:          cons,
+		Log:              tlog,
 	})
 	m.RegisterConnections(func() metrics.ConnSample {
 		c := srv.ConnStats()
@@ -292,7 +307,8 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 	if err := srv.Close(drainCtx); err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
-	proj.Stop() // before the store closes
+	stopCheckpoints() // the last checkpoint covers every acknowledged webhook
+	proj.Stop()       // before the store closes
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("close event store: %w", err)
 	}

@@ -1,8 +1,8 @@
 // Package sqlite is fcaudit's embedded event log: one SQLite file (FileName
 // inside the data directory) in WAL mode, implementing store.Store. It
-// imports store and the modernc.org/sqlite driver (pure Go, no cgo), and
-// internal/atomicfile for its file modes (the log and its -wal and -shm are
-// 0600 from creation), never another backend.
+// imports store, translog (the Merkle tree), the modernc.org/sqlite driver
+// (pure Go, no cgo), and internal/atomicfile for its file modes (the log and
+// its -wal and -shm are 0600 from creation), never another backend.
 //
 // # Durability and group commit
 //
@@ -51,6 +51,15 @@
 // Reads are paged (at most 10000 events a query) because a long-lived read
 // snapshot stops the WAL from being reset. The file must be on a local
 // filesystem (WAL uses shared memory).
+//
+// # The Merkle tree
+//
+// Store is also a translog.Log: every event is a leaf of an RFC 6962 Merkle
+// tree (leaf index = position - 1). The writer computes each inserted
+// event's leaf hash in the append and, before COMMIT, extends the tree and
+// writes its frontier and changed tiles in the same transaction, so the tree
+// and the log can never disagree after a crash. Proofs are read from the
+// tiles (merkle.go); checkpoints are kept in log_checkpoints.
 //
 // # Backups
 //

@@ -37,6 +37,8 @@ func runChild(role, path string) int {
 		return 2
 	}
 	switch role {
+	case "append-checkpoint":
+		return runAppendCheckpoint(s)
 	case "append":
 		var (
 			mu sync.Mutex // one line per write, never interleaved
@@ -216,6 +218,7 @@ func TestOtherProcessReadsWhileWriting(t *testing.T) {
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 	verifyChain(t, ro, "fcaccount-0")
+	checkTree(t, ro)
 }
 
 var errDone = errors.New("done")

@@ -29,8 +29,10 @@ const FileName = "events.db"
 // by a newer fcaudit rather than misreading them. Version 2 (same tables)
 // stores new provenance in a binary form (see provVersion); a read-write Open
 // upgrades a version 1 file in place, and reads understand both forms. An
-// fcaudit built for version 1 refuses an upgraded file.
-const schemaVersion = 2
+// fcaudit built for version 1 refuses an upgraded file. Version 3 adds the
+// Merkle tree tables and the log id (merkle.go); an upgraded file's tree is
+// built from its events by the first read-write Open.
+const schemaVersion = 3
 
 // oldestReadable is the oldest schema version a read-only Open accepts.
 const oldestReadable = 1
@@ -73,6 +75,10 @@ type Options struct {
 	// write-combining one of internal/sqlitewc (slower, equally durable):
 	// the off switch for when that VFS is in doubt (see docs/reliability.md).
 	PlainVFS bool
+
+	// withoutTree turns the Merkle tree off; benchmarks only, to measure
+	// what it costs the append path.
+	withoutTree bool
 }
 
 // CommitStats describes one group commit, for OnCommit.
@@ -154,6 +160,13 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("open event log %s: %w", path, err)
+	}
+	if !opts.withoutTree {
+		if err := w.buildTree(); err != nil {
+			w.conn.Close()
+			s.closeDBs()
+			return nil, fmt.Errorf("open event log %s: %w", path, err)
+		}
 	}
 	s.startCheckpointer()
 	go w.run()
@@ -284,10 +297,13 @@ func (s *Store) migrate() error {
 	switch {
 	case err != nil:
 	case v == 0:
-		_, err = conn.ExecContext(ctx, schema)
-	case v == 1:
-		// Same tables; only new provenance values are written differently.
-		_, err = conn.ExecContext(ctx, "PRAGMA user_version = 2")
+		if _, err = conn.ExecContext(ctx, schema); err == nil {
+			err = migrateMerkle(ctx, conn)
+		}
+	case v == 1, v == 2:
+		// Version 2 has the same tables; only new provenance values are
+		// written differently.
+		err = migrateMerkle(ctx, conn)
 	case v > schemaVersion:
 		err = fmt.Errorf("schema version %d is newer than this fcaudit (%d)", v, schemaVersion)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/translog"
 )
 
 type requestKind int
@@ -17,7 +18,8 @@ type requestKind int
 const (
 	kindAppend requestKind = iota
 	kindPing
-	kindExec // tests only: run an arbitrary statement on the write connection
+	kindExec       // tests only: run an arbitrary statement on the write connection
+	kindCheckpoint // keep a signed checkpoint (merkle.go)
 )
 
 // request is one Append or Ping handed to the writer goroutine.
@@ -27,7 +29,11 @@ type request struct {
 	stream   string
 	expected store.ExpectedRevision
 	events   []store.Event
+	sums     [][32]byte             // SHA-256 of each event's Data
+	partial  []translog.PartialLeaf // each event's leaf hash up to its revision; nil without the tree
 	sql      string
+
+	checkpoint *translog.Checkpoint // kindCheckpoint
 
 	// set by the writer before done is closed
 	results  []store.Appended
@@ -40,6 +46,7 @@ type request struct {
 	// inserted as reads will return them.
 	head     streamHead
 	recorded []store.RecordedEvent
+	leaves   []leafRec // the inserted events' leaves, in position order
 }
 
 // Append implements store.Store. Events are validated, queued for the writer
@@ -59,12 +66,23 @@ func (s *Store) Append(ctx context.Context, stream string, expected store.Expect
 		return nil, fmt.Errorf("append %s: %w", stream, err)
 	}
 	evs := make([]store.Event, len(events))
+	// Hashing needs no revision except the leaf's last member: done here,
+	// in the caller's goroutine, it keeps the serial writer short.
+	sums := make([][32]byte, len(events))
+	var leaves []translog.PartialLeaf
+	if !s.opts.withoutTree {
+		leaves = make([]translog.PartialLeaf, len(events))
+	}
 	for i, e := range events {
 		// What is stored is what the chain hashes: keep microseconds, UTC.
 		e.ReceivedAt = e.ReceivedAt.Truncate(time.Microsecond).UTC()
 		evs[i] = e
+		sums[i] = sha256.Sum256(e.Data)
+		if leaves != nil {
+			leaves[i] = translog.StartLeaf(&evs[i], stream, sums[i])
+		}
 	}
-	r := &request{ctx: ctx, kind: kindAppend, stream: stream, expected: expected, events: evs, done: make(chan struct{})}
+	r := &request{ctx: ctx, kind: kindAppend, stream: stream, expected: expected, events: evs, sums: sums, partial: leaves, done: make(chan struct{})}
 	if err := s.submit(r); err != nil {
 		return nil, fmt.Errorf("append %s: %w", stream, err)
 	}
@@ -161,6 +179,12 @@ type writer struct {
 	conn *sql.Conn
 
 	byID, head, insert, ping, dataVersion *sql.Stmt
+	putTree                               map[int]*sql.Stmt // merkle_tree upserts by row count (merkle.go)
+
+	// tree is the Merkle tree as committed (merkle.go); nil means "load it
+	// from the file in the next transaction": after another connection
+	// wrote, or after a transaction that changed it failed.
+	tree *translog.Tree
 
 	// committed caches stream heads this writer committed, sparing the
 	// random read of the head row's chain hash — a page that is rarely in
@@ -262,7 +286,7 @@ type streamHead struct {
 // statement is atomic, so it runs without SAVEPOINT/RELEASE: two statements
 // fewer for the common webhook append.
 func needsSavepoint(r *request) bool {
-	return r.kind == kindExec || (r.kind == kindAppend && len(r.events) > 1)
+	return r.kind == kindExec || r.kind == kindCheckpoint || (r.kind == kindAppend && len(r.events) > 1)
 }
 
 // commit runs one group commit: BEGIN IMMEDIATE, each request (in its own
@@ -312,6 +336,14 @@ func (w *writer) commit(batch []*request) {
 		fail(err)
 		return
 	}
+	// Any failure from here on may leave the in-memory tree ahead of the
+	// file; reload it in the next transaction.
+	committed := false
+	defer func() {
+		if !committed {
+			w.tree = nil
+		}
+	}()
 	// Stream heads written by this transaction, by requests that succeeded
 	// (a request rolled back to its savepoint leaves none). They join the
 	// committed-head cache only once COMMIT succeeds.
@@ -337,7 +369,7 @@ func (w *writer) commit(batch []*request) {
 		}
 		if err != nil {
 			partial := r.inserted > 0
-			r.err, r.results, r.inserted, r.recorded = err, nil, 0, nil
+			r.err, r.results, r.inserted, r.recorded, r.leaves = err, nil, 0, nil, nil
 			switch {
 			case sp:
 				_, err = w.conn.ExecContext(ctx, "ROLLBACK TO req")
@@ -361,12 +393,19 @@ func (w *writer) commit(batch []*request) {
 		}
 		stats.Events += r.inserted
 	}
+	if err := w.extendTree(ctx, live); err != nil {
+		w.rollback()
+		w.s.log.Error("group commit: merkle tree", logkey.Err(err))
+		fail(err)
+		return
+	}
 	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		w.rollback()
 		w.s.log.Error("commit", logkey.Err(err))
 		fail(fmt.Errorf("commit: %w", err))
 		return
 	}
+	committed = true
 	w.remember(heads)
 	if stats.Events > 0 {
 		w.s.nudgeCheckpointer()
@@ -416,6 +455,7 @@ func (w *writer) checkCache(ctx context.Context) error {
 	}
 	if v != w.version {
 		clear(w.committed)
+		w.tree = nil
 		w.version = v
 	}
 	return nil
@@ -488,6 +528,8 @@ func (w *writer) apply(ctx context.Context, r *request, heads map[string]streamH
 	case kindExec:
 		_, err := w.conn.ExecContext(ctx, r.sql)
 		return err
+	case kindCheckpoint:
+		return w.addCheckpoint(ctx, r.checkpoint)
 	}
 	h, err := w.readHead(ctx, r.stream, heads)
 	if err != nil {
@@ -516,7 +558,7 @@ func (w *writer) apply(ctx context.Context, r *request, heads map[string]streamH
 	}
 	res := make([]store.Appended, len(r.events))
 	for i, e := range r.events {
-		body := sha256.Sum256(e.Data)
+		body := r.sums[i]
 		chain := store.ChainHash(h.chain, body, e.ID, e.ReceivedAt)
 		var ca, prov any
 		if e.ConnectAccount != "" {
@@ -553,6 +595,9 @@ func (w *writer) apply(ctx context.Context, r *request, heads map[string]streamH
 		res[i] = store.Appended{ID: e.ID, Stream: r.stream, Revision: uint64(next), Position: store.Position(pos)}
 		h = streamHead{exists: true, last: next, chain: chain}
 		r.inserted++
+		if r.partial != nil {
+			r.leaves = append(r.leaves, leafRec{pos: store.Position(pos), hash: r.partial[i].Finish(uint64(next))})
+		}
 		if record {
 			r.recorded = append(r.recorded, recordedAs(e, r.stream, uint64(next), store.Position(pos), body, chain, prov))
 		}
