@@ -596,7 +596,7 @@ func (c *Console) handleEvent(w http.ResponseWriter, r *http.Request, s *session
 	if !ok {
 		return
 	}
-	d := eventData{Ev: ev, Account: ev.Account(), BodyURL: Prefix + "events/" + url.PathEscape(ev.ID) + "/body"}
+	d := eventData{Ev: ev, Account: fc.AccountOf(ev.Stream), BodyURL: Prefix + "events/" + url.PathEscape(ev.ID) + "/body"}
 	if d.Account != "" {
 		d.AccountURL = Prefix + "accounts/" + url.PathEscape(d.Account)
 	}

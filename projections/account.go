@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -122,7 +123,7 @@ func (s *AccountStatus) outranksSnapshot(r rank) bool {
 // metadata alone: EventsCount, FirstSeenAt, LastEventTimes. It fails for an
 // event that is not in an account stream or belongs to another account.
 func (s *AccountStatus) count(ev *store.RecordedEvent) error {
-	acct := ev.Account()
+	acct := fc.AccountOf(ev.Stream)
 	if acct == "" {
 		return fmt.Errorf("apply %s: stream %q is not an account stream", ev.ID, ev.Stream)
 	}

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/store"
 )
@@ -239,7 +240,7 @@ func (r *Runner) applyLive(ctx context.Context, batches [][]store.RecordedEvent,
 				continue // cannot happen with a correct store; never apply twice
 			}
 			last = ev
-			id := ev.Account()
+			id := fc.AccountOf(ev.Stream)
 			a := accounts[id]
 			if a == nil {
 				a = &liveAccount{s: lc.states[id]}

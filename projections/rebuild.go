@@ -310,8 +310,8 @@ func (b *builder) fold(ctx context.Context, evs []store.RecordedEvent) error {
 	var missing []string
 	if b.evicted {
 		for i := range evs {
-			if _, ok := b.cache[evs[i].Account()]; !ok {
-				missing = append(missing, evs[i].Account())
+			if _, ok := b.cache[fc.AccountOf(evs[i].Stream)]; !ok {
+				missing = append(missing, fc.AccountOf(evs[i].Stream))
 			}
 		}
 		if err := b.loadMissing(ctx, missing); err != nil {
@@ -325,7 +325,7 @@ func (b *builder) fold(ctx context.Context, evs []store.RecordedEvent) error {
 		} else {
 			b.types[ev.Type] = ev.Type
 		}
-		id := ev.Account()
+		id := fc.AccountOf(ev.Stream)
 		e := b.cache[id]
 		if e == nil {
 			e = new(buildEntry)

@@ -38,7 +38,7 @@ func TestDeliverBytesSignaturesAndPerAccountOrder(t *testing.T) {
 	wantOrder := map[string][]string{}
 	for _, ev := range stored {
 		byID[ev.ID] = ev
-		wantOrder[ev.Account()] = append(wantOrder[ev.Account()], ev.ID)
+		wantOrder[fc.AccountOf(ev.Stream)] = append(wantOrder[fc.AccountOf(ev.Stream)], ev.ID)
 	}
 	gotOrder := map[string][]string{}
 	for _, d := range got {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/store"
 )
@@ -79,7 +80,7 @@ func WritePlan(ctx context.Context, r Reader, sel Selection, w io.Writer, opts O
 		if _, already := t.add(ev.Position); already {
 			continue
 		}
-		acct := ev.Account()
+		acct := fc.AccountOf(ev.Stream)
 		if acct == "" {
 			acct = "-"
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/record"
 	"github.com/fcaudit/fcaudit/store"
 )
@@ -18,7 +19,7 @@ import (
 func planLines(evs []store.RecordedEvent) string {
 	var b strings.Builder
 	for _, ev := range evs {
-		fmt.Fprintf(&b, "%d\t%s\t%s\t%s\n", ev.Position, ev.ID, ev.Type, ev.Account())
+		fmt.Fprintf(&b, "%d\t%s\t%s\t%s\n", ev.Position, ev.ID, ev.Type, fc.AccountOf(ev.Stream))
 	}
 	return b.String()
 }
@@ -47,10 +48,10 @@ func TestSelectionFilters(t *testing.T) {
 	}{
 		{"all", Selection{}, stored},
 		{"one account", Selection{Accounts: []string{"fca_seed0001"}},
-			keep(func(ev store.RecordedEvent, _ int) bool { return ev.Account() == "fca_seed0001" })},
+			keep(func(ev store.RecordedEvent, _ int) bool { return fc.AccountOf(ev.Stream) == "fca_seed0001" })},
 		{"two accounts", Selection{Accounts: []string{"fca_seed0003", "fca_seed0000"}},
 			keep(func(ev store.RecordedEvent, _ int) bool {
-				return ev.Account() == "fca_seed0000" || ev.Account() == "fca_seed0003"
+				return fc.AccountOf(ev.Stream) == "fca_seed0000" || fc.AccountOf(ev.Stream) == "fca_seed0003"
 			})},
 		{"type glob", Selection{Types: []string{"financial_connections.account.refreshed_*"}},
 			keep(func(ev store.RecordedEvent, _ int) bool {
@@ -66,7 +67,7 @@ func TestSelectionFilters(t *testing.T) {
 		{"limit", Selection{Limit: 3}, stored[:3]},
 		{"account + limit + from", Selection{Accounts: []string{"fca_seed0002"}, FromPosition: stored[5].Position, Limit: 2},
 			keep(func(ev store.RecordedEvent, i int) bool {
-				return ev.Account() == "fca_seed0002" && i > 5 && i < 5+2*4+1
+				return fc.AccountOf(ev.Stream) == "fca_seed0002" && i > 5 && i < 5+2*4+1
 			})},
 		{"nothing", Selection{Types: []string{"customer.*"}}, nil},
 	}

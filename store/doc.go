@@ -2,9 +2,8 @@
 // Revision, Position — the Store interface every backend implements, and the
 // sentinel errors callers test with errors.Is.
 //
-// It imports only the standard library and fc (the Financial Connections
-// vocabulary, itself stdlib-only), for the account a stream belongs to
-// (RecordedEvent.Account). Backends live in sub-packages
+// It imports only the standard library (the Financial Connections
+// vocabulary, stream naming included, is package fc's). Backends live in sub-packages
 // (store/sqlite, store/esdb) which never import each other; store/storetest is
 // the contract suite every backend must pass.
 //

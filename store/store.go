@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/fcaudit/fcaudit/fc"
 )
 
 // Sources of events. Only SourceWebhook, SourceBackfill and SourceImport are
@@ -23,25 +21,6 @@ const (
 // SystemStreamPrefix starts the streams of fcaudit's own records (e.g.
 // fcaudit-replays). Stripe events are filed by fc.StreamFor.
 const SystemStreamPrefix = "fcaudit-"
-
-// AccountStreamPrefix and ObjectStreamPrefix are fc's stream prefixes.
-//
-// Deprecated: use fc.AccountStreamPrefix and fc.ObjectStreamPrefix; these
-// remain only so that code written against them keeps compiling.
-const (
-	AccountStreamPrefix = fc.AccountStreamPrefix
-	ObjectStreamPrefix  = fc.ObjectStreamPrefix
-)
-
-// AccountStream is fc.AccountStream.
-//
-// Deprecated: use fc.AccountStream.
-func AccountStream(accountID string) string { return fc.AccountStream(accountID) }
-
-// AccountOf is fc.AccountOf.
-//
-// Deprecated: use fc.AccountOf.
-func AccountOf(stream string) string { return fc.AccountOf(stream) }
 
 // Position is an event's place in the global log. Positions strictly increase
 // in store order; they need not be contiguous (EventStoreDB's are byte
@@ -121,9 +100,6 @@ type RecordedEvent struct {
 	BodySHA256 [32]byte
 	ChainHash  [32]byte
 }
-
-// Account returns the FC account id for events in an account stream, else "".
-func (r *RecordedEvent) Account() string { return fc.AccountOf(r.Stream) }
 
 // Appended reports the outcome of one event of an append.
 type Appended struct {

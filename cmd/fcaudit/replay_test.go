@@ -274,8 +274,8 @@ func TestReplayCommandDryRunAndNDJSON(t *testing.T) {
 	var want strings.Builder
 	var wantIDs []string
 	for _, ev := range stored {
-		if ev.Account() == "fca_cmdreplay002" && strings.HasPrefix(ev.Type, "financial_connections.account.refreshed_") {
-			fmt.Fprintf(&want, "%d\t%s\t%s\t%s\n", ev.Position, ev.ID, ev.Type, ev.Account())
+		if fc.AccountOf(ev.Stream) == "fca_cmdreplay002" && strings.HasPrefix(ev.Type, "financial_connections.account.refreshed_") {
+			fmt.Fprintf(&want, "%d\t%s\t%s\t%s\n", ev.Position, ev.ID, ev.Type, fc.AccountOf(ev.Stream))
 			wantIDs = append(wantIDs, ev.ID)
 		}
 	}

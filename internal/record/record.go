@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 )
 
@@ -53,7 +54,7 @@ func From(e *store.RecordedEvent) Record {
 		Provenance: e.Provenance,
 		Payload:    json.RawMessage(e.Data),
 	}
-	if a := e.Account(); a != "" {
+	if a := fc.AccountOf(e.Stream); a != "" {
 		r.Account = &a
 	}
 	if e.ConnectAccount != "" {

@@ -91,7 +91,7 @@ func TestServerSizeRefusal(t *testing.T) {
 func TestEarlyRefusal(t *testing.T) {
 	srv := esdbtest.Start(t)
 	s := open(t, srv.ConnString())
-	srv.SetACL(&esdbtest.ACL{User: "fcaudit", DenyWrite: []string{store.AccountStreamPrefix}})
+	srv.SetACL(&esdbtest.ACL{User: "fcaudit", DenyWrite: []string{fc.AccountStreamPrefix}})
 	for i := range 10 {
 		a, b := bigEvent(fmt.Sprintf("evt_denied_a%d", i), 200<<10), bigEvent(fmt.Sprintf("evt_denied_b%d", i), 200<<10)
 		_, err := s.Append(ctx(t), fc.AccountStream("fca_denied"), store.AnyRevision, a, b)
