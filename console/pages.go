@@ -54,7 +54,7 @@ var funcs = template.FuncMap{
 	"list":      func(s ...string) []string { return s },
 	// shortType drops the prefix every FC account event type shares.
 	"shortType": func(s string) string {
-		if t, ok := strings.CutPrefix(s, "financial_connections.account."); ok && t != "" {
+		if t, ok := strings.CutPrefix(s, fc.AccountEventPrefix); ok && t != "" {
 			return "account." + t
 		}
 		return clip(maxShown, s)

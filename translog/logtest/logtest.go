@@ -17,6 +17,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
+	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/translog"
 )
@@ -33,7 +34,7 @@ func Run(t *testing.T, b Backend) {
 }
 
 func event(id string, i int) store.Event {
-	e := store.Event{ID: id, Type: "financial_connections.account.created", Data: []byte(`{"id":"` + id + `","n":` + fmt.Sprint(i) + `}`),
+	e := store.Event{ID: id, Type: fc.TypeCreated, Data: []byte(`{"id":"` + id + `","n":` + fmt.Sprint(i) + `}`),
 		ReceivedAt: time.Now(), Source: store.SourceWebhook}
 	if i%3 != 0 {
 		e.Provenance = &store.Provenance{SignatureHeader: "t=1,v1=" + id, SignedAt: int64(i), SecretFingerprint: "0011223344556677",
