@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,10 +33,11 @@ func newLogEnv(t *testing.T, path string, key checkpoint.Key) *logEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Registered before newServer's cleanup, so it runs after the server
+	// is closed.
+	t.Cleanup(func() { st.Close() })
 	v, _ := ingest.NewVerifier([]string{secret}, 5*time.Minute)
-	s := api.NewServer(api.Config{Store: st, Ingest: ingest.NewService(v, st, ingest.ServiceOptions{}), Tokens: []string{token}, Log: st})
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(func() { srv.Close(); st.Close() })
+	srv := newServer(t, api.Config{Store: st, Ingest: ingest.NewService(v, st, ingest.ServiceOptions{}), Tokens: []string{token}, Log: st})
 	id, err := st.LogID(context.Background())
 	if err != nil {
 		t.Fatal(err)
