@@ -370,3 +370,55 @@ func TestOpenAPILogExamplesAreReal(t *testing.T) {
 		t.Errorf("consistency example: %v", err)
 	}
 }
+
+// TestLogUnavailable: a tree that does not cover the log (a file no
+// read-write open has brought up to date: the tree was dropped) answers 503
+// log_not_ready, and a closed event log 503 store_unavailable, both with
+// Retry-After, on the public route as on the proofs.
+func TestLogUnavailable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	e := newLogEnv(t, path, checkpoint.Key{})
+	e.ingestAll(t, fixtures(t)[:3])
+	e.checkpointNow()
+	e.srv.Close()
+	e.store.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, `DELETE FROM merkle_tree`)
+	db.Close()
+
+	st, err := sqlite.Open(path, sqlite.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv := newServer(t, api.Config{Store: st, Tokens: []string{token}, Log: st})
+	check := func(path string, auth bool, wantType string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		if auth {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), `"type":"`+wantType+`"`) {
+			t.Errorf("GET %s: %d (Retry-After %q) %s, want 503 %s", path, resp.StatusCode, resp.Header.Get("Retry-After"), b, wantType)
+		}
+	}
+	evs, err := st.ReadAll(context.Background(), store.ReadOptions{})
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("read: %d, %v", len(evs), err)
+	}
+	check("/v1/log/proof/consistency?from=1&to=2", true, api.TypeLogNotReady)
+	check("/v1/log/proof/inclusion?event="+evs[0].ID+"&tree_size=2", true, api.TypeLogNotReady)
+	st.Close()
+	check("/v1/log/checkpoint", false, api.TypeStoreUnavailable)
+	check("/v1/log/proof/consistency?from=1&to=2", true, api.TypeStoreUnavailable)
+	check("/v1/log/proof/inclusion?event="+evs[0].ID+"&tree_size=2", true, api.TypeStoreUnavailable)
+}
