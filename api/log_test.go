@@ -1,17 +1,21 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/fcaudit/fcaudit/api"
 	"github.com/fcaudit/fcaudit/ingest"
@@ -34,10 +38,11 @@ func newLogEnv(t *testing.T, path string, key checkpoint.Key) *logEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Registered before newServer's cleanup, so it runs after the server
+	// is closed.
+	t.Cleanup(func() { st.Close() })
 	v, _ := ingest.NewVerifier([]string{secret}, 5*time.Minute)
-	s := api.NewServer(api.Config{Store: st, Ingest: ingest.NewService(v, st, ingest.ServiceOptions{}), Tokens: []string{token}, Log: st})
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(func() { srv.Close(); st.Close() })
+	srv := newServer(t, api.Config{Store: st, Ingest: ingest.NewService(v, st, ingest.ServiceOptions{}), Tokens: []string{token}, Log: st})
 	id, err := st.LogID(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +147,19 @@ func TestLogProofsCheckIndependently(t *testing.T) {
 	} {
 		if code, _, b := e.raw(path, true); code != want {
 			t.Errorf("GET %s: %d %s, want %d", path, code, b, want)
+		}
+	}
+	// An empty value is the parameter left out (openapi.yaml's rule).
+	for withEmpty, without := range map[string]string{
+		"/v1/log/proof/inclusion?event=" + evs[1].ID + "&tree_size=": "/v1/log/proof/inclusion?event=" + evs[1].ID,
+		"/v1/log/proof/inclusion?event=&tree_size=3":                 "/v1/log/proof/inclusion?tree_size=3",
+		"/v1/log/proof/consistency?from=4&to=":                       "/v1/log/proof/consistency?from=4",
+		"/v1/log/proof/consistency?from=&to=3":                       "/v1/log/proof/consistency?to=3",
+	} {
+		code, _, got := e.raw(withEmpty, true)
+		wantCode, _, want := e.raw(without, true)
+		if code != wantCode || !bytes.Equal(got, want) {
+			t.Errorf("GET %s: %d %s; without the parameter: %d %s", withEmpty, code, got, wantCode, want)
 		}
 	}
 	if code, _, _ := e.raw("/v1/log/proof/consistency?from=1&to=2", false); code != 401 {
@@ -264,4 +282,143 @@ func rechain(t *testing.T, db *sql.DB, stream string) {
 		prev = store.ChainHash(prev, sum, r.id, time.UnixMicro(r.recv).UTC())
 		mustExec(t, db, `UPDATE events SET chain_hash = ? WHERE position = ?`, prev[:], r.pos)
 	}
+}
+
+// TestLogCheckpointBeforeAndHead: before the first checkpoint the public
+// route and the proofs that default to it answer 404; after it, HEAD
+// answers the note's length without a body, without a token either.
+func TestLogCheckpointBeforeAndHead(t *testing.T) {
+	e := newLogEnv(t, filepath.Join(t.TempDir(), sqlite.FileName), checkpoint.Key{})
+	e.ingestAll(t, fixtures(t)[:2])
+	for path, auth := range map[string]bool{"/v1/log/checkpoint": false, "/v1/log/proof/consistency?from=1": true,
+		"/v1/log/proof/inclusion?event=evt_1OeXkR2eZvKYlo2C4nS0pGxA": true} {
+		if code, _, b := e.raw(path, auth); code != 404 || !strings.Contains(string(b), api.TypeNotFound) {
+			t.Errorf("GET %s before any checkpoint: %d %s, want 404", path, code, b)
+		}
+	}
+	head := func() *http.Response {
+		req, _ := http.NewRequest(http.MethodHead, e.srv.URL+"/v1/log/checkpoint", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := head(); resp.StatusCode != 404 {
+		t.Errorf("HEAD /v1/log/checkpoint before any checkpoint: %d, want 404", resp.StatusCode)
+	}
+	note := e.checkpointNow()
+	if resp := head(); resp.StatusCode != 200 || resp.ContentLength != int64(len(note)) {
+		t.Errorf("HEAD /v1/log/checkpoint: %d, Content-Length %d, want 200 and %d", resp.StatusCode, resp.ContentLength, len(note))
+	}
+	if code, _, b := e.raw("/v1/log/checkpoint?size=1", false); code != 400 || !strings.Contains(string(b), `"param":"size"`) {
+		t.Errorf("GET /v1/log/checkpoint?size=1: %d %s, want 400 naming size", code, b)
+	}
+}
+
+// TestOpenAPILogExamplesAreReal: the document's checkpoint and proof
+// examples are a real log's (TestLogProofsCheckIndependently's, fixtures
+// 01–04 then 05–07): the independent verifier accepts the checkpoints with
+// the verifier key their description names, fixture 01's inclusion in the
+// latest, and the consistency of the two.
+func TestOpenAPILogExamplesAreReal(t *testing.T) {
+	doc, err := loadDocument()
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := func(path, ct, name string) *openapi3.Example {
+		t.Helper()
+		mt := doc.Paths.Value(path).Get.Responses.Status(200).Value.Content.Get(ct)
+		if mt == nil || mt.Examples[name] == nil {
+			t.Fatalf("%s: no %s example %q", path, ct, name)
+		}
+		return mt.Examples[name].Value
+	}
+	answer := func(ex *openapi3.Example) []byte {
+		b, err := json.Marshal(ex.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cps := map[string]indepCheckpoint{}
+	for _, name := range []string{"size_4", "latest"} {
+		ex := example("/v1/log/checkpoint", "text/plain", name)
+		_, vkey, _ := strings.Cut(ex.Description, "`")
+		vkey, _, _ = strings.Cut(vkey, "`")
+		note, _ := ex.Value.(string)
+		cp, err := indepOpen([]byte(note), vkey)
+		if err != nil {
+			t.Fatalf("checkpoint example %s (key %q): %v", name, vkey, err)
+		}
+		cps[name] = cp
+	}
+	if cps["size_4"].size != 4 || cps["latest"].size != 7 {
+		t.Fatalf("checkpoint examples of sizes %d and %d, want 4 and 7", cps["size_4"].size, cps["latest"].size)
+	}
+	body, err := os.ReadFile("../testdata/stripe/01_account.created.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	incl := example("/v1/log/proof/inclusion", "application/json", "account_created")
+	if err := indepInclusion(cps["latest"], "evt_1OeXkR2eZvKYlo2C4nS0pGxA", body, answer(incl)); err != nil {
+		t.Errorf("inclusion example: %v", err)
+	}
+	cons := example("/v1/log/proof/consistency", "application/json", "size_4_to_latest")
+	if err := indepConsistency(cps["size_4"], cps["latest"], answer(cons)); err != nil {
+		t.Errorf("consistency example: %v", err)
+	}
+}
+
+// TestLogUnavailable: a tree that does not cover the log (a file no
+// read-write open has brought up to date: the tree was dropped) answers 503
+// log_not_ready, and a closed event log 503 store_unavailable, both with
+// Retry-After, on the public route as on the proofs.
+func TestLogUnavailable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	e := newLogEnv(t, path, checkpoint.Key{})
+	e.ingestAll(t, fixtures(t)[:3])
+	e.checkpointNow()
+	e.srv.Close()
+	e.store.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, `DELETE FROM merkle_tree`)
+	db.Close()
+
+	st, err := sqlite.Open(path, sqlite.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv := newServer(t, api.Config{Store: st, Tokens: []string{token}, Log: st})
+	check := func(path string, auth bool, wantType string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		if auth {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), `"type":"`+wantType+`"`) {
+			t.Errorf("GET %s: %d (Retry-After %q) %s, want 503 %s", path, resp.StatusCode, resp.Header.Get("Retry-After"), b, wantType)
+		}
+	}
+	evs, err := st.ReadAll(context.Background(), store.ReadOptions{})
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("read: %d, %v", len(evs), err)
+	}
+	check("/v1/log/proof/consistency?from=1&to=2", true, api.TypeLogNotReady)
+	check("/v1/log/proof/inclusion?event="+evs[0].ID+"&tree_size=2", true, api.TypeLogNotReady)
+	st.Close()
+	check("/v1/log/checkpoint", false, api.TypeStoreUnavailable)
+	check("/v1/log/proof/consistency?from=1&to=2", true, api.TypeStoreUnavailable)
+	check("/v1/log/proof/inclusion?event="+evs[0].ID+"&tree_size=2", true, api.TypeStoreUnavailable)
 }

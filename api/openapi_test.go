@@ -778,6 +778,15 @@ func TestConformanceCatchesDrift(t *testing.T) {
 		// Bodies and load shedding.
 		{"a body accepted unread", "POST", "/webhooks/stripe", false, true, answer(200, jsonCT, ack), "without reading"},
 		{"server_busy where the document has none", "GET", "/v1/events", false, false, answer(503, busy, busyBody), "not as documented"},
+		// The verifiable log: only the checkpoint is public.
+		{"a proof served without a token", "GET", "/v1/log/proof/consistency?from=1&to=2", true, false,
+			answer(200, jsonCT, `{"from":1,"to":2,"hashes":[]}`), "requires a token"},
+		{"undocumented field in a proof", "GET", "/v1/log/proof/consistency?from=1&to=2", false, false,
+			answer(200, jsonCT, `{"from":1,"to":2,"hashes":[],"root":"x"}`), "not as documented"},
+		{"a proof hash that is not base64 SHA-256", "GET", "/v1/log/proof/consistency?from=1&to=2", false, false,
+			answer(200, jsonCT, `{"from":1,"to":2,"hashes":["abc"]}`), "not as documented"},
+		{"the public checkpoint refused for want of a token", "GET", "/v1/log/checkpoint", true, false,
+			answer(401, wwwAuth, unauthorized), "not as documented"},
 	}
 	send := func(method, target string, noToken bool) *http.Request {
 		r := httptest.NewRequest(method, target, strings.NewReader(""))
@@ -821,6 +830,12 @@ func TestConformanceCatchesDrift(t *testing.T) {
 		{"the public document refuses a parameter", "GET", "/v1/openapi.json?v=2", true, false,
 			answer(400, jsonCT, `{"error":{"type":"invalid_request","message":"v: unknown parameter","param":"v"}}`)},
 		{"a webhook shed unread", "POST", "/webhooks/stripe", false, true, answer(503, busy, busyBody)},
+		{"the public checkpoint without a token", "GET", "/v1/log/checkpoint", true, false,
+			answer(200, http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Content-Length": {"5"}, "Cache-Control": {"no-cache"}}, "o\n1\nr\n")},
+		{"a log without a tree", "GET", "/v1/log/proof/inclusion?event=evt_1", false, false,
+			answer(501, jsonCT, `{"error":{"type":"not_supported","message":"no tree"}}`)},
+		{"a tree not built yet", "GET", "/v1/log/proof/consistency?from=1", false, false,
+			answer(503, http.Header{"Content-Type": {"application/json"}, "Retry-After": {"5"}}, `{"error":{"type":"log_not_ready","message":"not built"}}`)},
 	} {
 		body := []byte(nil)
 		if tt.method == "POST" && !tt.unread {
