@@ -22,9 +22,9 @@ import (
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
-// Black-box tests of serve's limits on hostile traffic against the real binary: every
-// assertion is on outcomes (served or refused, counts, memory), never on
-// durations; every wait is bounded.
+// Black-box tests of serve's limits on hostile traffic, against the real
+// binary: every assertion is on outcomes (served or refused, counts,
+// memory), never on durations; every wait is bounded.
 
 // scrape reads one fcaudit metric (no labels) from /metrics.
 func scrape(t *testing.T, baseURL, name string) float64 {
@@ -384,7 +384,7 @@ func TestLimitUnauthenticatedV1(t *testing.T) {
 	}
 }
 
-// TestLimitListParameters : a
+// TestLimitListParameters: a
 // type filter of 1,000 values and an unknown parameter answer 400
 // invalid_request naming the parameter, and log no error.
 func TestLimitListParameters(t *testing.T) {
