@@ -164,7 +164,7 @@ func TestDocsNameOnlyRepositoryFiles(t *testing.T) {
 			mdBase[d.Name()] = true
 			files = append(files, p)
 		case strings.HasSuffix(p, ".go") && p != "docs_test.go",
-			strings.HasSuffix(p, ".yaml"), d.Name() == "Makefile", d.Name() == "Dockerfile":
+			strings.HasSuffix(p, ".yaml"), strings.HasSuffix(p, ".yml"), d.Name() == "Makefile", d.Name() == "Dockerfile":
 			files = append(files, p)
 		}
 		return nil
