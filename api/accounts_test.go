@@ -157,7 +157,7 @@ func TestAccountsGetAndTimeTravel(t *testing.T) {
 		{"as_of the zero time", "?as_of=0001-01-01T00:00:00Z", 404, "", 0, ""},
 		{"as_of the Unix epoch", "?as_of=1970-01-01T00:00:00Z", 404, "", 0, ""},
 		{"as_of the max time", "?as_of=9999-12-31T23:59:59.999999999Z", 200, "disconnected", 7, ""},
-		{"known_at the zero time (issue 14 item 4)", "?known_at=0001-01-01T00:00:00Z", 404, "", 0, ""},
+		{"known_at the zero time", "?known_at=0001-01-01T00:00:00Z", 404, "", 0, ""},
 		{"known_at zero", "?known_at=0", 404, "", 0, ""},
 		{"known_at the max time", "?known_at=9999-12-31T23:59:59.999999999Z", 200, "disconnected", 7, ""},
 		{"known_at exact receipt of 01", "?known_at=2024-01-15T10:01:00Z", 200, "active", 1, ""},
@@ -291,7 +291,7 @@ func TestAccountsList(t *testing.T) {
 	}
 }
 
-// Issue 14, item 3 (read-your-writes): GET /v1/accounts/{id} right after the
+// Read-your-writes: GET /v1/accounts/{id} right after the
 // account's first webhook got its 200 answered 404 until the live
 // projection caught up. The projection here is not running at all (as
 // behind as it gets, deterministically): the answer comes from the stream.

@@ -182,7 +182,7 @@ func TestAcceptedOddInputs(t *testing.T) {
 			body: []byte("\n  " + minimalEvent + "\n\n"), wantID: "evt_bad1"},
 		{name: "id of 255 characters", why: "Stripe's documented maximum id length (fc.MaxIDLength)",
 			body: with(`"id":"evt_bad1"`, `"id":"`+id255+`"`), wantID: id255},
-		{name: "unknown event type", why: "every verified event is stored (interface.md)",
+		{name: "unknown event type", why: "every verified event is stored, whatever its type (README, Webhook endpoint)",
 			body: with(`"type":"financial_connections.account.created"`, `"type":"financial_connections.account.teleported"`), wantID: "evt_bad1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

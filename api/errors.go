@@ -15,7 +15,8 @@ import (
 	"github.com/fcaudit/fcaudit/translog"
 )
 
-// Error types of the JSON error envelope (interface.md).
+// Error types of the JSON error envelope (ErrorOfType in api/openapi.yaml,
+// and the README's tables).
 const (
 	TypeSignatureInvalid     = "signature_invalid"
 	TypeTimestampOutside     = "timestamp_outside_tolerance"

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// GET /v1/accounts/{id}/events?order=created (issue 14): Stripe's created
+// GET /v1/accounts/{id}/events?order=created: Stripe's created
 // order, ties in store order, stable across pages; the default stays store
 // order; any other value is a 400 naming order.
 func TestAccountHistoryOrderCreated(t *testing.T) {

@@ -108,7 +108,7 @@ func postSigned(t *testing.T, addr string, body []byte) (int, map[string]any) {
 	return resp.StatusCode, m
 }
 
-// TestConnectionLimitShedsOldestIdle (issue 16, item 1): with twice the
+// TestConnectionLimitShedsOldestIdle: with twice the
 // limit in idle keep-alive connections, the oldest idle ones are closed, a
 // fresh client's signed webhook is served, and the kept connections still
 // work.
@@ -209,7 +209,7 @@ func (c *rawConn) readAnswer(t *testing.T) (*http.Response, map[string]any) {
 	return resp, m
 }
 
-// TestInflightBodyBudget (issue 16, item 2): webhook bodies reserve their
+// TestInflightBodyBudget: webhook bodies reserve their
 // bytes before being read; beyond the budget a webhook is answered 503
 // server_busy with Retry-After without its body being read.
 func TestInflightBodyBudget(t *testing.T) {
@@ -265,7 +265,7 @@ func TestInflightBodyBudget(t *testing.T) {
 	}
 }
 
-// TestUnauthenticatedV1RevealsNothing (issue 16, item 3): without a token
+// TestUnauthenticatedV1RevealsNothing: without a token
 // every /v1 request is 401 before routing, so an unknown path and a wrong
 // method answer the same as a real route; every answer, errors included,
 // carries X-Request-Id.
@@ -320,7 +320,7 @@ func TestUnauthenticatedV1RevealsNothing(t *testing.T) {
 	}
 }
 
-// TestQueryParamBounds (issue 16 item 4, issue 14): every /v1 parameter is
+// TestQueryParamBounds: every /v1 parameter is
 // declared and bounded. Unknown parameters, a single-valued one given
 // twice, over-long values and too many list values answer 400
 // invalid_request naming the parameter (1,000 types made SQLite fail with
@@ -372,7 +372,7 @@ func TestQueryParamBounds(t *testing.T) {
 	}
 }
 
-// TestListResponsesBounded (issue 16, item 6): limit=100 of events near the
+// TestListResponsesBounded: limit=100 of events near the
 // 1 MiB body limit answers a page of at most MaxListBytes with has_more,
 // and paging walks every event once, in order (it built a response of
 // limit × 1 MiB before).

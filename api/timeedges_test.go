@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// Issue 14, item 4: since/until at the zero time, the Unix epoch and the
+// since/until at the zero time, the Unix epoch and the
 // largest time. until=0 (or the epoch) was read as "no bound" and listed
 // everything.
 func TestListTimeEdges(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// Issue 14, item 5: the type parameter takes the same forms as replay
+// The type parameter takes the same forms as replay
 // --type (fc.ParseTypes): comma lists, short names, globs; a type that
 // matches no known one is a 400 naming type, not an empty list.
 func TestTypeParameterForms(t *testing.T) {

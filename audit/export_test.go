@@ -247,7 +247,7 @@ func TestBundle(t *testing.T) {
 	}
 }
 
-// Issue 14, item 2: with --until D the export stated a status taken from an
+// With --until D the export stated a status taken from an
 // event created after D (03 is stored before 02 but created after it). Every
 // status in the export — CSV column, timeline, bundle summary — is now the
 // as_of fold: GET /v1/accounts/{id}?as_of=D, projections.FoldStream.

@@ -15,7 +15,7 @@ import (
 )
 
 // Export writes the file the command asks for (mode 0600: it holds event
-// data; issue 16 item 13) and the bundle; the command only prints.
+// data) and the bundle; the command only prints.
 func TestExportToFileAndBundle(t *testing.T) {
 	st := fixtureLog(t)
 	dir := t.TempDir()
@@ -58,7 +58,7 @@ func TestExportToFileAndBundle(t *testing.T) {
 	}
 }
 
-// Issue 16 item 12: an existing --out is refused (and left alone) unless
+// An existing --out is refused (and left alone) unless
 // Force, which keeps its mode; a non-regular target always is; a non-empty
 // bundle directory is refused before anything is written.
 func TestExportNeverClobbers(t *testing.T) {

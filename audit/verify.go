@@ -481,7 +481,7 @@ func checkMetadata(e *store.RecordedEvent) error {
 	diff("livemode", e.Livemode, env.Livemode)
 	diff("api_version", e.APIVersion, env.APIVersion)
 	diff("connect_account", e.ConnectAccount, env.ConnectAccount)
-	// Events of dotted object types stored before issue 16 are in the
+	// Events of dotted object types stored before December 2026 are in the
 	// stream the old naming gave them.
 	if e.Stream != fc.LegacyStreamFor(env) {
 		diff("stream", e.Stream, fc.StreamFor(env))

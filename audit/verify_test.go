@@ -262,7 +262,7 @@ func TestVerifyWhileAppending(t *testing.T) {
 	}
 }
 
-// Issue 16 item 14: events stored before the identifier shapes and the new
+// Events stored before the identifier shapes and the new
 // stream naming verify as intact: a dotted object type in its legacy
 // stream (dots as '_'), and an id outside today's shape. A dotted object
 // type in a stream that is neither name is still caught.

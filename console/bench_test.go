@@ -22,7 +22,7 @@ import (
 	"github.com/fcaudit/fcaudit/store/sqlite"
 )
 
-// Benchmark sizes (issue 17): an account with 10,000 events, a book of
+// Benchmark sizes: an account with 10,000 events, a book of
 // 100,000 accounts.
 const (
 	benchAccountEvents = 10000

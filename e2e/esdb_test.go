@@ -128,7 +128,7 @@ func inProcessESDB(t *testing.T, node *esdbtest.Server) string {
 	return hs.URL
 }
 
-// TestEventStoreDBLargeBody (issue 15 #3): a webhook body just under the
+// TestEventStoreDBLargeBody: a webhook body just under the
 // default 1 MiB body limit is over EventStoreDB's MaxAppendSize once
 // fcaudit's metadata is counted. serve must answer 413 payload_too_large on
 // every delivery (Stripe stops retrying a 4xx), never 503 or 500, and leave

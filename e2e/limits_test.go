@@ -22,9 +22,9 @@ import (
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 )
 
-// Black-box tests of issue 16's limits against the real binary: every
-// assertion is on outcomes (served or refused, counts, memory), never on
-// durations; every wait is bounded.
+// Black-box tests of serve's limits on hostile traffic, against the real
+// binary: every assertion is on outcomes (served or refused, counts,
+// memory), never on durations; every wait is bounded.
 
 // scrape reads one fcaudit metric (no labels) from /metrics.
 func scrape(t *testing.T, baseURL, name string) float64 {
@@ -73,7 +73,7 @@ func (s *server) waitLogged(t *testing.T, level, msg string) {
 }
 
 // idleConns opens n connections, each after one GET /healthz, and leaves
-// them idle in keep-alive (the attack of issue 16 item 1).
+// them idle in keep-alive (the attack the connection limit answers).
 func idleConns(t *testing.T, host string, n int) []net.Conn {
 	t.Helper()
 	conns := make([]net.Conn, 0, n)
@@ -122,7 +122,7 @@ func closedCount(conns []net.Conn) int {
 	return int(n.Load())
 }
 
-// TestLimitConnections (item 1): an attacker holding twice
+// TestLimitConnections: an attacker holding twice
 // --max-connections in idle keep-alive connections does not keep a fresh
 // client with a signed webhook out: the oldest idle ones are shed, with a
 // WARN log, and /metrics counts open and shed connections.
@@ -157,7 +157,7 @@ func TestLimitConnections(t *testing.T) {
 	srv.waitLogged(t, "WARN", "connection limit reached")
 }
 
-// TestLimitConnectionsDefaultAndAcceptErrors (item 1): the default limit is
+// TestLimitConnectionsDefaultAndAcceptErrors: the default limit is
 // derived from the file descriptor limit, and when accepting fails anyway
 // (a --max-connections above what the descriptors allow) the failure is
 // logged at WARN and counted in /metrics.
@@ -220,7 +220,7 @@ func vmHWM(t *testing.T, pid int) int64 {
 	return 0
 }
 
-// Figures of the memory test (item 2), recorded in docs/reliability.md.
+// Figures of the memory test, recorded in docs/reliability.md.
 const (
 	attackSenders  = 2500
 	attackBodySize = 1 << 20
@@ -234,7 +234,7 @@ const (
 	fixedOverhead   = 48 << 20
 )
 
-// TestLimitInflightBytes (item 2): 2,500 concurrent unsigned 1 MiB bodies
+// TestLimitInflightBytes: 2,500 concurrent unsigned 1 MiB bodies
 // take serve's peak RSS up by no more than the body budget plus a bounded
 // overhead; beyond the budget webhooks are answered 503 server_busy with
 // Retry-After; nothing unsigned is stored, and a signed webhook is served
@@ -352,7 +352,7 @@ func TestLimitInflightBytes(t *testing.T) {
 	}
 }
 
-// TestLimitUnauthenticatedV1 (item 3): without a token, /v1 reveals no
+// TestLimitUnauthenticatedV1: without a token, /v1 reveals no
 // routes (unknown path, wrong method: 401), and every answer carries
 // X-Request-Id.
 func TestLimitUnauthenticatedV1(t *testing.T) {
@@ -384,7 +384,7 @@ func TestLimitUnauthenticatedV1(t *testing.T) {
 	}
 }
 
-// TestLimitListParameters (item 4, and issue 14's unknown parameters): a
+// TestLimitListParameters: a
 // type filter of 1,000 values and an unknown parameter answer 400
 // invalid_request naming the parameter, and log no error.
 func TestLimitListParameters(t *testing.T) {
@@ -416,7 +416,7 @@ func TestLimitListParameters(t *testing.T) {
 	}
 }
 
-// TestLimitPprofLoopbackOnly (item 9): --pprof on a non-loopback address
+// TestLimitPprofLoopbackOnly: --pprof on a non-loopback address
 // is a usage error (exit 2 naming the flag); loopback is served.
 func TestLimitPprofLoopbackOnly(t *testing.T) {
 	t.Parallel()
@@ -435,7 +435,7 @@ func TestLimitPprofLoopbackOnly(t *testing.T) {
 	srv.waitLogged(t, "INFO", "pprof listening")
 }
 
-// TestLimitListResponseSize (item 6): limit=100 over events near the 1 MiB
+// TestLimitListResponseSize: limit=100 over events near the 1 MiB
 // body limit answers at most 4 MiB a page, with has_more, and paging
 // returns every event once.
 func TestLimitListResponseSize(t *testing.T) {

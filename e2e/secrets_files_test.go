@@ -34,7 +34,7 @@ func fcaudit(t *testing.T, env []string, args ...string) (int, string, string) {
 	return 0, out.String(), errOut.String()
 }
 
-// Issue 16 item 7: --help of the real binary shows where each secret comes
+// --help of the real binary shows where each secret comes
 // from, never its value.
 func TestHelpShowsNoSecrets(t *testing.T) {
 	env := []string{
@@ -69,7 +69,7 @@ func TestHelpShowsNoSecrets(t *testing.T) {
 	}
 }
 
-// Issue 16 item 8: serve reads its secrets from files and re-reads them on
+// serve reads its secrets from files and re-reads them on
 // SIGHUP: a roll (both lines), then the old line removed; the old secret
 // and token are refused afterwards, the new ones accepted, without a
 // restart. A reload of a broken file keeps the secrets in use.
@@ -230,7 +230,7 @@ func modeOf(t *testing.T, p string) os.FileMode {
 	return fi.Mode().Perm()
 }
 
-// Issue 16 item 12: export --out and verify --write-checkpoint never
+// export --out and verify --write-checkpoint never
 // clobber: an existing file is refused (and kept) unless --force, which
 // keeps its mode; a symlink (here to /dev/null) and a directory are always
 // refused; '-' writes to stdout.
@@ -298,7 +298,7 @@ func TestOutputsNeverClobber(t *testing.T) {
 	}
 }
 
-// Issue 16 item 13: everything fcaudit writes that holds event data is
+// Everything fcaudit writes that holds event data is
 // 0600 (directories 0700) although the data directory already existed with
 // 0755 and the umask is 022: the logs and their -wal/-shm, exports,
 // bundles, checkpoints and backups.
@@ -356,9 +356,9 @@ func TestFilesArePrivate(t *testing.T) {
 	srv.stop()
 }
 
-// Issue 16 items 11 and 14: identifiers outside the accepted shapes are
+// Identifiers outside the accepted shapes are
 // payload_invalid; a 255-byte id is stored, fetched and bundled; the
-// stream collision of the issue cannot happen; provenance keeps only the
+// stream collision of hyphenated types and ids cannot happen; provenance keeps only the
 // signed parts of Stripe-Signature, and they still re-verify.
 func TestIdentifiersAndProvenance(t *testing.T) {
 	dataDir := t.TempDir()
@@ -424,7 +424,7 @@ func TestIdentifiersAndProvenance(t *testing.T) {
 	}
 }
 
-// Issue 16 item 14: a bundle that cannot be written — here the disk fills
+// A bundle that cannot be written — here the disk fills
 // up half way — leaves nothing behind, not a partial directory.
 func TestBundleFailureLeavesNothing(t *testing.T) {
 	small := mountTmpfs(t, 64<<10)
@@ -443,7 +443,7 @@ func TestBundleFailureLeavesNothing(t *testing.T) {
 	}
 }
 
-// Issue 16 item 10: a failed replay's lines never show the target's query
+// A failed replay's lines never show the target's query
 // string or credentials; the signing secret can come from a file.
 func TestReplayFailureRedacted(t *testing.T) {
 	const leak = "tok_e2e_replay_leak_9f"

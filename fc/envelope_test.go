@@ -150,7 +150,7 @@ func TestStreamFor(t *testing.T) {
 			t.Errorf("StreamFor(%+v) = %q, want %q", tt.env, got, tt.want)
 		}
 	}
-	// Streams written before issue 16 keep their names: dots of the object
+	// Streams written before December 2026 keep their names: dots of the object
 	// type were replaced by '_'.
 	legacy := Envelope{Type: "financial_connections.session.updated", ObjectID: "fcsess_1", ObjectType: "financial_connections.session"}
 	if got := LegacyStreamFor(legacy); got != "stripe-financial_connections_session-fcsess_1" {
@@ -163,7 +163,7 @@ func TestStreamFor(t *testing.T) {
 	}
 }
 
-// Issue 16 item 14: the identifier shapes, with a clear payload_invalid.
+// The identifier shapes, with a clear payload_invalid.
 func TestIdentifierShapes(t *testing.T) {
 	body := func(id, typ, objType, objID string) []byte {
 		return []byte(`{"id":` + strconv.Quote(id) + `,"object":"event","type":` + strconv.Quote(typ) +
@@ -217,7 +217,7 @@ func TestIdentifierShapes(t *testing.T) {
 	}
 }
 
-// Issue 16 item 14: stream names are injective over accepted envelopes.
+// Stream names are injective over accepted envelopes.
 // Today's collision (object a-b id c vs object a id b-c) cannot happen, nor
 // can a.b vs a_b, nor a real id or type equal to a placeholder. Checked
 // exhaustively over a small alphabet.
@@ -263,7 +263,7 @@ func TestStreamForInjective(t *testing.T) {
 	a := Envelope{Type: "x.y", ObjectType: "a-b", ObjectID: "c"}
 	b := Envelope{Type: "x.y", ObjectType: "a", ObjectID: "b-c"}
 	if StreamFor(a) == StreamFor(b) && CheckShapes(a) == nil && CheckShapes(b) == nil {
-		t.Fatalf("%q: the collision of issue 16 is back", StreamFor(a))
+		t.Fatalf("%q: two (object type, object id) pairs share a stream again", StreamFor(a))
 	}
 }
 

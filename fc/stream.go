@@ -41,7 +41,7 @@ func AccountOf(stream string) string {
 // "unidentified" and "unknown" always mean "absent". Two different
 // (object type, object id) pairs never share a stream.
 //
-// Until issue 16 the object type's dots were replaced by '_', which made
+// Before identifier shapes were enforced (December 2026) the object type's dots were replaced by '_', which made
 // "a.b" and "a_b" share a stream; LegacyStreamFor gives that name, and
 // events stored under it stay where they are. A legacy name never has a
 // '.' before its first '-' after the prefix (the type's dots were replaced)
@@ -55,7 +55,7 @@ func StreamFor(env Envelope) string {
 	return objectStream(env.ObjectType, env.ObjectID)
 }
 
-// LegacyStreamFor returns the stream name fcaudit gave env before issue 16
+// LegacyStreamFor returns the stream name fcaudit gave env before December 2026
 // (the object type's dots replaced by '_'). It equals StreamFor(env) except
 // for object types with a dot. Verification accepts a stored event under
 // either name.

@@ -198,7 +198,7 @@ func TestVerify(t *testing.T) {
 			if got.SecretFingerprint != tt.wantFP {
 				t.Errorf("fingerprint = %s, want %s", got.SecretFingerprint, tt.wantFP)
 			}
-			// Only the signed part is kept (issue 16 item 11): t and the
+			// Only the signed part is kept: t and the
 			// v1 value that matched, which re-verifies on its own.
 			sig, ok := strings.CutPrefix(got.Header, "t="+fmt.Sprint(got.SignedAt)+",v1=")
 			if !ok || len(sig) != 64 || !strings.Contains(strings.ToLower(tt.header), "v1="+sig) {
@@ -435,7 +435,7 @@ func TestIngestConcurrent(t *testing.T) {
 	}
 }
 
-// Issue 16 item 11: only the signed parts of Stripe-Signature — t and the v1
+// Only the signed parts of Stripe-Signature — t and the v1
 // that matched — go into the stored provenance: v0, unknown keys, other v1
 // values and padding are dropped. The stored header still re-verifies.
 func TestProvenanceKeepsOnlySignedParts(t *testing.T) {

@@ -28,7 +28,7 @@ type EventRef struct {
 }
 
 // AccountStatus is the account_status read model of one Financial
-// Connections account (interface.md, "Account status object"), plus the
+// Connections account (AccountStatus in api/openapi.yaml), plus the
 // fields the fold needs.
 //
 // The snapshot fields (Status … TransactionRefresh, DisplayName) come from

@@ -62,7 +62,7 @@ func longStream(t *testing.T, st store.Store, account string, n int) []store.Rec
 	return out
 }
 
-// Issue 16, item 5: as_of/known_at loaded the whole stream into memory. The
+// as_of/known_at loaded the whole stream into memory. The
 // fold reads it one page at a time, and the answer is the same as folding
 // the whole stream at once.
 func TestAccountAtFoldsInBoundedMemory(t *testing.T) {
@@ -111,7 +111,7 @@ func TestAccountAtFoldsInBoundedMemory(t *testing.T) {
 	}
 }
 
-// Issue 14, item 4: known_at=0001-01-01T00:00:00Z is a time at which nothing
+// known_at=0001-01-01T00:00:00Z is a time at which nothing
 // was known (it was treated as "no bound"), and as_of at or before the Unix
 // epoch selects nothing either. The far end selects everything.
 func TestAsOfEdges(t *testing.T) {
@@ -147,7 +147,7 @@ func TestAsOfEdges(t *testing.T) {
 	}
 }
 
-// Issue 14, item 3 (read-your-writes): while the live projection has not
+// Read-your-writes: while the live projection has not
 // applied an account's stored events, Account folds them onto the row, so
 // a read after an acknowledged append reflects it. The live runner is held
 // inside its batch transaction (beforeCommit), deterministically behind.

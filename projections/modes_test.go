@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// Issue 16 item 13: readmodels.db and its -wal and -shm are 0600 even when
+// readmodels.db and its -wal and -shm are 0600 even when
 // the data directory exists and the umask would allow 0644.
 func TestReadModelFilesPrivate(t *testing.T) {
 	old := syscall.Umask(0o022)

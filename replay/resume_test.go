@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// Issue 14, item 7: a canary (--limit 5) then the rest: --limit says how
+// A canary (--limit 5) then the rest: --limit says how
 // much, not what, so a checkpoint continues with a larger limit or none;
 // another selection or target is still refused.
 func TestCheckpointContinuesWithAnotherLimit(t *testing.T) {
@@ -59,7 +59,7 @@ func TestCheckpointContinuesWithAnotherLimit(t *testing.T) {
 	}
 }
 
-// Issue 14, item 6: an interrupted run said "509 events not sent" with
+// An interrupted run said "509 events not sent" with
 // ~58,000 unsent: only the read-ahead was counted. Every selected event is
 // now accounted for: replayed + failed + skipped + not sent = selected.
 func TestInterruptedRunCountsEveryUnsentEvent(t *testing.T) {

@@ -41,7 +41,7 @@ import (
 	"github.com/fcaudit/fcaudit/internal/loadgen"
 )
 
-// Targets of the issue, for this 2-core machine.
+// Targets of docs/performance.md, for this 2-core machine.
 const (
 	targetVsVerify      = 0.8
 	targetVsHandwritten = 3.0

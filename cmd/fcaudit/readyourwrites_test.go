@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// The README quickstart's sequence (issue 14, item 3): trigger, then at once
+// The README quickstart's sequence: trigger, then at once
 // GET /v1/accounts/{id} against a real serve. It answered 404 for about the
 // projection's batch window after the webhook's 200; the account's own
 // status now reflects every acknowledged event.

@@ -476,7 +476,7 @@ func TestReplayCommandProjection(t *testing.T) {
 	}
 
 	// A selection would rebuild the whole read model from part of the
-	// history (issue 14, item 1: every other account then answered 404):
+	// history (every other account then answered 404):
 	// refused with exit 2 naming the flag, the read model left whole and
 	// nothing recorded.
 	for _, sel := range [][]string{

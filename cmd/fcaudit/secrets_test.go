@@ -45,7 +45,7 @@ func leaks(s string) []string {
 	return found
 }
 
-// Issue 16 item 7: --help of every command shows where a secret comes
+// --help of every command shows where a secret comes
 // from, never the secret itself.
 func TestHelpHidesSecretsFromEnv(t *testing.T) {
 	setSecretEnv(t)
@@ -106,7 +106,7 @@ func TestParseSecretLines(t *testing.T) {
 	}
 }
 
-// Issue 16 item 8: the file forms, their precedence, and errors that name
+// The file forms, their precedence, and errors that name
 // the file but never print what it holds.
 func TestSecretSourceResolve(t *testing.T) {
 	dir := t.TempDir()
@@ -240,7 +240,7 @@ func TestSecretReload(t *testing.T) {
 	}
 }
 
-// Issue 16 item 12: verify --write-checkpoint never clobbers: an existing
+// verify --write-checkpoint never clobbers: an existing
 // file is refused before the log is read (usage error) unless --force,
 // which keeps the file's mode; a symlink is always refused; '-' writes the
 // checkpoint to stdout and the report to stderr.

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// Issue 14, item 4: the zero time, the Unix epoch and the largest times in
+// The zero time, the Unix epoch and the largest times in
 // every time flag. An --until at or before the epoch meant "no bound" (0 in
 // the store filter, or the zero time.Time) and exported or replayed
 // everything.
@@ -37,7 +37,7 @@ func TestTimeFlagEdges(t *testing.T) {
 	}
 }
 
-// Issue 14, item 5: replay --type 'a,b' and --type created selected 0
+// replay --type 'a,b' and --type created selected 0
 // events and exited 0. The forms of the API's type= work, and a type that
 // matches no known one is a usage error.
 func TestReplayTypeForms(t *testing.T) {

@@ -107,7 +107,7 @@ func TestWriteIntoMissingDirectory(t *testing.T) {
 	}
 }
 
-// Issue 16 item 12: an existing file is refused unless Force (which keeps
+// An existing file is refused unless Force (which keeps
 // its mode) or Replace; a target that is not a regular file is refused
 // under every policy and left as it was.
 func TestPolicies(t *testing.T) {

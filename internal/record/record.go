@@ -12,8 +12,8 @@ import (
 	"github.com/fcaudit/fcaudit/store"
 )
 
-// Record is a stored event as the API returns it (interface.md, "Stored
-// event record").
+// Record is a stored event as the API returns it (EventRecord in
+// api/openapi.yaml).
 type Record struct {
 	ID             string            `json:"id"`
 	Type           string            `json:"type"`

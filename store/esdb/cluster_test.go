@@ -69,7 +69,7 @@ func (e *electing) Append(ctx context.Context, stream string, exp store.Expected
 	return res, err
 }
 
-// TestLaggingFollower (issue 15 #2): an adapter connected to a follower
+// TestLaggingFollower: an adapter connected to a follower
 // that has stopped replicating. Writes are forwarded to the leader, but the
 // follower's own reads are stale: the append's read-back, the claim and
 // EventByID must be served by the leader (requires-leader sent as outgoing

@@ -32,7 +32,7 @@ func claimsOf(srv *esdbtest.Server, id string) int {
 	return n
 }
 
-// TestAppendTooLarge (issue 15 #3): a body just under 1 MiB is over the
+// TestAppendTooLarge: a body just under 1 MiB is over the
 // server's MaxAppendSize once metadata and 2×type are counted. The append
 // must fail with store.ErrTooLarge on every try (a permanent error, not
 // ErrUnavailable), before any claim is written; a body of MaxBodySize bytes
@@ -58,7 +58,7 @@ func TestAppendTooLarge(t *testing.T) {
 	}
 }
 
-// TestServerSizeRefusal (issue 15 #3, #4): a node configured with a smaller
+// TestServerSizeRefusal: a node configured with a smaller
 // MaxAppendSize than the adapter's refuses the append (early, so the
 // client often sees a bare io.EOF); the adapter reports store.ErrTooLarge,
 // not "unavailable, retry".
@@ -83,7 +83,7 @@ func TestServerSizeRefusal(t *testing.T) {
 	}
 }
 
-// TestEarlyRefusal (issue 15 #4): the node refuses appends to account
+// TestEarlyRefusal: the node refuses appends to account
 // streams right after the options message (stream ACL) without reading the
 // events; with events larger than the HTTP/2 window the client's Send sees
 // a bare io.EOF. The adapter must recover the real answer, access denied,
@@ -101,7 +101,7 @@ func TestEarlyRefusal(t *testing.T) {
 	}
 }
 
-// TestDuplicateFlagUnderRace (issue 15 #6): two replicas append the same
+// TestDuplicateFlagUnderRace: two replicas append the same
 // event at the same stream head at the same moment; the node stores it once
 // and answers both with success (the second as an idempotent re-append).
 // Exactly one of them may report duplicate: false.
@@ -143,7 +143,7 @@ func TestDuplicateFlagUnderRace(t *testing.T) {
 	}
 }
 
-// TestSoftDeletedClaim (issue 15 #7): someone soft-deletes a claim stream
+// TestSoftDeletedClaim: someone soft-deletes a claim stream
 // behind fcaudit's back. A no_stream append to a soft-deleted stream is
 // accepted by the node (it continues the numbering), so a claim written
 // there must not count as won: the event must still be stored once.
@@ -168,7 +168,7 @@ func TestSoftDeletedClaim(t *testing.T) {
 	}
 }
 
-// TestOutcomeUnknown (issue 15 #5): the node commits the data append and
+// TestOutcomeUnknown: the node commits the data append and
 // then answers DeadlineExceeded (a commit timeout). The adapter reports
 // store.ErrUnavailable; the caller's retry finds the event through the
 // claim and reports it as a duplicate: stored once, nothing lost.
@@ -207,7 +207,7 @@ func TestOutcomeUnknown(t *testing.T) {
 	}
 }
 
-// TestBoundedLookups (issue 15 #8): a redelivery, EventByID and the
+// TestBoundedLookups: a redelivery, EventByID and the
 // completion of a pending claim must not read the whole target stream:
 // they read only around where the claim says the event can be.
 func TestBoundedLookups(t *testing.T) {
@@ -262,7 +262,7 @@ func TestBoundedLookups(t *testing.T) {
 	})
 }
 
-// TestEarlyRefusalOfClaims (issue 15 #4): the same for the claim streams,
+// TestEarlyRefusalOfClaims: the same for the claim streams,
 // whose appends are tiny (the client's Send sees io.EOF only sometimes):
 // every attempt must report access denied, never "unavailable".
 func TestEarlyRefusalOfClaims(t *testing.T) {

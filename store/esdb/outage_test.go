@@ -14,7 +14,7 @@ import (
 	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"
 )
 
-// TestOutageWithProbes (issue 15 #1): a subscription is running when the
+// TestOutageWithProbes: a subscription is running when the
 // node goes away for a few seconds while readiness probes (Ping) keep
 // coming. In v4.2.0 a failed rediscovery ends the client's connection loop
 // without draining its channel, so every call then waiting for a
@@ -89,7 +89,7 @@ func TestOutageWithProbes(t *testing.T) {
 	}
 }
 
-// TestForeignEvents (issue 15 #9): on a shared cluster another application
+// TestForeignEvents: on a shared cluster another application
 // writes under fcaudit's prefixes. Subscribe and ReadAll skip such events
 // (with a warning and a count) instead of failing: one foreign write must
 // not stop every projection.
@@ -133,7 +133,7 @@ func TestForeignEvents(t *testing.T) {
 	<-done
 }
 
-// TestForeignPosition (issue 15 #10): a position from another backend
+// TestForeignPosition: a position from another backend
 // (fcaudit's SQLite positions are 1, 2, 3, …; EventStoreDB's are byte
 // offsets) is not where a record starts; the node refuses it and the
 // adapter must say so clearly, for ReadAll and Subscribe alike.

@@ -31,7 +31,7 @@ func wantMode(t *testing.T, path string, want os.FileMode) {
 	}
 }
 
-// Issue 16 item 13: events.db and its -wal and -shm are 0600 even when the
+// events.db and its -wal and -shm are 0600 even when the
 // data directory already exists (and the umask would allow 0644), and an
 // existing, too open log is tightened when a writer opens it.
 func TestFileModesPrivate(t *testing.T) {
