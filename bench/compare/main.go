@@ -10,10 +10,20 @@
 // small, shared machine that cancels most of the noise that comparing runs
 // taken minutes apart would not.
 //
+// Optional targets: "postgres" (bench/pgref, a stripe-go + pgx handler
+// INSERTing into a PostgreSQL server given by -pg-dsn; bench/postgres.sh
+// starts a throwaway one) and "fcaudit-seeded" (-seed-events N: serve on a
+// store that already holds N events, seeded once with bench/seedstore and
+// its read model caught up before the first round, so the empty and the
+// seeded store are measured in the same run; the seeded store keeps the
+// events of earlier rounds, so each round sends a freshly prepared load to
+// every target).
+//
 // Everything listens on 127.0.0.1 and stops by itself. Usage:
 //
 //	go build -o bin/fcaudit ./cmd/fcaudit && go build -o bin/refserver ./bench/refserver
 //	go run ./bench/compare -fcaudit bin/fcaudit -refserver bin/refserver -n 100000 -c 64 -rounds 3
+//	go run ./bench/compare -only fcaudit,fcaudit-seeded -seed-events 2000000 -seedstore bin/seedstore -seed-dir /var/tmp/fcseed
 package main
 
 import (
@@ -39,6 +49,7 @@ import (
 	"time"
 
 	"github.com/fcaudit/fcaudit/internal/loadgen"
+	"github.com/fcaudit/fcaudit/store/sqlite"
 )
 
 // Targets of the issue, for this 2-core machine.
@@ -46,6 +57,10 @@ const (
 	targetVsVerify      = 0.8
 	targetVsHandwritten = 3.0
 	targetP99           = 100 * time.Millisecond
+	// Issue 19.
+	targetVsPostgres     = 2.0
+	targetSeededVsEmpty  = 0.9
+	targetSeededP99Ratio = 1.5
 )
 
 type target struct {
@@ -78,18 +93,28 @@ func main() {
 		rounds    = flag.Int("rounds", 3, "rounds (each runs every target once)")
 		size      = flag.Int("size", loadgen.DefaultSize, "body size in bytes")
 		accounts  = flag.Int("accounts", 10000, "distinct FC accounts")
-		only      = flag.String("only", "", "comma-separated subset of targets: verify-only,hand-written,fcaudit,fcaudit-alt")
+		only      = flag.String("only", "", "comma-separated subset of targets: verify-only,hand-written,fcaudit,fcaudit-alt,postgres,fcaudit-seeded")
 		alt       = flag.String("alt", "", "a second fcaudit binary (a candidate change), run as target fcaudit-alt and compared with fcaudit")
 		jsonOut   = flag.Bool("json", false, "print every sample and the summary as JSON")
 		strict    = flag.Bool("strict", false, "exit 1 when a performance target is missed (errors always fail)")
 		profile   = flag.String("profile", "", "write a CPU profile of fcaudit serve (first round) to this file, taken with serve --pprof")
 		profSecs  = flag.Int("profile-seconds", 8, "length of the -profile sample; keep it below the run's duration")
+		profTgt   = flag.String("profile-target", "fcaudit", "which fcaudit target -profile samples: fcaudit, fcaudit-alt or fcaudit-seeded")
+		pgref     = flag.String("pgref", "bin/pgref", "PostgreSQL reference handler binary (bench/pgref), for target postgres")
+		pgDSN     = flag.String("pg-dsn", "", "PostgreSQL connection string: adds target postgres (bench/postgres.sh starts a throwaway server)")
+		pgPool    = flag.Int("pg-pool", 16, "pgxpool size of target postgres")
+		seedN     = flag.Int("seed-events", 0, "adds target fcaudit-seeded: serve on a store seeded with this many events")
+		seedAcc   = flag.Int("seed-accounts", 0, "accounts of the seeded store (default seed-events/10)")
+		seedBin   = flag.String("seedstore", "bin/seedstore", "bench/seedstore binary, for -seed-events")
+		seedDir   = flag.String("seed-dir", "", "data directory of the seeded store: reused if it already holds an event log, kept afterwards (default: a temporary one, removed)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code, err := run(ctx, options{fcaudit: *fcaudit, refserver: *refserver, n: *n, c: *c, rounds: *rounds,
-		size: *size, accounts: *accounts, only: *only, alt: *alt, json: *jsonOut, strict: *strict, profile: *profile, profileSeconds: *profSecs}, os.Stdout, os.Stderr)
+		size: *size, accounts: *accounts, only: *only, alt: *alt, json: *jsonOut, strict: *strict, profile: *profile, profileSeconds: *profSecs,
+		profileTarget: *profTgt, pgref: *pgref, pgDSN: *pgDSN, pgPool: *pgPool,
+		seedEvents: *seedN, seedAccounts: *seedAcc, seedstore: *seedBin, seedDir: *seedDir}, os.Stdout, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
 	}
@@ -105,6 +130,12 @@ type options struct {
 	json, strict       bool
 	profile            string
 	profileSeconds     int
+	profileTarget      string
+	pgref, pgDSN       string
+	pgPool             int
+	seedEvents         int
+	seedAccounts       int
+	seedstore, seedDir string
 }
 
 func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
@@ -130,6 +161,18 @@ func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
 	if o.alt != "" {
 		all = append(all, target{"fcaudit-alt", serve(o.alt)})
 	}
+	if o.pgDSN != "" {
+		all = append(all, target{"postgres", func(addr, _ string) *exec.Cmd {
+			return exec.Command(o.pgref, "-listen", addr, "-secret", secret, "-dsn", o.pgDSN,
+				"-pool", strconv.Itoa(o.pgPool), "-reset")
+		}})
+	}
+	if o.seedEvents > 0 {
+		seeded := serve(o.fcaudit)
+		all = append(all, target{"fcaudit-seeded", func(addr, _ string) *exec.Cmd {
+			return seeded(addr, o.seedDir)
+		}})
+	}
 	targets := all
 	if o.only != "" {
 		targets = nil
@@ -142,6 +185,19 @@ func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
 			return 2, fmt.Errorf("-only %q names no target", o.only)
 		}
 	}
+	if slices.ContainsFunc(targets, func(t target) bool { return t.name == "fcaudit-seeded" }) {
+		if o.seedDir == "" {
+			dir, err := os.MkdirTemp("", "fcaudit-seeded-")
+			if err != nil {
+				return 1, err
+			}
+			defer os.RemoveAll(dir)
+			o.seedDir = dir
+		}
+		if err := seedStore(ctx, o, serve(o.fcaudit), errOut); err != nil {
+			return 1, fmt.Errorf("seeding: %w", err)
+		}
+	}
 
 	fmt.Fprintf(errOut, "preparing %d signed events of ≈%d bytes over %d accounts…\n", o.n, o.size, o.accounts)
 	plan, err := loadgen.Prepare(ctx, loadgen.Config{Secret: secret, Requests: o.n, Concurrency: o.c, Accounts: o.accounts, Size: o.size})
@@ -150,11 +206,18 @@ func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
 	}
 	var samples []sample
 	for r := range o.rounds {
+		if r > 0 && o.seedEvents > 0 {
+			// The seeded store still holds the last round's events: a
+			// new load for every target, so none sends duplicates.
+			if plan, err = loadgen.Prepare(ctx, loadgen.Config{Secret: secret, Requests: o.n, Concurrency: o.c, Accounts: o.accounts, Size: o.size}); err != nil {
+				return 1, err
+			}
+		}
 		for i := range targets {
 			t := targets[(i+r)%len(targets)]
 			plan.Resign() // outside the clock: no sender signs during a run
 			prof := ""
-			if r == 0 && t.name == "fcaudit" {
+			if r == 0 && t.name == o.profileTarget {
 				prof = o.profile
 			}
 			s, err := runOne(ctx, t, plan, prof, o.profileSeconds, errOut)
@@ -263,6 +326,102 @@ func runOne(ctx context.Context, t target, plan *loadgen.Plan, profile string, p
 	}
 	stopped = true
 	return s, nil
+}
+
+// seedStore fills o.seedDir with o.seedEvents events (bench/seedstore)
+// unless it already holds an event log, then runs serve on it until its
+// read models have caught up, so no measured round pays for building them.
+func seedStore(ctx context.Context, o options, serve func(addr, dir string) *exec.Cmd, errOut io.Writer) error {
+	if _, err := os.Stat(filepath.Join(o.seedDir, sqlite.FileName)); err == nil {
+		fmt.Fprintf(errOut, "reusing the event log in %s (not re-seeded)\n", o.seedDir)
+	} else {
+		acc := o.seedAccounts
+		if acc <= 0 {
+			acc = max(1, o.seedEvents/10)
+		}
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, o.seedstore, "-data-dir", o.seedDir,
+			"-events", strconv.Itoa(o.seedEvents), "-accounts", strconv.Itoa(acc))
+		cmd.Stdout, cmd.Stderr = errOut, errOut
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s: %w", o.seedstore, err)
+		}
+		fmt.Fprintf(errOut, "seeded %d events over %d accounts in %s\n", o.seedEvents, acc, time.Since(start).Round(time.Second))
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	cmd := serve(addr, o.seedDir)
+	cmd.Stdout, cmd.Stderr = errOut, errOut
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	base := "http://" + addr
+	if err := waitHealthy(ctx, base+"/healthz", exited); err != nil {
+		return err
+	}
+	start := time.Now()
+	for {
+		lag, err := projectionLag(ctx, base+"/metrics")
+		if err == nil && lag == 0 {
+			fmt.Fprintf(errOut, "read models of the seeded store caught up after %s\n", time.Since(start).Round(time.Second))
+			return nil
+		}
+		if time.Since(start) > 60*time.Minute {
+			return fmt.Errorf("read models not caught up after an hour (lag %d, %v)", lag, err)
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("serve exited while catching up: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// projectionLag sums fcaudit_projection_lag_events over the projections
+// serve reports; an error if it reports none.
+func projectionLag(ctx context.Context, url string) (int64, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	found := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "fcaudit_projection_lag_events{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metrics line %q: %w", line, err)
+		}
+		sum += int64(v)
+		found = true
+	}
+	if !found {
+		return 0, errors.New("no fcaudit_projection_lag_events in /metrics")
+	}
+	return sum, nil
 }
 
 // fetchProfile takes a CPU profile of seconds from serve's --pprof listener,
@@ -378,18 +537,34 @@ type summary struct {
 	Targets []targetSummary `json:"targets"`
 	// Ratios of fcaudit's throughput, computed within each round, median
 	// over rounds (0 when a target was not run).
-	VsVerify        float64       `json:"fcaudit_vs_verify_only"`
-	VsHandwritten   float64       `json:"fcaudit_vs_hand_written"`
-	VsVerifyAll     []float64     `json:"fcaudit_vs_verify_only_per_round"`
-	VsHandAll       []float64     `json:"fcaudit_vs_hand_written_per_round"`
-	AltVsFcaudit    float64       `json:"alt_vs_fcaudit,omitempty"`
-	AltVsFcauditAll []float64     `json:"alt_vs_fcaudit_per_round,omitempty"`
-	FcauditP99      time.Duration `json:"fcaudit_worst_p99_ns"`
-	Errors          int           `json:"errors"`
+	VsVerify        float64   `json:"fcaudit_vs_verify_only"`
+	VsHandwritten   float64   `json:"fcaudit_vs_hand_written"`
+	VsVerifyAll     []float64 `json:"fcaudit_vs_verify_only_per_round"`
+	VsHandAll       []float64 `json:"fcaudit_vs_hand_written_per_round"`
+	AltVsFcaudit    float64   `json:"alt_vs_fcaudit,omitempty"`
+	AltVsFcauditAll []float64 `json:"alt_vs_fcaudit_per_round,omitempty"`
+	VsPostgres      float64   `json:"fcaudit_vs_postgres,omitempty"`
+	VsPostgresAll   []float64 `json:"fcaudit_vs_postgres_per_round,omitempty"`
+	// Seeded: fcaudit-seeded against fcaudit (the empty store), throughput
+	// and p99, within each round, median over rounds.
+	SeededVsEmpty     float64       `json:"seeded_vs_empty,omitempty"`
+	SeededVsEmptyAll  []float64     `json:"seeded_vs_empty_per_round,omitempty"`
+	SeededP99Ratio    float64       `json:"seeded_p99_vs_empty,omitempty"`
+	SeededP99RatioAll []float64     `json:"seeded_p99_vs_empty_per_round,omitempty"`
+	FcauditP99        time.Duration `json:"fcaudit_worst_p99_ns"`
+	Errors            int           `json:"errors"`
 }
 
+// allMet reports whether every target of the ratios that were measured is
+// met.
 func (s summary) allMet() bool {
-	return s.VsVerify >= targetVsVerify && s.VsHandwritten >= targetVsHandwritten && s.FcauditP99 < targetP99 && s.Errors == 0
+	ok := func(xs []float64, got float64, good func(float64) bool) bool { return len(xs) == 0 || good(got) }
+	return ok(s.VsVerifyAll, s.VsVerify, func(x float64) bool { return x >= targetVsVerify }) &&
+		ok(s.VsHandAll, s.VsHandwritten, func(x float64) bool { return x >= targetVsHandwritten }) &&
+		ok(s.VsPostgresAll, s.VsPostgres, func(x float64) bool { return x >= targetVsPostgres }) &&
+		ok(s.SeededVsEmptyAll, s.SeededVsEmpty, func(x float64) bool { return x >= targetSeededVsEmpty }) &&
+		ok(s.SeededP99RatioAll, s.SeededP99Ratio, func(x float64) bool { return x <= targetSeededP99Ratio }) &&
+		(s.FcauditP99 == 0 || s.FcauditP99 < targetP99) && s.Errors == 0
 }
 
 func median(xs []float64) float64 {
@@ -411,7 +586,7 @@ func summarize(samples []sample, rounds int) summary {
 		byTarget[x.Target] = append(byTarget[x.Target], x)
 		s.Errors += x.Result.ErrorCount
 	}
-	for _, name := range []string{"verify-only", "hand-written", "fcaudit", "fcaudit-alt"} {
+	for _, name := range []string{"verify-only", "hand-written", "postgres", "fcaudit", "fcaudit-alt", "fcaudit-seeded"} {
 		xs, ok := byTarget[name]
 		if !ok {
 			continue
@@ -436,15 +611,29 @@ func summarize(samples []sample, rounds int) summary {
 		}
 	}
 	for r := 1; r <= rounds; r++ {
-		get := func(name string) float64 {
+		find := func(name string) (loadgen.Result, bool) {
 			for _, x := range byTarget[name] {
 				if x.Round == r {
-					return x.Result.Throughput
+					return x.Result, true
 				}
 			}
-			return 0
+			return loadgen.Result{}, false
+		}
+		get := func(name string) float64 {
+			res, _ := find(name)
+			return res.Throughput
 		}
 		f, v, h, a := get("fcaudit"), get("verify-only"), get("hand-written"), get("fcaudit-alt")
+		if pg := get("postgres"); f > 0 && pg > 0 {
+			s.VsPostgresAll = append(s.VsPostgresAll, f/pg)
+		}
+		if sd, ok := find("fcaudit-seeded"); ok && f > 0 && sd.Throughput > 0 {
+			empty, _ := find("fcaudit")
+			s.SeededVsEmptyAll = append(s.SeededVsEmptyAll, sd.Throughput/f)
+			if empty.Latency.P99 > 0 {
+				s.SeededP99RatioAll = append(s.SeededP99RatioAll, float64(sd.Latency.P99)/float64(empty.Latency.P99))
+			}
+		}
 		if f > 0 && a > 0 {
 			s.AltVsFcauditAll = append(s.AltVsFcauditAll, a/f)
 		}
@@ -457,6 +646,8 @@ func summarize(samples []sample, rounds int) summary {
 	}
 	s.VsVerify, s.VsHandwritten = median(s.VsVerifyAll), median(s.VsHandAll)
 	s.AltVsFcaudit = median(s.AltVsFcauditAll)
+	s.VsPostgres = median(s.VsPostgresAll)
+	s.SeededVsEmpty, s.SeededP99Ratio = median(s.SeededVsEmptyAll), median(s.SeededP99RatioAll)
 	return s
 }
 
@@ -489,6 +680,13 @@ func writeSummary(w io.Writer, s summary, o options) {
 	}
 	if len(s.VsHandAll) > 0 {
 		fmt.Fprintf(w, "fcaudit / hand-written  %.2f×  (rounds: %s)  target ≥ %.1f×: %s\n", s.VsHandwritten, ratios(s.VsHandAll), targetVsHandwritten, mark(s.VsHandwritten >= targetVsHandwritten))
+	}
+	if len(s.VsPostgresAll) > 0 {
+		fmt.Fprintf(w, "fcaudit / postgres      %.2f×  (rounds: %s)  target ≥ %.1f×: %s\n", s.VsPostgres, ratios(s.VsPostgresAll), targetVsPostgres, mark(s.VsPostgres >= targetVsPostgres))
+	}
+	if len(s.SeededVsEmptyAll) > 0 {
+		fmt.Fprintf(w, "seeded / empty req/s    %.2f×  (rounds: %s)  target ≥ %.1f×: %s   [store seeded with %d events]\n", s.SeededVsEmpty, ratios(s.SeededVsEmptyAll), targetSeededVsEmpty, mark(s.SeededVsEmpty >= targetSeededVsEmpty), o.seedEvents)
+		fmt.Fprintf(w, "seeded / empty p99      %.2f×  (rounds: %s)  target ≤ %.1f×: %s\n", s.SeededP99Ratio, ratios(s.SeededP99RatioAll), targetSeededP99Ratio, mark(s.SeededP99Ratio <= targetSeededP99Ratio))
 	}
 	if len(s.AltVsFcauditAll) > 0 {
 		fmt.Fprintf(w, "fcaudit-alt / fcaudit   %.2f×  (rounds: %s)\n", s.AltVsFcaudit, ratios(s.AltVsFcauditAll))
