@@ -40,12 +40,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free loopback port: the first of a range nothing answers on.
+# A free loopback port: no socket on it at all, TIME-WAIT included (a
+# previous run's cluster leaves those, and they make its bind fail).
 port=
-for p in $(seq 55432 55631); do
-	if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+base=$((55432 + RANDOM % 2000))
+for p in $(seq "$base" $((base + 200))); do
+	if command -v ss >/dev/null; then
+		[ -z "$(ss -Htan "( sport = :$p or dport = :$p )")" ] && { port=$p; break; }
+	elif ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+		port=$p; break
+	fi
 done
-[ -n "$port" ] || { echo "postgres.sh: no free port in 55432–55631" >&2; exit 1; }
+[ -n "$port" ] || { echo "postgres.sh: no free port in $base–$((base + 200))" >&2; exit 1; }
 
 "${as_pg[@]}" "$PGBIN/initdb" -D "$tmp/data" -U bench -A trust -E UTF8 --no-instructions >"$tmp/initdb.log" 2>&1 ||
 	{ cat "$tmp/initdb.log" >&2; exit 1; }

@@ -99,7 +99,7 @@ func main() {
 		strict    = flag.Bool("strict", false, "exit 1 when a performance target is missed (errors always fail)")
 		profile   = flag.String("profile", "", "write a CPU profile of fcaudit serve (first round) to this file, taken with serve --pprof")
 		profSecs  = flag.Int("profile-seconds", 8, "length of the -profile sample; keep it below the run's duration")
-		profTgt   = flag.String("profile-target", "fcaudit", "which fcaudit target -profile samples: fcaudit, fcaudit-alt or fcaudit-seeded")
+		profTgt   = flag.String("profile-target", "fcaudit", "which fcaudit targets -profile samples (comma-separated: fcaudit, fcaudit-alt, fcaudit-seeded; with more than one, the target's name is added to each file's name)")
 		pgref     = flag.String("pgref", "bin/pgref", "PostgreSQL reference handler binary (bench/pgref), for target postgres")
 		pgDSN     = flag.String("pg-dsn", "", "PostgreSQL connection string: adds target postgres (bench/postgres.sh starts a throwaway server)")
 		pgPool    = flag.Int("pg-pool", 16, "pgxpool size of target postgres")
@@ -217,8 +217,13 @@ func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
 			t := targets[(i+r)%len(targets)]
 			plan.Resign() // outside the clock: no sender signs during a run
 			prof := ""
-			if r == 0 && t.name == o.profileTarget {
+			if tgts := strings.Split(o.profileTarget, ","); r == 0 && slices.Contains(tgts, t.name) {
 				prof = o.profile
+				if len(tgts) > 1 {
+					// One file per target: serve.prof → serve-fcaudit-seeded.prof.
+					ext := filepath.Ext(prof)
+					prof = strings.TrimSuffix(prof, ext) + "-" + t.name + ext
+				}
 			}
 			s, err := runOne(ctx, t, plan, prof, o.profileSeconds, errOut)
 			if err != nil {
