@@ -93,7 +93,7 @@ func main() {
 		rounds    = flag.Int("rounds", 3, "rounds (each runs every target once)")
 		size      = flag.Int("size", loadgen.DefaultSize, "body size in bytes")
 		accounts  = flag.Int("accounts", 10000, "distinct FC accounts")
-		only      = flag.String("only", "", "comma-separated subset of targets: verify-only,hand-written,fcaudit,fcaudit-alt,postgres,fcaudit-seeded")
+		only      = flag.String("only", "", "comma-separated subset of targets: verify-only,hand-written,fcaudit,fcaudit-alt,postgres[,postgres-pool-N],fcaudit-seeded")
 		alt       = flag.String("alt", "", "a second fcaudit binary (a candidate change), run as target fcaudit-alt and compared with fcaudit")
 		jsonOut   = flag.Bool("json", false, "print every sample and the summary as JSON")
 		strict    = flag.Bool("strict", false, "exit 1 when a performance target is missed (errors always fail)")
@@ -102,7 +102,7 @@ func main() {
 		profTgt   = flag.String("profile-target", "fcaudit", "which fcaudit targets -profile samples (comma-separated: fcaudit, fcaudit-alt, fcaudit-seeded; with more than one, the target's name is added to each file's name)")
 		pgref     = flag.String("pgref", "bin/pgref", "PostgreSQL reference handler binary (bench/pgref), for target postgres")
 		pgDSN     = flag.String("pg-dsn", "", "PostgreSQL connection string: adds target postgres (bench/postgres.sh starts a throwaway server)")
-		pgPool    = flag.Int("pg-pool", 16, "pgxpool size of target postgres")
+		pgPool    = flag.String("pg-pool", "16", "pgxpool size of target postgres; more sizes after commas add targets postgres-pool-N (a sweep in the same run)")
 		seedN     = flag.Int("seed-events", 0, "adds target fcaudit-seeded: serve on a store seeded with this many events")
 		seedAcc   = flag.Int("seed-accounts", 0, "accounts of the seeded store (default seed-events/10)")
 		seedBin   = flag.String("seedstore", "bin/seedstore", "bench/seedstore binary, for -seed-events")
@@ -132,7 +132,7 @@ type options struct {
 	profileSeconds     int
 	profileTarget      string
 	pgref, pgDSN       string
-	pgPool             int
+	pgPool             string
 	seedEvents         int
 	seedAccounts       int
 	seedstore, seedDir string
@@ -162,10 +162,19 @@ func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
 		all = append(all, target{"fcaudit-alt", serve(o.alt)})
 	}
 	if o.pgDSN != "" {
-		all = append(all, target{"postgres", func(addr, _ string) *exec.Cmd {
-			return exec.Command(o.pgref, "-listen", addr, "-secret", secret, "-dsn", o.pgDSN,
-				"-pool", strconv.Itoa(o.pgPool), "-reset")
-		}})
+		for i, size := range strings.Split(o.pgPool, ",") {
+			if n, err := strconv.Atoi(size); err != nil || n < 1 {
+				return 2, fmt.Errorf("-pg-pool %q: want sizes ≥ 1, comma-separated", o.pgPool)
+			}
+			name := "postgres"
+			if i > 0 {
+				name = "postgres-pool-" + size
+			}
+			all = append(all, target{name, func(addr, _ string) *exec.Cmd {
+				return exec.Command(o.pgref, "-listen", addr, "-secret", secret, "-dsn", o.pgDSN,
+					"-pool", size, "-reset")
+			}})
+		}
 	}
 	if o.seedEvents > 0 {
 		seeded := serve(o.fcaudit)
@@ -591,7 +600,28 @@ func summarize(samples []sample, rounds int) summary {
 		byTarget[x.Target] = append(byTarget[x.Target], x)
 		s.Errors += x.Result.ErrorCount
 	}
-	for _, name := range []string{"verify-only", "hand-written", "postgres", "fcaudit", "fcaudit-alt", "fcaudit-seeded"} {
+	var names []string
+	for _, x := range samples {
+		if !slices.Contains(names, x.Target) {
+			names = append(names, x.Target)
+		}
+	}
+	// A stable order: the references, then fcaudit's variants; pool
+	// sweep targets after "postgres" by name.
+	rank := func(n string) int {
+		i := slices.Index([]string{"verify-only", "hand-written", "postgres", "fcaudit", "fcaudit-alt", "fcaudit-seeded"}, n)
+		if i < 0 && strings.HasPrefix(n, "postgres-") {
+			return 2
+		}
+		return i
+	}
+	slices.SortStableFunc(names, func(a, b string) int {
+		if c := rank(a) - rank(b); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	for _, name := range names {
 		xs, ok := byTarget[name]
 		if !ok {
 			continue
