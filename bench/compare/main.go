@@ -93,7 +93,7 @@ func main() {
 		rounds    = flag.Int("rounds", 3, "rounds (each runs every target once)")
 		size      = flag.Int("size", loadgen.DefaultSize, "body size in bytes")
 		accounts  = flag.Int("accounts", 10000, "distinct FC accounts")
-		only      = flag.String("only", "", "comma-separated subset of targets: verify-only,hand-written,fcaudit,fcaudit-alt,postgres[,postgres-pool-N],fcaudit-seeded")
+		only      = flag.String("only", "", "comma-separated subset of targets: verify-only,hand-written,fcaudit,fcaudit-alt,postgres[,postgres-pool-N],fcaudit-seeded,fcaudit-alt-seeded")
 		alt       = flag.String("alt", "", "a second fcaudit binary (a candidate change), run as target fcaudit-alt and compared with fcaudit")
 		jsonOut   = flag.Bool("json", false, "print every sample and the summary as JSON")
 		strict    = flag.Bool("strict", false, "exit 1 when a performance target is missed (errors always fail)")
@@ -181,6 +181,14 @@ func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
 		all = append(all, target{"fcaudit-seeded", func(addr, _ string) *exec.Cmd {
 			return seeded(addr, o.seedDir)
 		}})
+		if o.alt != "" {
+			// The candidate on the same seeded store (which both grow by
+			// a round's load each time they run; the order rotates).
+			altSeeded := serve(o.alt)
+			all = append(all, target{"fcaudit-alt-seeded", func(addr, _ string) *exec.Cmd {
+				return altSeeded(addr, o.seedDir)
+			}})
+		}
 	}
 	targets := all
 	if o.only != "" {
@@ -194,7 +202,7 @@ func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
 			return 2, fmt.Errorf("-only %q names no target", o.only)
 		}
 	}
-	if slices.ContainsFunc(targets, func(t target) bool { return t.name == "fcaudit-seeded" }) {
+	if slices.ContainsFunc(targets, func(t target) bool { return strings.HasSuffix(t.name, "-seeded") }) {
 		if o.seedDir == "" {
 			dir, err := os.MkdirTemp("", "fcaudit-seeded-")
 			if err != nil {
@@ -557,8 +565,11 @@ type summary struct {
 	VsHandAll       []float64 `json:"fcaudit_vs_hand_written_per_round"`
 	AltVsFcaudit    float64   `json:"alt_vs_fcaudit,omitempty"`
 	AltVsFcauditAll []float64 `json:"alt_vs_fcaudit_per_round,omitempty"`
-	VsPostgres      float64   `json:"fcaudit_vs_postgres,omitempty"`
-	VsPostgresAll   []float64 `json:"fcaudit_vs_postgres_per_round,omitempty"`
+	// fcaudit-alt-seeded against fcaudit-seeded: an A/B on the seeded store.
+	AltSeededVsSeeded    float64   `json:"alt_seeded_vs_seeded,omitempty"`
+	AltSeededVsSeededAll []float64 `json:"alt_seeded_vs_seeded_per_round,omitempty"`
+	VsPostgres           float64   `json:"fcaudit_vs_postgres,omitempty"`
+	VsPostgresAll        []float64 `json:"fcaudit_vs_postgres_per_round,omitempty"`
 	// Seeded: fcaudit-seeded against fcaudit (the empty store), throughput
 	// and p99, within each round, median over rounds.
 	SeededVsEmpty     float64       `json:"seeded_vs_empty,omitempty"`
@@ -609,7 +620,7 @@ func summarize(samples []sample, rounds int) summary {
 	// A stable order: the references, then fcaudit's variants; pool
 	// sweep targets after "postgres" by name.
 	rank := func(n string) int {
-		i := slices.Index([]string{"verify-only", "hand-written", "postgres", "fcaudit", "fcaudit-alt", "fcaudit-seeded"}, n)
+		i := slices.Index([]string{"verify-only", "hand-written", "postgres", "fcaudit", "fcaudit-alt", "fcaudit-seeded", "fcaudit-alt-seeded"}, n)
 		if i < 0 && strings.HasPrefix(n, "postgres-") {
 			return 2
 		}
@@ -659,6 +670,9 @@ func summarize(samples []sample, rounds int) summary {
 			return res.Throughput
 		}
 		f, v, h, a := get("fcaudit"), get("verify-only"), get("hand-written"), get("fcaudit-alt")
+		if sd, as := get("fcaudit-seeded"), get("fcaudit-alt-seeded"); sd > 0 && as > 0 {
+			s.AltSeededVsSeededAll = append(s.AltSeededVsSeededAll, as/sd)
+		}
 		if pg := get("postgres"); f > 0 && pg > 0 {
 			s.VsPostgresAll = append(s.VsPostgresAll, f/pg)
 		}
@@ -682,6 +696,7 @@ func summarize(samples []sample, rounds int) summary {
 	s.VsVerify, s.VsHandwritten = median(s.VsVerifyAll), median(s.VsHandAll)
 	s.AltVsFcaudit = median(s.AltVsFcauditAll)
 	s.VsPostgres = median(s.VsPostgresAll)
+	s.AltSeededVsSeeded = median(s.AltSeededVsSeededAll)
 	s.SeededVsEmpty, s.SeededP99Ratio = median(s.SeededVsEmptyAll), median(s.SeededP99RatioAll)
 	return s
 }
@@ -722,6 +737,9 @@ func writeSummary(w io.Writer, s summary, o options) {
 	if len(s.SeededVsEmptyAll) > 0 {
 		fmt.Fprintf(w, "seeded / empty req/s    %.2f×  (rounds: %s)  target ≥ %.1f×: %s   [store seeded with %d events]\n", s.SeededVsEmpty, ratios(s.SeededVsEmptyAll), targetSeededVsEmpty, mark(s.SeededVsEmpty >= targetSeededVsEmpty), o.seedEvents)
 		fmt.Fprintf(w, "seeded / empty p99      %.2f×  (rounds: %s)  target ≤ %.1f×: %s\n", s.SeededP99Ratio, ratios(s.SeededP99RatioAll), targetSeededP99Ratio, mark(s.SeededP99Ratio <= targetSeededP99Ratio))
+	}
+	if len(s.AltSeededVsSeededAll) > 0 {
+		fmt.Fprintf(w, "alt-seeded / seeded     %.2f×  (rounds: %s)\n", s.AltSeededVsSeeded, ratios(s.AltSeededVsSeededAll))
 	}
 	if len(s.AltVsFcauditAll) > 0 {
 		fmt.Fprintf(w, "fcaudit-alt / fcaudit   %.2f×  (rounds: %s)\n", s.AltVsFcaudit, ratios(s.AltVsFcauditAll))
