@@ -55,6 +55,13 @@ bench-seeded: build
 	$(GO) build -o bin/seedstore ./bench/seedstore
 	$(GO) run ./bench/compare -fcaudit $(BIN) -only fcaudit,fcaudit-seeded -seed-events $(SEED_EVENTS) -seedstore bin/seedstore $(if $(SEED_DIR),-seed-dir $(SEED_DIR)) -n $(BENCH_PG_N) -rounds $(BENCH_ROUNDS) -c 64
 
+## bench-replay: `replay` (read the store, sign, per-account order) against a
+## plain concurrent net/http client sending the same bodies pre-signed, in
+## the same run (replay's BenchmarkReplayHTTP; the ratio is its "ratio").
+BENCH_REPLAY_COUNT ?= 3
+bench-replay:
+	$(GO) test -run='^$$' -bench=BenchmarkReplayHTTP -benchtime=3x -count=$(BENCH_REPLAY_COUNT) ./replay
+
 ## soak: the end-to-end crash test (SIGKILL during concurrent ingest, restart,
 ## every acknowledged event present, chains intact) SOAK_ROUNDS times, then the
 ## rest of the reliability suite once. `make test` runs 3 rounds. See
