@@ -222,16 +222,26 @@ func run(ctx context.Context, o options, out, errOut io.Writer) (int, error) {
 		return 1, err
 	}
 	var samples []sample
+	// sentToSeeded: the seeded store already holds plan's events. It
+	// keeps every load sent to it, so a seeded target never gets a load
+	// the store has seen (those would all be duplicates): a new one of the
+	// same shape is prepared first, outside the clock.
+	sentToSeeded := false
 	for r := range o.rounds {
-		if r > 0 && o.seedEvents > 0 {
-			// The seeded store still holds the last round's events: a
-			// new load for every target, so none sends duplicates.
-			if plan, err = loadgen.Prepare(ctx, loadgen.Config{Secret: secret, Requests: o.n, Concurrency: o.c, Accounts: o.accounts, Size: o.size}); err != nil {
-				return 1, err
-			}
-		}
 		for i := range targets {
 			t := targets[(i+r)%len(targets)]
+			if seeded := strings.HasSuffix(t.name, "-seeded"); seeded && sentToSeeded || !seeded && r > 0 && sentToSeeded && i == 0 {
+				// (At the start of a round the new load also goes to
+				// the empty-store targets, which then share it with the
+				// round's first seeded target.)
+				if plan, err = loadgen.Prepare(ctx, loadgen.Config{Secret: secret, Requests: o.n, Concurrency: o.c, Accounts: o.accounts, Size: o.size}); err != nil {
+					return 1, err
+				}
+				sentToSeeded = false
+			}
+			if strings.HasSuffix(t.name, "-seeded") {
+				sentToSeeded = true
+			}
 			plan.Resign() // outside the clock: no sender signs during a run
 			prof := ""
 			if tgts := strings.Split(o.profileTarget, ","); r == 0 && slices.Contains(tgts, t.name) {
