@@ -16,8 +16,9 @@
 // store that already holds N events, seeded once with bench/seedstore and
 // its read model caught up before the first round, so the empty and the
 // seeded store are measured in the same run; the seeded store keeps the
-// events of earlier rounds, so each round sends a freshly prepared load to
-// every target).
+// events sent to it, so each round sends a freshly prepared load to every
+// target, and a second seeded target in a round — fcaudit-alt-seeded, with
+// -alt — gets another load of the same shape).
 //
 // Everything listens on 127.0.0.1 and stops by itself. Usage:
 //
