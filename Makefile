@@ -49,11 +49,12 @@ bench-pg: build
 ## SEED_EVENTS events (seeded with bench/seedstore, read model caught up),
 ## same run, same load. SEED_DIR keeps the seeded store for the next run
 ## (≈4.3 GB per million events); by default it is temporary.
-SEED_EVENTS ?= 1000000
-SEED_DIR    ?=
+SEED_EVENTS  ?= 1000000
+SEED_DIR     ?=
+SEED_BENCH_N ?= 30000
 bench-seeded: build
 	$(GO) build -o bin/seedstore ./bench/seedstore
-	$(GO) run ./bench/compare -fcaudit $(BIN) -only fcaudit,fcaudit-seeded -seed-events $(SEED_EVENTS) -seedstore bin/seedstore $(if $(SEED_DIR),-seed-dir $(SEED_DIR)) -n $(BENCH_PG_N) -rounds $(BENCH_ROUNDS) -c 64
+	$(GO) run ./bench/compare -fcaudit $(BIN) -only fcaudit,fcaudit-seeded -seed-events $(SEED_EVENTS) -seedstore bin/seedstore $(if $(SEED_DIR),-seed-dir $(SEED_DIR)) -n $(SEED_BENCH_N) -accounts 20000 -rounds $(BENCH_ROUNDS) -c 64
 
 ## bench-replay: `replay` (read the store, sign, per-account order) against a
 ## plain concurrent net/http client sending the same bodies pre-signed, in
