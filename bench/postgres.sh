@@ -13,6 +13,7 @@
 # (initdb refuses root). Authentication is "trust": the cluster listens on
 # loopback only, lives for one run and holds only benchmark events.
 set -euo pipefail
+cd "$(dirname "$0")/.." # the repository root: relative paths below and in the flags are from there
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 if [ -z "$(pg_bin)" ]; then
