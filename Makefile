@@ -4,7 +4,7 @@ BIN     := bin/fcaudit
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build test run fmt vet bench soak clean
+.PHONY: build test run fmt vet bench bench-pg bench-seeded bench-replay soak clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/fcaudit
@@ -42,6 +42,37 @@ bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
 	$(GO) build -o bin/refserver ./bench/refserver
 	$(GO) run ./bench/compare -fcaudit $(BIN) -refserver bin/refserver -n $(BENCH_N) -rounds $(BENCH_ROUNDS) -c 64
+
+## bench-pg: the whole-service run with the PostgreSQL reference handler
+## (bench/pgref: stripe-go + pgx INSERT, durable commits) as target
+## "postgres": bench/postgres.sh installs PostgreSQL from Debian's packages
+## if missing, starts a throwaway cluster on a loopback port, runs
+## bench/compare against it and removes it. Never part of `make test`.
+BENCH_PG_N      ?= 30000
+BENCH_PG_ROUNDS ?= 2
+BENCH_PG_POOL   ?= 16
+bench-pg: build
+	$(GO) build -o bin/refserver ./bench/refserver
+	cd bench/pgref && $(GO) build -o ../../bin/pgref .
+	bash bench/postgres.sh -fcaudit $(BIN) -refserver bin/refserver -n $(BENCH_PG_N) -rounds $(BENCH_PG_ROUNDS) -c 64 -pg-pool $(BENCH_PG_POOL)
+
+## bench-seeded: ingest into an empty store against a store already holding
+## SEED_EVENTS events (seeded with bench/seedstore, read model caught up),
+## same run, same load. SEED_DIR keeps the seeded store for the next run
+## (≈4.3 GB per million events); by default it is temporary.
+SEED_EVENTS  ?= 1000000
+SEED_DIR     ?=
+SEED_BENCH_N ?= 30000
+bench-seeded: build
+	$(GO) build -o bin/seedstore ./bench/seedstore
+	$(GO) run ./bench/compare -fcaudit $(BIN) -only fcaudit,fcaudit-seeded -seed-events $(SEED_EVENTS) -seedstore bin/seedstore $(if $(SEED_DIR),-seed-dir $(SEED_DIR)) -n $(SEED_BENCH_N) -accounts 20000 -rounds $(BENCH_ROUNDS) -c 64
+
+## bench-replay: `replay` (read the store, sign, per-account order) against a
+## plain concurrent net/http client sending the same bodies pre-signed, in
+## the same run (replay's BenchmarkReplayHTTP; the ratio is its "ratio").
+BENCH_REPLAY_COUNT ?= 3
+bench-replay:
+	$(GO) test -run='^$$' -bench=BenchmarkReplayHTTP -benchtime=3x -count=$(BENCH_REPLAY_COUNT) ./replay
 
 ## soak: the end-to-end crash test (SIGKILL during concurrent ingest, restart,
 ## every acknowledged event present, chains intact) SOAK_ROUNDS times, then the
