@@ -58,7 +58,7 @@ const (
 	targetVsVerify      = 0.8
 	targetVsHandwritten = 3.0
 	targetP99           = 100 * time.Millisecond
-	// Issue 19.
+	// Large-store, Postgres and long-run targets.
 	targetVsPostgres     = 2.0
 	targetSeededVsEmpty  = 0.9
 	targetSeededP99Ratio = 1.5
