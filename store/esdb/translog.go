@@ -251,19 +251,24 @@ func (s *Store) buildStepLocked(ctx context.Context, limit int) (more bool, err 
 
 // catchUpLocked extends the tree until it has wantSize leaves and covers
 // the log up to wantPos, the log has nothing more, or budget leaves were
-// added by this call.
-func (s *Store) catchUpLocked(ctx context.Context, wantSize uint64, wantPos store.Position, budget int) error {
+// added by this call; short reports the last case (the tree may still
+// trail the log).
+func (s *Store) catchUpLocked(ctx context.Context, wantSize uint64, wantPos store.Position, budget int) (short bool, err error) {
 	if err := s.refreshLocked(ctx); err != nil {
-		return err
+		return false, err
 	}
 	t := &s.tl
-	for start := t.size; (t.size < wantSize || t.lastPos() < wantPos) && t.size-start < uint64(max(budget, 0)); {
+	start := t.size
+	for t.size < wantSize || t.lastPos() < wantPos {
+		if t.size-start >= uint64(max(budget, 0)) {
+			return true, nil
+		}
 		more, err := s.buildStepLocked(ctx, budget-int(t.size-start))
 		if err != nil || !more {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return false, nil
 }
 
 func (s *Store) syncLeaves() int {
@@ -348,7 +353,7 @@ func (s *Store) TreeHead(ctx context.Context) (translog.Head, error) {
 	}
 	s.tl.mu.Lock()
 	defer s.tl.mu.Unlock()
-	if err := s.catchUpLocked(ctx, 0, head, s.syncLeaves()); err != nil {
+	if _, err := s.catchUpLocked(ctx, 0, head, s.syncLeaves()); err != nil {
 		return translog.Head{}, fmt.Errorf("tree head: %w", err)
 	}
 	t := &s.tl
@@ -382,7 +387,7 @@ func (s *Store) LeafIndex(e *store.RecordedEvent) (uint64, error) {
 	if t.lastPos() < e.Position {
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 		defer cancel()
-		if err := s.catchUpLocked(ctx, 0, e.Position, s.syncLeaves()); err != nil {
+		if _, err := s.catchUpLocked(ctx, 0, e.Position, s.syncLeaves()); err != nil {
 			return 0, fmt.Errorf("leaf index of %s: %w", e.ID, err)
 		}
 	}
@@ -399,14 +404,20 @@ func (s *Store) LeafIndex(e *store.RecordedEvent) (uint64, error) {
 
 // withTree runs f on the tree, extended first (within
 // Options.TreeSyncLeaves) to at least size leaves; ErrTreeSize when the
-// log has fewer.
+// log has fewer, also wrapping ErrNotBuilt when the tree may only trail
+// the log (as the embedded store answers a tree that lags its log).
 func (s *Store) withTree(ctx context.Context, size uint64, f func(read translog.ReadTileFunc) error) error {
 	s.tl.mu.Lock()
 	defer s.tl.mu.Unlock()
-	if err := s.catchUpLocked(ctx, size, 0, s.syncLeaves()); err != nil {
+	short, err := s.catchUpLocked(ctx, size, 0, s.syncLeaves())
+	if err != nil {
 		return err
 	}
 	if size > s.tl.size {
+		if short {
+			return fmt.Errorf("%w: %w: %d (the tree has %d leaves so far; the builder in fcaudit serve extends it)",
+				translog.ErrTreeSize, translog.ErrNotBuilt, size, s.tl.size)
+		}
 		return fmt.Errorf("%w: %d (the tree has %d leaves)", translog.ErrTreeSize, size, s.tl.size)
 	}
 	return f(s.tl.readTile)
