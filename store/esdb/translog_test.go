@@ -208,3 +208,37 @@ func TestLogSkipsTreeStreams(t *testing.T) {
 		t.Fatalf("ReadAll: %d events, %v", len(all), err)
 	}
 }
+
+// TestLogReadOnlyUser: a user the ACL does not let write the tree stream (an
+// auditor's read-only tools) reads the tree serve built; where it trails,
+// TreeHead says "not built" rather than failing with access denied.
+func TestLogReadOnlyUser(t *testing.T) {
+	srv := esdbtest.Start(t)
+	w := open(t, srv.ConnString())
+	for i := 0; i < 2; i++ {
+		if _, err := w.Append(ctx(t), "fcaccount-ro", store.AnyRevision, ev(fmt.Sprintf("evt_ro_%d", i), i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	built, err := w.TreeHead(ctx(t))
+	if err != nil || built.Size != 2 {
+		t.Fatalf("tree head: %+v, %v", built, err)
+	}
+	srv.AppendRaw("$$$all", "$metadata", []byte(`{"$acl":{"$r":["reader"]}}`), nil)
+	srv.SetACL(&esdbtest.ACL{User: "reader", DenyWrite: []string{"fcaudit"}})
+	r := open(t, srv.ConnString())
+	if h, err := r.TreeHead(ctx(t)); err != nil || h.Size != 2 || !bytes.Equal(h.Root, built.Root) {
+		t.Fatalf("reader's tree head: %+v, %v", h, err)
+	}
+	srv.SetACL(nil)
+	if _, err := w.Append(ctx(t), "fcaccount-ro", store.AnyRevision, ev("evt_ro_2", 2)); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetACL(&esdbtest.ACL{User: "reader", DenyWrite: []string{"fcaudit"}})
+	if _, err := r.TreeHead(ctx(t)); !errors.Is(err, translog.ErrNotBuilt) {
+		t.Fatalf("reader's tree head of a trailing tree: %v, want ErrNotBuilt", err)
+	}
+	if p, err := r.InclusionProof(ctx(t), 1, 2); err != nil || len(p) != 1 {
+		t.Fatalf("reader's proof within the tree: %d hashes, %v", len(p), err)
+	}
+}
