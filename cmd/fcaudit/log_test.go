@@ -173,6 +173,52 @@ func TestLogOnEventStoreDB(t *testing.T) {
 	}
 }
 
+// TestLogBackendsAgree: the same events (fcaudit's own fcaudit-replays
+// record included, a duplicate and a provenance) stored in the embedded
+// store and in EventStoreDB give the same leaves, hence the same root.
+func TestLogBackendsAgree(t *testing.T) {
+	ctx := context.Background()
+	lite, err := sqlite.Open(filepath.Join(t.TempDir(), sqlite.FileName), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lite.Close()
+	es, err := esdb.Open(ctx, esdbtest.Start(t).ConnString(), esdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	at := time.Date(2026, 12, 4, 12, 0, 0, 123456000, time.UTC)
+	appends := []struct {
+		stream string
+		id     string
+	}{{"fcaccount-fca_agree1", "evt_agree0"}, {"fcaudit-replays", "evt_agree1"}, {"fcaccount-fca_agree2", "evt_agree2"},
+		{"fcaccount-fca_agree1", "evt_agree0"}, {"stripe-fcobj_agree", "evt_agree3"}, {"fcaccount-fca_agree1", "evt_agree4"}}
+	for i, a := range appends {
+		e := store.Event{ID: a.id, Type: "financial_connections.account.created", Data: []byte(`{"id":"` + a.id + `"}`),
+			ReceivedAt: at.Add(time.Duration(i) * time.Second), Source: store.SourceWebhook}
+		if i%2 == 0 {
+			e.Provenance = &store.Provenance{SignatureHeader: "t=1,v1=ab", SignedAt: 1, SecretFingerprint: "0011223344556677", VerifiedAt: at, Note: "n"}
+		}
+		for _, st := range []store.Store{lite, es} {
+			if _, err := st.Append(ctx, a.stream, store.AnyRevision, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	hl, err := lite.TreeHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	he, err := es.TreeHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hl.Size != 5 || he.Size != hl.Size || !bytes.Equal(he.Root, hl.Root) {
+		t.Fatalf("embedded tree %d %x, EventStoreDB tree %d %x", hl.Size, hl.Root, he.Size, he.Root)
+	}
+}
+
 // TestVerifyForkDetection: verify recomputes the tree and compares it with
 // the published checkpoints and a held signed checkpoint (--against). A
 // body edited and its stream re-chained passes every chain check, but not
