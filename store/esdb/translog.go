@@ -346,6 +346,9 @@ func (s *Store) LogID(ctx context.Context) (string, error) {
 	if err := s.refreshLocked(ctx); err != nil {
 		return "", fmt.Errorf("log id: %w", err)
 	}
+	if s.tl.logID == "" {
+		return "", fmt.Errorf("log id: %s was created but reads as empty; try again", TreeStream)
+	}
 	return s.tl.logID, nil
 }
 
