@@ -242,3 +242,43 @@ func TestLogReadOnlyUser(t *testing.T) {
 		t.Fatalf("reader's proof within the tree: %d hashes, %v", len(p), err)
 	}
 }
+
+// TestLogLostRace: a replica extending the tree from a stale copy loses to
+// the extension another replica appended (WrongExpectedVersion), reads it,
+// and continues from it: no leaf is added twice or skipped.
+func TestLogLostRace(t *testing.T) {
+	srv := esdbtest.Start(t)
+	a := openWith(t, srv.ConnString(), esdb.Options{TreeSyncLeaves: -1})
+	b := openWith(t, srv.ConnString(), esdb.Options{TreeSyncLeaves: -1})
+	appendOne := func(s *esdb.Store, i int) {
+		if _, err := s.Append(ctx(t), "fcaccount-race", store.AnyRevision, ev(fmt.Sprintf("evt_race_%d", i), i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendOne(a, 0)
+	if err := a.BuildLog(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	appendOne(b, 1)
+	if err := b.BuildLog(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	appendOne(a, 2)
+	// a's copy still has one leaf; b's extension to two is in the stream.
+	if more, err := a.ExtendFromCopy(ctx(t)); err != nil || !more {
+		t.Fatalf("stale extension: %v, %v", more, err)
+	}
+	if err := a.BuildLog(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.BuildLog(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	want := leaves(t, a)
+	for name, s := range map[string]*esdb.Store{"a": a, "b": b} {
+		h, err := s.TreeHead(ctx(t))
+		if err != nil || h.Size != 3 || !bytes.Equal(h.Root, want.Root()) {
+			t.Errorf("%s: tree head %d, %v; want 3 leaves and the recomputed root", name, h.Size, err)
+		}
+	}
+}
