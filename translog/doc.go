@@ -6,7 +6,8 @@
 // It defines the leaf data (LeafData: the exact bytes hashed as a leaf, a
 // canonical JSON object documented in docs/audit.md), a Tree that keeps the
 // compact-range frontier and the right-edge hash tiles a backend persists in
-// the same transaction as the appends they cover, and the read side that
+// the same transaction as the appends they cover (the embedded store) or
+// shortly after them (EventStoreDB), and the read side that
 // answers inclusion and consistency proofs from persisted tiles (Proofs).
 // The Log interface is what a backend implements to offer all of it; a
 // backend that does not answers the commands and routes with

@@ -10,15 +10,16 @@ import (
 
 // Errors of Log implementations and their callers.
 var (
-	// ErrNotSupported: the backend keeps no Merkle tree (the EventStoreDB
-	// backend, for now).
+	// ErrNotSupported: the backend keeps no Merkle tree (both of fcaudit's
+	// backends keep one; a store wrapper or a test double may not).
 	ErrNotSupported = errors.New("the verifiable log (Merkle tree, checkpoints) is not supported on this event store backend")
 	// ErrNoCheckpoint: no checkpoint has been published yet.
 	ErrNoCheckpoint = errors.New("no checkpoint has been published yet")
 	// ErrTreeSize: a requested tree size is larger than the tree.
 	ErrTreeSize = errors.New("tree size out of range")
 	// ErrNotBuilt: the log has events the tree does not cover yet (an
-	// existing log that no read-write open has indexed).
+	// existing log that no read-write open has indexed; on EventStoreDB, a
+	// tree trailing the log further than a read extends it itself).
 	ErrNotBuilt = errors.New("the Merkle tree has not been built for this log yet: open it once read-write (fcaudit serve)")
 )
 

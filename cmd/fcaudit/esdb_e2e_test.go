@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/store/esdb"
 	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"
+	"github.com/fcaudit/fcaudit/translog/checkpoint"
 )
 
 // TestServeOnEventStoreDB wires two serve replicas (ingest → EventStoreDB
@@ -52,6 +54,14 @@ func TestServeOnEventStoreDBCluster(t *testing.T) {
 // unavailable (true) and available again (false).
 func serveOnEventStoreDB(t *testing.T, conns [2]string, midway func(), down func(bool)) {
 	const secret, token = "whsec_e2e_esdb", "tok_e2e"
+	// Both replicas sign checkpoints with one key (docs/eventstoredb.md).
+	keyDir := t.TempDir()
+	code, vkey, errOut := runCmd(t, context.Background(), "log", "key", "--eventstore", conns[0], "--data-dir", keyDir)
+	if code != 0 {
+		t.Fatalf("log key: %d %s", code, errOut)
+	}
+	vkey = strings.TrimSpace(vkey)
+	keyFile := filepath.Join(keyDir, checkpoint.DefaultKeyFile)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var addrs []string
@@ -63,7 +73,8 @@ func serveOnEventStoreDB(t *testing.T, conns [2]string, midway func(), down func
 		go func() {
 			defer wg.Done()
 			code := run(ctx, []string{"serve", "--eventstore", conns[i], "--data-dir", t.TempDir(),
-				"--listen", addr, "--webhook-secret", secret, "--api-token", token}, nil, io.Discard, &errOut)
+				"--listen", addr, "--webhook-secret", secret, "--api-token", token,
+				"--log-key-file", keyFile, "--checkpoint-interval", "10ms"}, nil, io.Discard, &errOut)
 			if code != 0 {
 				t.Errorf("serve %d exited %d: %s", i, code, errOut.String())
 			}
@@ -180,16 +191,48 @@ func serveOnEventStoreDB(t *testing.T, conns [2]string, midway func(), down func
 			t.Errorf("%s stored %d times", d.id, seen[d.id])
 		}
 	}
-	// Either replica serves what the other ingested.
+	// Either replica serves what the other ingested, with its leaf index.
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addrs[1]+"/v1/events/"+deliveries[0].id, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var got struct {
+		LeafIndex *uint64 `json:"leaf_index"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&got)
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET event from the other replica: %d", resp.StatusCode)
+	if resp.StatusCode != 200 || err != nil || got.LeafIndex == nil {
+		t.Fatalf("GET event from the other replica: %d, leaf index %v, %v", resp.StatusCode, got.LeafIndex, err)
+	}
+	// The replicas' builders and publishers agree: a checkpoint of every
+	// event appears, signed with the shared key.
+	deadline := time.After(2 * time.Minute)
+	for {
+		resp, err := http.Get("http://" + addrs[1] + "/v1/log/checkpoint")
+		if err != nil {
+			t.Fatal(err)
+		}
+		note, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			cp, err := checkpoint.Open(note, vkey)
+			if err != nil {
+				t.Fatalf("checkpoint from the replica: %v\n%s", err, note)
+			}
+			if cp.Size == uint64(len(deliveries)) {
+				if root, err := st.RootAt(context.Background(), cp.Size); err != nil || !bytes.Equal(root, cp.Root) {
+					t.Fatalf("checkpoint root differs from the tree's: %v", err)
+				}
+				break
+			}
+		}
+		select {
+		case <-deadline:
+			t.Fatal("no checkpoint of every event after 2 minutes")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 
 	// The cluster goes away: ingest answers 503 store_unavailable (Stripe

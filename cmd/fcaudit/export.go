@@ -50,7 +50,7 @@ bundle (built under a temporary name and renamed into place, so DIR is
 complete or absent; files 0600, directories 0700): records.ndjson, events.csv, status_timeline.json, chain_proof.json
 (every revision's body hash and chain hash, with the recipe to recompute
 them), bodies/ (the exact bytes), log_proof.json (each event's Merkle
-inclusion proof against the latest signed log checkpoint, embedded store only)
+inclusion proof against the latest signed log checkpoint)
 and manifest.json (SHA-256 of every file), plus README.txt for the auditor. The SHA-256 of manifest.json is printed:
 record it.
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -44,7 +45,10 @@ fcaudit log prove shows one event is in it; both check with the standard
 transparency-dev/merkle verifier, which anyone can run without fcaudit
 (README "Checking the log without fcaudit").
 
-Embedded store only: on EventStoreDB these commands answer "not supported".`,
+On EventStoreDB the tree trails the log by a short interval (serve extends it
+about every second) instead of being written with each append; a checkpoint
+covers what the tree covers. Give every serve replica the same
+--log-key-file there, so that all checkpoints verify with one key.`,
 	}
 	cmd.PersistentFlags().StringVar(&o.keyFile, logKeyFlag, os.Getenv("FCAUDIT_LOG_KEY_FILE"), "checkpoint signing key (note signer format); default DATA_DIR/"+checkpoint.DefaultKeyFile+", generated when missing (env FCAUDIT_LOG_KEY_FILE)")
 	cmd.AddCommand(newLogKeyCommand(f, o), newLogCheckpointCommand(f, o), newLogProveCommand(f, o), newLogVerifyConsistencyCommand(f, o))
@@ -367,6 +371,33 @@ func startCheckpoints(ctx context.Context, f *factory, st store.Store, o *serveO
 			<-done
 		})
 	}, nil
+}
+
+// logBuildInterval is how often serve extends a trailing Merkle tree
+// (EventStoreDB).
+const logBuildInterval = time.Second
+
+// startLogBuilder starts the Merkle tree builder of a backend whose tree
+// trails the log (EventStoreDB); the embedded store extends its tree in
+// every append and has none. stop ends it and waits.
+func startLogBuilder(ctx context.Context, st store.Store, log *slog.Logger) (stop func()) {
+	b, ok := st.(interface {
+		RunLogBuilder(ctx context.Context, interval time.Duration) error
+	})
+	if !ok {
+		return func() {}
+	}
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = b.RunLogBuilder(bctx, logBuildInterval)
+	}()
+	log.Info("extending the log's Merkle tree in the background", "every", logBuildInterval)
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // addLogProofs adds Merkle inclusion proofs to an evidence bundle when the

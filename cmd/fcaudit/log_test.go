@@ -23,9 +23,9 @@ import (
 
 	"github.com/fcaudit/fcaudit/internal/fcevents"
 	"github.com/fcaudit/fcaudit/store"
+	"github.com/fcaudit/fcaudit/store/esdb"
 	"github.com/fcaudit/fcaudit/store/esdb/esdbtest"
 	"github.com/fcaudit/fcaudit/store/sqlite"
-	"github.com/fcaudit/fcaudit/translog"
 )
 
 // TestLogCommands: an auditor takes a checkpoint and the verifier key, the
@@ -140,13 +140,82 @@ func TestServePublishesCheckpointOnShutdown(t *testing.T) {
 	}
 }
 
-// TestLogOnEventStoreDB: the log commands say the backend does not support
-// them.
+// TestLogOnEventStoreDB: the log commands work on EventStoreDB: a
+// checkpoint is published over the tree, an event proven in it, and verify
+// recomputes the tree and confirms the checkpoint.
 func TestLogOnEventStoreDB(t *testing.T) {
+	ctx := context.Background()
 	srv := esdbtest.Start(t)
-	code, _, errOut := runCmd(t, context.Background(), "log", "checkpoint", "--eventstore", srv.ConnString(), "--data-dir", t.TempDir())
-	if code != 1 || !strings.Contains(errOut, translog.ErrNotSupported.Error()) {
-		t.Fatalf("log checkpoint on EventStoreDB: %d %q", code, errOut)
+	st, err := esdb.Open(ctx, srv.ConnString(), esdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i := 0; i < 3; i++ {
+		e := store.Event{ID: "evt_esdblog" + strconv.Itoa(i), Type: "financial_connections.account.created",
+			Data: []byte(`{"id":"evt_esdblog` + strconv.Itoa(i) + `"}`), ReceivedAt: time.Now(), Source: store.SourceWebhook}
+		if _, err := st.Append(ctx, "fcaccount-fca_esdblog", store.AnyRevision, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	code, out, errOut := runCmd(t, ctx, "log", "checkpoint", "--publish", "--eventstore", srv.ConnString(), "--data-dir", dir)
+	if code != 0 || !strings.HasPrefix(out, "fcaudit/") || strings.Split(out, "\n")[1] != "3" {
+		t.Fatalf("log checkpoint --publish on EventStoreDB: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, ctx, "log", "prove", "--event", "evt_esdblog1", "--eventstore", srv.ConnString(), "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, `"leaf_index": 1`) {
+		t.Fatalf("log prove on EventStoreDB: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, ctx, "verify", "--skip-metadata", "--eventstore", srv.ConnString(), "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "Merkle tree of 3 leaves, 1 published and 0 held checkpoints confirmed") {
+		t.Fatalf("verify on EventStoreDB: %d %q %q", code, out, errOut)
+	}
+}
+
+// TestLogBackendsAgree: the same events (fcaudit's own fcaudit-replays
+// record included, a duplicate and a provenance) stored in the embedded
+// store and in EventStoreDB give the same leaves, hence the same root.
+func TestLogBackendsAgree(t *testing.T) {
+	ctx := context.Background()
+	lite, err := sqlite.Open(filepath.Join(t.TempDir(), sqlite.FileName), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lite.Close()
+	es, err := esdb.Open(ctx, esdbtest.Start(t).ConnString(), esdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	at := time.Date(2026, 12, 4, 12, 0, 0, 123456000, time.UTC)
+	appends := []struct {
+		stream string
+		id     string
+	}{{"fcaccount-fca_agree1", "evt_agree0"}, {"fcaudit-replays", "evt_agree1"}, {"fcaccount-fca_agree2", "evt_agree2"},
+		{"fcaccount-fca_agree1", "evt_agree0"}, {"stripe-fcobj_agree", "evt_agree3"}, {"fcaccount-fca_agree1", "evt_agree4"}}
+	for i, a := range appends {
+		e := store.Event{ID: a.id, Type: "financial_connections.account.created", Data: []byte(`{"id":"` + a.id + `"}`),
+			ReceivedAt: at.Add(time.Duration(i) * time.Second), Source: store.SourceWebhook}
+		if i%2 == 0 {
+			e.Provenance = &store.Provenance{SignatureHeader: "t=1,v1=ab", SignedAt: 1, SecretFingerprint: "0011223344556677", VerifiedAt: at, Note: "n"}
+		}
+		for _, st := range []store.Store{lite, es} {
+			if _, err := st.Append(ctx, a.stream, store.AnyRevision, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	hl, err := lite.TreeHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	he, err := es.TreeHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hl.Size != 5 || he.Size != hl.Size || !bytes.Equal(he.Root, hl.Root) {
+		t.Fatalf("embedded tree %d %x, EventStoreDB tree %d %x", hl.Size, hl.Root, he.Size, he.Root)
 	}
 }
 

@@ -212,6 +212,7 @@ func runServe(ctx context.Context, f *factory, o *serveOptions) error {
 			Help: "Events under fcaudit's stream prefixes that are not fcaudit events, skipped by reads of the log (EventStoreDB).",
 		}, func() float64 { return float64(fe.ForeignEvents()) }))
 	}
+	defer startLogBuilder(ctx, st, log)()
 	tlog, stopCheckpoints, err := startCheckpoints(ctx, f, st, o, log)
 	if err != nil {
 		return err

@@ -504,8 +504,15 @@ func (s *Store) readRange(ctx context.Context, streamName string, from, count ui
 // forwards. missing is the server's own stream-not-found answer to this one
 // read: "empty" and "missing" must come from the same read, or a stream
 // created between two reads looks empty.
-func (s *Store) readPage(ctx context.Context, streamName string, from, count uint64) (out []*esdb.RecordedEvent, missing bool, err error) {
-	err = s.call(ctx, "read "+streamName, func(ctx context.Context, c *esdb.Client) error {
+func (s *Store) readPage(ctx context.Context, streamName string, from, count uint64) ([]*esdb.RecordedEvent, bool, error) {
+	// The closure fills its own variables, read only once call returned
+	// nil: a call abandoned at its deadline (or ctx's end) leaves the
+	// closure running, and it must not write anything the caller reads.
+	var (
+		out     []*esdb.RecordedEvent
+		missing bool
+	)
+	err := s.call(ctx, "read "+streamName, func(ctx context.Context, c *esdb.Client) error {
 		out, missing = out[:0], false
 		rs, err := c.ReadStream(leaderOnly(ctx), streamName, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(from)}, count)
 		if err != nil {

@@ -80,6 +80,14 @@
 // with an event-less append for the node's real answer. Reads that must see
 // acknowledged writes send requires-leader as outgoing metadata.
 //
-// Imports: store, the v4 client, grpc status codes, uuid; never another
-// backend.
+// # The verifiable log
+//
+// The Store is a translog.Log whose Merkle tree trails the log: it is kept
+// in the stream TreeStream, extended by RunLogBuilder (serve) and by reads
+// that need it, with expected revisions so that concurrent replicas agree;
+// signed checkpoints are kept in CheckpointStream (see translog.go and
+// docs/eventstoredb.md).
+//
+// Imports: store, translog, the v4 client, grpc status codes, uuid; never
+// another backend.
 package esdb

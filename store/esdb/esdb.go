@@ -75,6 +75,10 @@ type Options struct {
 	// the server's default). The adapter refuses larger appends itself,
 	// counted as the server does: data + metadata + 2 × type per event.
 	MaxAppendSize int
+	// TreeSyncLeaves bounds how many leaves a read of the Merkle tree
+	// (TreeHead, proofs, LeafIndex) adds itself when the tree trails the
+	// log (default 10000; negative: none, only RunLogBuilder extends it).
+	TreeSyncLeaves int
 }
 
 // appendOverhead is the room MaxBodySize leaves for one event's metadata
@@ -95,6 +99,8 @@ type Store struct {
 	warnOnce sync.Once
 	locks    streamLocks
 	foreign  atomic.Uint64
+
+	tl treeState // the Merkle tree (translog.go)
 }
 
 var _ store.Store = (*Store)(nil)

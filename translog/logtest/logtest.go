@@ -1,6 +1,6 @@
 // Package logtest is the contract suite of translog.Log: every backend that
-// offers the verifiable log runs it (store/sqlite does; the EventStoreDB
-// backend will when it keeps a tree). It checks the backend's tree against
+// offers the verifiable log runs it (store/sqlite and store/esdb, on one
+// node and on a 3-node cluster). It checks the backend's tree against
 // one recomputed from the backend's own reads and its proofs with
 // transparency-dev/merkle's verifier.
 package logtest
