@@ -212,3 +212,35 @@ func TestAccountReadsItsWrites(t *testing.T) {
 		t.Errorf("after the projection caught up: %+v, %v; want the same answer %+v", b, err, a)
 	}
 }
+
+// An up-to-date row costs Account one read of the stream that answers one
+// event (the last one applied), not a second read to tell "nothing new"
+// from "no such stream".
+func TestAccountCurrentRowOneRead(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	evs := fixtureEvents(t)
+	var batch []store.Event
+	for _, e := range evs[:5] {
+		batch = append(batch, e.Event)
+	}
+	ctx := context.Background()
+	if _, err := st.Append(ctx, evs[0].Stream, store.AnyRevision, batch...); err != nil {
+		t.Fatal(err)
+	}
+	log := &pagedLog{Log: st}
+	r := openRunner(t, dir, log, Options{BatchWindow: -1})
+	stop := startRunner(t, r)
+	waitCaughtUp(t, r)
+	stop()
+	log.mu.Lock()
+	log.calls, log.maxPage = 0, 0
+	log.mu.Unlock()
+	a, err := r.Account(ctx, fixtureAccount)
+	if err != nil || a.EventsCount != 5 {
+		t.Fatalf("Account: %+v, %v", a, err)
+	}
+	if log.calls != 1 || log.maxPage != 1 {
+		t.Errorf("current row: %d stream reads, up to %d events each; want 1 read of 1 event", log.calls, log.maxPage)
+	}
+}
