@@ -349,8 +349,14 @@ func TestBrowser(t *testing.T) {
 	}
 	shot("event")
 	do("replays", chromedp.Navigate(base+"/console/replays"))
+	if got := eval(`Array.from(document.querySelectorAll("#replays-table tbody tr[data-run-id]")).map(r => r.dataset.runId).join(",")`); got != "replay_5f0c1a2b3c4d5e6f7a8b9c0d" {
+		t.Errorf("replay runs listed: %q", got)
+	}
 	shot("replays")
 	do("system", chromedp.Navigate(base+"/console/system"))
+	if head := eval(`document.getElementById("sys-head").textContent`); head == "" || strings.Trim(head, "0123456789") != "" {
+		t.Errorf("system page log head %q", head)
+	}
 	shot("system")
 
 	// Sign out ends the session.
