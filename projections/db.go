@@ -324,11 +324,9 @@ func decodeState(id string, b []byte) (*AccountStatus, error) {
 // table, nil when there may be no row: when they still match s, only the
 // state column is written.
 func (a *accountRows) store(ctx context.Context, s *AccountStatus, stored *rowColumns) error {
-	b, err := appendState(a.buf[:0], s)
-	if err != nil {
-		return err
-	}
-	a.buf = b
+	a.buf = appendState(a.buf[:0], s)
+	b := a.buf
+	var err error
 	if stored != nil && *stored == columnsOf(s) {
 		_, err = a.setState.ExecContext(ctx, b, s.ID)
 	} else {

@@ -17,9 +17,9 @@ import (
 // (encStructOf), so the json tags of AccountStatus, Refresh, EventRef and
 // rank are the one definition of the stored state: decodeState reads it
 // back with encoding/json, and the API shows the same fields.
-func appendState(b []byte, s *AccountStatus) ([]byte, error) {
+func appendState(b []byte, s *AccountStatus) []byte {
 	st := storedState{AccountStatus: s, Unreadable: s.unreadable}
-	return stateEnc.append(b, unsafe.Pointer(&st)), nil
+	return stateEnc.append(b, unsafe.Pointer(&st))
 }
 
 var stateEnc = encStructOf(reflect.TypeFor[storedState]())
