@@ -15,7 +15,7 @@ import (
 // decodeAccount reads data.object of a Stripe event body. encoding/json
 // (decodeAccountJSON) defines the result; scanAccount, a single pass that
 // validates the whole body and copies out only the fields of accountObject
-// (driven by its json tags, scanStructOf), gives the same result ~5× cheaper for ordinary bodies and
+// (driven by its json tags, scanStructOf), gives the same result more cheaply for ordinary bodies and
 // defers to encoding/json whenever it is not sure (FuzzDecodeAccount
 // checks both agree).
 func decodeAccount(body []byte) (*accountObject, error) {
