@@ -458,6 +458,20 @@ func TestAccountPage(t *testing.T) {
 	if !strings.Contains(r.body, `data-status="inactive"`) || !strings.Contains(r.body, "Status as known at") {
 		t.Errorf("known_at the first delivery: not inactive")
 	}
+	// known_at's edges answer what the API answers too: the zero time is
+	// a time at which nothing was known, not "no bound".
+	for _, at := range []string{"0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z", first.ReceivedAt} {
+		var api struct{ Status string }
+		code := s.apiGet("/v1/accounts/"+acct+"?known_at="+url.QueryEscape(at), &api)
+		want := api.Status
+		if code == 404 {
+			want = "none"
+		}
+		r := s.get(c, "/console/accounts/"+acct+"?known_at="+url.QueryEscape(at))
+		if !strings.Contains(r.body, `id="status-card" data-status="`+want+`"`) {
+			t.Errorf("known_at %s: card is not %q (API %d)", at, want, code)
+		}
+	}
 	if r := s.get(c, "/console/accounts/"+acct+"?as_of=yesterday"); r.code != 400 || !strings.Contains(r.body, "as_of:") {
 		t.Errorf("bad as_of: %d", r.code)
 	}

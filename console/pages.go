@@ -385,7 +385,7 @@ func (c *Console) handleAccount(w http.ResponseWriter, r *http.Request, s *sessi
 		if err != nil {
 			d.TimeError = "as_of: " + err.Error()
 		} else {
-			d.At, at.Created = t.UTC(), t.Unix()
+			d.At, at = t.UTC(), projections.AsOfCreated(t)
 		}
 	case knownAt != "":
 		d.Mode, d.TimeInput = "known_at", knownAt
@@ -393,17 +393,17 @@ func (c *Console) handleAccount(w http.ResponseWriter, r *http.Request, s *sessi
 		if err != nil {
 			d.TimeError = "known_at: " + err.Error()
 		} else {
-			d.At, at.Received = t.UTC(), t
+			d.At, at = t.UTC(), projections.KnownAt(t)
 		}
 	}
 	if d.TimeError != "" {
 		d.Mode = ""
 	}
 	switch {
-	case d.Mode == "as_of" && at.Created <= 0:
-		// Every event has created > 0: nothing existed yet (as the API says).
 	case d.Mode != "":
-		// AccountAt's own fold, over the stream this page has read already.
+		// AccountAt's own selection and fold (AsOfCreated, KnownAt:
+		// their edges included), over the stream this page has read
+		// already.
 		d.Status, err = projections.FoldAt(evs, at)
 	default:
 		d.Status, err = c.cfg.Accounts.Account(ctx, id)
@@ -431,7 +431,7 @@ func (c *Console) handleAccount(w http.ResponseWriter, r *http.Request, s *sessi
 	}
 	var marker int64
 	if d.Mode == "as_of" {
-		marker = at.Created
+		marker = d.At.Unix()
 	}
 	d.Timeline = h.timeline(marker)
 	d.Events = len(h.entries)
@@ -452,12 +452,7 @@ func (c *Console) handleAccount(w http.ResponseWriter, r *http.Request, s *sessi
 		if p := e.ev.Provenance; p != nil {
 			row.Fingerprint = p.SecretFingerprint
 		}
-		switch d.Mode {
-		case "as_of":
-			row.After = e.ev.Created > at.Created
-		case "known_at":
-			row.After = e.ev.ReceivedAt.After(at.Received)
-		}
+		row.After = d.Mode != "" && !at.Includes(e.ev)
 		var prev []byte
 		if i > 0 {
 			prev = h.entries[i-1].ev.Data
