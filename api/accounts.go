@@ -49,7 +49,7 @@ func (s *Server) handleListAccounts(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeList(w, r, out, more)
+	writeList(s, w, r, out, more)
 }
 
 // handleGetAccount answers the account's current status or, with as_of

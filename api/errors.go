@@ -122,8 +122,9 @@ func classify(err error) (int, errorDetail) {
 
 // writeError answers with the error envelope and logs server-side failures
 // (5xx) only: client mistakes are the client's business and would let anyone
-// flood the logs.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+// flood the logs. It returns the status and error type it answered (for
+// the webhook access log).
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) (status int, errType string) {
 	status, detail := classify(err)
 	if status >= 500 && !errors.Is(err, errBusy) { // shedding load is not a failure
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
@@ -135,6 +136,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "5")
 	}
 	writeJSON(w, status, errorBody{Error: detail})
+	return status, detail.Type
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -41,10 +41,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	res, err := s.ingestWebhook(w, r)
 	status, errType := http.StatusOK, ""
 	if err != nil {
-		var detail errorDetail
-		status, detail = classify(err)
-		errType = detail.Type
-		s.writeError(w, r, err)
+		status, errType = s.writeError(w, r, err)
 	} else {
 		writeJSON(w, http.StatusOK, webhookResponse{ID: res.ID, Stream: res.Stream, Revision: res.Revision,
 			Position: res.Position, Duplicate: res.Duplicate})

@@ -113,12 +113,12 @@ func marshalJSON(v any) ([]byte, error) {
 // writeList answers 200 with the list envelope of data (at most a page's
 // limit, read whole), cut short at MaxListBytes; hasMore is whether the
 // source has more after data.
-func writeList[T any](w http.ResponseWriter, r *http.Request, data []T, hasMore bool) {
+func writeList[T any](s *Server, w http.ResponseWriter, r *http.Request, data []T, hasMore bool) {
 	p := newPage(len(data))
 	for i := range data {
 		ok, err := p.add(data[i])
 		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, errorBody{Error: errorDetail{Type: TypeInternal, Message: "internal error"}})
+			s.writeError(w, r, err)
 			return
 		}
 		if !ok {

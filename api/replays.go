@@ -36,7 +36,7 @@ func (s *Server) handleListReplays(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeList(w, r, out, more)
+	writeList(s, w, r, out, more)
 }
 
 func (s *Server) handleGetReplay(w http.ResponseWriter, r *http.Request) {

@@ -1,11 +1,16 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,4 +75,57 @@ func TestReplaysAPI(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
 		t.Fatalf("without token: %v %v", resp, err)
 	}
+}
+
+// badRuns lists one run that is not JSON, so the page cannot be encoded.
+type badRuns struct{}
+
+func (badRuns) List(context.Context, replay.RunListOptions) ([]json.RawMessage, bool, error) {
+	return []json.RawMessage{json.RawMessage(`{`)}, false, nil
+}
+
+func (badRuns) Get(context.Context, string) (json.RawMessage, error) {
+	return nil, replay.ErrRunNotFound
+}
+
+// TestListEncodingFailureIsLogged: a list item that cannot be encoded is
+// answered 500 api_error through writeError, which logs it like every
+// other server-side failure.
+func TestListEncodingFailureIsLogged(t *testing.T) {
+	logs := new(lockedBuffer)
+	ts := newServer(t, api.Config{Tokens: []string{"tok"}, Replays: badRuns{},
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/v1/replays", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), `"type":"api_error"`) {
+		t.Fatalf("got %d %s, want 500 api_error", resp.StatusCode, body)
+	}
+	if s := logs.String(); !strings.Contains(s, "request failed") || !strings.Contains(s, "/v1/replays") {
+		t.Fatalf("the failure was not logged: %q", s)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer the server's goroutines may write while
+// the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
