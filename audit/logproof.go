@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -79,10 +78,6 @@ func AddLogProofs(ctx context.Context, h *History, l translog.Log) error {
 	h.LogProofs = lp
 	return nil
 }
-
-// IsNoCheckpoint reports whether err means no checkpoint was published yet
-// (AddLogProofs then adds nothing).
-func IsNoCheckpoint(err error) bool { return errors.Is(err, translog.ErrNoCheckpoint) }
 
 // logProofReadme is the README section on log_proof.json.
 func logProofReadme(lp *LogProofs) string {

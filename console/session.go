@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fcaudit/fcaudit/internal/atomicfile"
 	"github.com/fcaudit/fcaudit/internal/tokenset"
 )
 
@@ -27,9 +28,9 @@ const CookieName = "fcaudit_session"
 const keyBytes = 32
 
 // loadOrCreateKey reads the session key, creating the file with a fresh
-// random key (mode 0600, exclusively, so two processes starting together
-// agree on one key) when it does not exist. A file readable by others is
-// refused: whoever reads it can mint sessions.
+// random key (mode 0600, never replacing a file, so two processes starting
+// together agree on one key) when it does not exist. A file readable by
+// others is refused: whoever reads it can mint sessions.
 func loadOrCreateKey(path string) ([]byte, error) {
 	for range 2 {
 		b, err := os.ReadFile(path)
@@ -57,23 +58,14 @@ func loadOrCreateKey(path string) ([]byte, error) {
 		if _, err := rand.Read(key); err != nil {
 			return nil, fmt.Errorf("session key: %w", err)
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		// Linked into place whole (NoClobber): a process that loses the
+		// race reads the winner's complete key, never an empty file.
+		err = atomicfile.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), atomicfile.FileMode, atomicfile.NoClobber)
 		if errors.Is(err, fs.ErrExist) {
 			continue // another process won the race: read its key
 		}
 		if err != nil {
 			return nil, fmt.Errorf("session key: %w", err)
-		}
-		_, werr := f.WriteString(hex.EncodeToString(key) + "\n")
-		if werr == nil {
-			werr = f.Sync()
-		}
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			_ = os.Remove(path)
-			return nil, fmt.Errorf("session key: %w", werr)
 		}
 		return key, nil
 	}

@@ -69,31 +69,28 @@ object. Exit status 1 when the account has no event (at that time).`,
 }
 
 // parseAsOf turns --as-of / --known-at into the fold's selection, with the
-// API's rules: as-of at or before the epoch selects nothing.
-func (o *accountsShowOptions) parseAsOf() (at projections.AsOf, nothing bool, err error) {
+// API's rules (projections.AsOfCreated and KnownAt select nothing at or
+// before the epoch and at the zero time).
+func (o *accountsShowOptions) parseAsOf() (at projections.AsOf, err error) {
 	if o.asOf != "" {
 		t, err := timearg.Parse(o.asOf)
 		if err != nil {
-			return at, false, flagError("as-of", err)
+			return at, flagError("as-of", err)
 		}
-		at.Created = t.Unix()
-		// Every stored event has created > 0.
-		return at, at.Created <= 0, nil
+		return projections.AsOfCreated(t), nil
 	}
 	if o.knownAt != "" {
 		t, err := timearg.Parse(o.knownAt)
 		if err != nil {
-			return at, false, flagError("known-at", err)
+			return at, flagError("known-at", err)
 		}
-		at.Received = t
-		// The zero time means "no bound" to the fold; nothing was received then.
-		return at, t.IsZero(), nil
+		return projections.KnownAt(t), nil
 	}
-	return at, false, nil
+	return at, nil
 }
 
 func runAccountsShow(ctx context.Context, f *factory, id string, o *accountsShowOptions) error {
-	at, nothing, err := o.parseAsOf()
+	at, err := o.parseAsOf()
 	if err != nil {
 		return err
 	}
@@ -107,12 +104,7 @@ func runAccountsShow(ctx context.Context, f *factory, id string, o *accountsShow
 		return fmt.Errorf("%w (run serve or 'fcaudit projections rebuild' first)", err)
 	}
 	defer r.Close()
-	var s *projections.AccountStatus
-	if nothing {
-		err = projections.ErrAccountNotFound
-	} else {
-		s, err = r.AccountAt(ctx, id, at)
-	}
+	s, err := r.AccountAt(ctx, id, at)
 	if errors.Is(err, projections.ErrAccountNotFound) {
 		when := ""
 		if o.asOf != "" || o.knownAt != "" {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fcaudit/fcaudit/audit"
 	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/translog"
 	"github.com/fcaudit/fcaudit/translog/checkpoint"
@@ -398,24 +397,4 @@ func startLogBuilder(ctx context.Context, st store.Store, log *slog.Logger) (sto
 		cancel()
 		<-done
 	}
-}
-
-// addLogProofs adds Merkle inclusion proofs to an evidence bundle when the
-// backend is a verifiable log with a published checkpoint.
-func addLogProofs(ctx context.Context, f *factory, st store.Store, h *audit.History) error {
-	l, err := translog.Of(st)
-	if err != nil {
-		fmt.Fprintln(f.errOut, "no Merkle inclusion proofs in the bundle: "+err.Error())
-		return nil
-	}
-	if err := audit.AddLogProofs(ctx, h, l); audit.IsNoCheckpoint(err) {
-		fmt.Fprintln(f.errOut, "no Merkle inclusion proofs in the bundle: no checkpoint published yet (fcaudit log checkpoint --publish)")
-		return nil
-	} else if err != nil {
-		return err
-	}
-	if n := len(h.LogProofs.NotCovered); n > 0 {
-		fmt.Fprintf(f.errOut, "%d event(s) arrived after the latest checkpoint (tree size %d): no inclusion proof for them\n", n, h.LogProofs.TreeSize)
-	}
-	return nil
 }

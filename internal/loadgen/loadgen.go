@@ -272,9 +272,6 @@ func (p *Plan) Bodies() [][]byte {
 	return out
 }
 
-// Requests returns the number of requests a Run sends.
-func (p *Plan) Requests() int { return len(p.dup) }
-
 // Error kinds counted in Result.Errors.
 const (
 	ErrKindTransport           = "transport"            // connection refused/reset, …

@@ -4,8 +4,8 @@
 // that any tool that speaks that format can check them. It also keeps the
 // signing key file and publishes checkpoints of a translog.Log.
 //
-// It imports the standard library, translog, golang.org/x/mod/sumdb/note
-// and github.com/transparency-dev/merkle.
+// It imports the standard library, translog, internal helpers,
+// golang.org/x/mod/sumdb/note and github.com/transparency-dev/merkle.
 package checkpoint
 
 import (
@@ -27,6 +27,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/fcaudit/fcaudit/internal/atomicfile"
 	"github.com/fcaudit/fcaudit/internal/logkey"
 	"github.com/fcaudit/fcaudit/translog"
 )
@@ -170,25 +171,14 @@ func LoadOrCreateKey(path, name string, create bool) (Key, error) {
 	return ParseKey(strings.TrimSpace(string(b)))
 }
 
+// writeNew creates path with b, never replacing an existing file
+// (fs.ErrExist). The file appears whole or not at all: a process that loses
+// the race to create it reads the winner's complete key.
 func writeNew(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), atomicfile.DirMode); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	return f.Close()
+	return atomicfile.WriteFile(path, b, atomicfile.FileMode, atomicfile.NoClobber)
 }
 
 // ParseKey parses a note signer key and derives its verifier key. Errors
