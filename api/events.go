@@ -159,13 +159,8 @@ func eventFilter(q url.Values) (store.Filter, error) {
 	if f.CreatedFrom, err = parseTimeParam(q, "since"); err != nil {
 		return f, err
 	}
-	if f.CreatedTo, err = parseTimeParam(q, "until"); err != nil {
+	if f.CreatedTo, err = parseUntilParam(q, "until"); err != nil {
 		return f, err
-	}
-	if q.Get("until") != "" && f.CreatedTo <= 0 {
-		// 0 is "no bound" in a store.Filter; an until at or before the
-		// epoch selects nothing.
-		f.CreatedTo = -1
 	}
 	if f.CreatedFrom != 0 && f.CreatedTo != 0 && f.CreatedFrom > f.CreatedTo {
 		return f, badParam("since", "is after until")

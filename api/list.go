@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/fcaudit/fcaudit/internal/timearg"
+	"github.com/fcaudit/fcaudit/store"
 )
 
 // List is Stripe's list envelope, the answer of every list route (page
@@ -131,13 +133,31 @@ func writeList[T any](s *Server, w http.ResponseWriter, r *http.Request, data []
 // parseTimeParam parses an optional time parameter (RFC 3339 or Unix
 // seconds) into Unix seconds; 0 when absent.
 func parseTimeParam(q url.Values, name string) (int64, error) {
+	t, err := parseTime(q, name)
+	if err != nil || t.IsZero() && q.Get(name) == "" {
+		return 0, err
+	}
+	return t.Unix(), nil
+}
+
+// parseUntilParam reads an inclusive upper bound of Stripe created time
+// (store.CreatedUntil: one at or before the epoch selects nothing).
+func parseUntilParam(q url.Values, name string) (int64, error) {
+	t, err := parseTime(q, name)
+	if err != nil || q.Get(name) == "" {
+		return 0, err
+	}
+	return store.CreatedUntil(t), nil
+}
+
+func parseTime(q url.Values, name string) (time.Time, error) {
 	s := q.Get(name)
 	if s == "" {
-		return 0, nil
+		return time.Time{}, nil
 	}
 	t, err := timearg.Parse(s)
 	if err != nil {
-		return 0, badParam(name, "%v", err)
+		return time.Time{}, badParam(name, "%v", err)
 	}
-	return t.Unix(), nil
+	return t, nil
 }

@@ -40,13 +40,7 @@ type AsOf struct {
 // t: what was true at t. created is whole seconds, so the fraction of t is
 // dropped ("≤ 10:00:00.5" keeps 10:00:00). A t at or before the Unix epoch
 // (the zero time included) selects nothing.
-func AsOfCreated(t time.Time) AsOf {
-	c := t.Unix()
-	if c <= 0 {
-		c = -1
-	}
-	return AsOf{Created: c}
-}
+func AsOfCreated(t time.Time) AsOf { return AsOf{Created: store.CreatedUntil(t)} }
 
 // KnownAt selects the events fcaudit received at or before t: what it knew
 // at t. The zero time (0001-01-01T00:00:00Z) is a time like any other, at

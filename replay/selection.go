@@ -59,12 +59,7 @@ func (s Selection) Filter() store.Filter {
 		f.CreatedFrom = s.Since.Unix()
 	}
 	if !s.Until.IsZero() {
-		// CreatedTo 0 means no bound; an Until at or before the epoch
-		// selects nothing.
-		f.CreatedTo = s.Until.Unix()
-		if f.CreatedTo <= 0 {
-			f.CreatedTo = -1
-		}
+		f.CreatedTo = store.CreatedUntil(s.Until)
 	}
 	return f
 }

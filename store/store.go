@@ -133,6 +133,18 @@ type Filter struct {
 	Sources []string
 }
 
+// CreatedUntil is the CreatedTo bound of "created at or before t": t in
+// Unix seconds, or -1 (nothing) for a t at or before the epoch, because 0
+// means "no bound" and every Stripe event is created after the epoch. Every
+// until/as_of of a created time (API, replay, export, time travel) goes
+// through it, so the zero time never reads as "no bound".
+func CreatedUntil(t time.Time) int64 {
+	if c := t.Unix(); c > 0 {
+		return c
+	}
+	return -1
+}
+
 // Match reports whether e passes the filter. Backends that cannot express a
 // part of the filter natively use it to filter client side.
 func (f *Filter) Match(e *RecordedEvent) bool {

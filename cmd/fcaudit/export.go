@@ -14,6 +14,7 @@ import (
 	"github.com/fcaudit/fcaudit/fc"
 	"github.com/fcaudit/fcaudit/internal/atomicfile"
 	"github.com/fcaudit/fcaudit/internal/timearg"
+	"github.com/fcaudit/fcaudit/store"
 	"github.com/fcaudit/fcaudit/translog"
 )
 
@@ -108,10 +109,8 @@ func runExport(ctx context.Context, f *factory, o *exportOptions) error {
 	if o.force && o.out == "-" {
 		return flagError("force", errors.New("only applies to --out FILE"))
 	}
-	if o.until != "" && req.Until <= 0 {
-		// 0 would mean "no bound": an --until at or before the epoch
-		// selects nothing (every Stripe event is created after it).
-		req.Until = -1
+	if o.until != "" {
+		req.Until = store.CreatedUntil(time.Unix(req.Until, 0))
 	}
 	if req.Since != 0 && req.Until != 0 && req.Since > req.Until {
 		return flagError("since", errors.New("is after --until"))
