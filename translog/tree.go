@@ -66,17 +66,9 @@ func NewTree() *Tree {
 // Frontier returned it) and, through read, the rightmost, partially filled
 // tile of every stored level that has one.
 func LoadTree(size uint64, frontier []byte, read ReadTileFunc) (*Tree, error) {
-	n := compact.RangeSize(0, size)
-	if len(frontier) != n*HashSize {
-		return nil, fmt.Errorf("%w: frontier of tree size %d has %d bytes, want %d", ErrCorrupt, size, len(frontier), n*HashSize)
-	}
-	hashes := make([][]byte, n)
-	for i := range hashes {
-		hashes[i] = append([]byte(nil), frontier[i*HashSize:(i+1)*HashSize]...)
-	}
-	rng, err := factory.NewRange(0, size, hashes)
+	rng, err := frontierRange(size, frontier)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return nil, err
 	}
 	t := &Tree{rng: rng, dirty: map[TileID][]byte{}}
 	for l := uint(0); l*TileHeight < 64; l++ {
@@ -265,17 +257,27 @@ func RootFromFrontier(size uint64, frontier []byte) ([]byte, error) {
 	if size == 0 {
 		return EmptyRoot(), nil
 	}
-	n := compact.RangeSize(0, size)
-	if len(frontier) != n*HashSize {
-		return nil, fmt.Errorf("%w: frontier of tree size %d has %d bytes, want %d", ErrCorrupt, size, len(frontier), n*HashSize)
-	}
-	hs := make([][]byte, n)
-	for i := range hs {
-		hs[i] = frontier[i*HashSize : (i+1)*HashSize]
-	}
-	rng, err := factory.NewRange(0, size, hs)
+	rng, err := frontierRange(size, frontier)
 	if err != nil {
 		return nil, err
 	}
 	return rng.GetRootHash(nil)
+}
+
+// frontierRange is the compact range of a tree's size leaves from its
+// frontier (as Frontier returns it), holding copies of the hashes.
+func frontierRange(size uint64, frontier []byte) (*compact.Range, error) {
+	n := compact.RangeSize(0, size)
+	if len(frontier) != n*HashSize {
+		return nil, fmt.Errorf("%w: frontier of tree size %d has %d bytes, want %d", ErrCorrupt, size, len(frontier), n*HashSize)
+	}
+	hashes := make([][]byte, n)
+	for i := range hashes {
+		hashes[i] = append([]byte(nil), frontier[i*HashSize:(i+1)*HashSize]...)
+	}
+	rng, err := factory.NewRange(0, size, hashes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return rng, nil
 }
