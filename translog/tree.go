@@ -62,36 +62,13 @@ func NewTree() *Tree {
 	return &Tree{rng: factory.NewEmptyRange(0), dirty: map[TileID][]byte{}}
 }
 
-// EdgeTiles lists the tiles LoadTree needs for a tree of the given size: the
-// rightmost, partially filled tile of every stored level that has one.
-func EdgeTiles(size uint64) []TileID {
-	var ids []TileID
-	for l := uint(0); l*TileHeight < 64; l++ {
-		n := size >> (l * TileHeight) // nodes on this stored level
-		if n == 0 {
-			break
-		}
-		if n%TileWidth != 0 {
-			ids = append(ids, TileID{Level: l, Index: n / TileWidth})
-		}
-	}
-	return ids
-}
-
 // LoadTree rebuilds a Tree from persisted state: size, the frontier (as
-// MarshalFrontier wrote it) and the tiles EdgeTiles(size) lists.
-func LoadTree(size uint64, frontier []byte, tiles map[TileID][]byte) (*Tree, error) {
-	n := compact.RangeSize(0, size)
-	if len(frontier) != n*HashSize {
-		return nil, fmt.Errorf("%w: frontier of tree size %d has %d bytes, want %d", ErrCorrupt, size, len(frontier), n*HashSize)
-	}
-	hashes := make([][]byte, n)
-	for i := range hashes {
-		hashes[i] = append([]byte(nil), frontier[i*HashSize:(i+1)*HashSize]...)
-	}
-	rng, err := factory.NewRange(0, size, hashes)
+// Frontier returned it) and, through read, the rightmost, partially filled
+// tile of every stored level that has one.
+func LoadTree(size uint64, frontier []byte, read ReadTileFunc) (*Tree, error) {
+	rng, err := frontierRange(size, frontier)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return nil, err
 	}
 	t := &Tree{rng: rng, dirty: map[TileID][]byte{}}
 	for l := uint(0); l*TileHeight < 64; l++ {
@@ -102,8 +79,11 @@ func LoadTree(size uint64, frontier []byte, tiles map[TileID][]byte) (*Tree, err
 		id := TileID{Level: l, Index: cnt / TileWidth}
 		edge := Tile{TileID: id}
 		if k := cnt % TileWidth; k != 0 {
-			b, ok := tiles[id]
-			if !ok || len(b) < int(k)*HashSize {
+			b, err := read(id)
+			if err != nil {
+				return nil, err
+			}
+			if len(b) < int(k)*HashSize {
 				return nil, fmt.Errorf("%w: tile %d/%d has %d bytes, tree size %d needs %d", ErrCorrupt, id.Level, id.Index, len(b), size, k*HashSize)
 			}
 			edge.Hashes = append(make([]byte, 0, TileWidth*HashSize), b[:k*HashSize]...)
@@ -277,17 +257,27 @@ func RootFromFrontier(size uint64, frontier []byte) ([]byte, error) {
 	if size == 0 {
 		return EmptyRoot(), nil
 	}
-	n := compact.RangeSize(0, size)
-	if len(frontier) != n*HashSize {
-		return nil, fmt.Errorf("%w: frontier of tree size %d has %d bytes, want %d", ErrCorrupt, size, len(frontier), n*HashSize)
-	}
-	hs := make([][]byte, n)
-	for i := range hs {
-		hs[i] = frontier[i*HashSize : (i+1)*HashSize]
-	}
-	rng, err := factory.NewRange(0, size, hs)
+	rng, err := frontierRange(size, frontier)
 	if err != nil {
 		return nil, err
 	}
 	return rng.GetRootHash(nil)
+}
+
+// frontierRange is the compact range of a tree's size leaves from its
+// frontier (as Frontier returns it), holding copies of the hashes.
+func frontierRange(size uint64, frontier []byte) (*compact.Range, error) {
+	n := compact.RangeSize(0, size)
+	if len(frontier) != n*HashSize {
+		return nil, fmt.Errorf("%w: frontier of tree size %d has %d bytes, want %d", ErrCorrupt, size, len(frontier), n*HashSize)
+	}
+	hashes := make([][]byte, n)
+	for i := range hashes {
+		hashes[i] = append([]byte(nil), frontier[i*HashSize:(i+1)*HashSize]...)
+	}
+	rng, err := factory.NewRange(0, size, hashes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return rng, nil
 }

@@ -119,12 +119,8 @@ func TestRandomLogsProofs(t *testing.T) {
 			}
 			tiles.save(tr)
 			if rng.IntN(3) == 0 { // reload as a restarted writer would
-				edges := map[TileID][]byte{}
-				for _, id := range EdgeTiles(tr.Size()) {
-					edges[id] = tiles[id]
-				}
 				var err error
-				if tr, err = LoadTree(tr.Size(), tr.Frontier(), edges); err != nil {
+				if tr, err = LoadTree(tr.Size(), tr.Frontier(), tiles.read); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -206,10 +202,10 @@ func TestLoadTreeRejectsShortState(t *testing.T) {
 		h := LeafHash([]byte{byte(i)})
 		tr.Append(h[:])
 	}
-	if _, err := LoadTree(tr.Size(), tr.Frontier()[:HashSize], nil); err == nil {
+	if _, err := LoadTree(tr.Size(), tr.Frontier()[:HashSize], memTiles{}.read); err == nil {
 		t.Fatal("short frontier accepted")
 	}
-	if _, err := LoadTree(tr.Size(), tr.Frontier(), map[TileID][]byte{}); err == nil {
+	if _, err := LoadTree(tr.Size(), tr.Frontier(), memTiles{}.read); err == nil {
 		t.Fatal("missing edge tile accepted")
 	}
 }

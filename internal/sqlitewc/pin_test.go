@@ -2,8 +2,9 @@ package sqlitewc
 
 import (
 	"os"
-	"strings"
 	"testing"
+
+	"golang.org/x/mod/modfile"
 )
 
 // verifiedModules are the modernc versions this package's tests last
@@ -30,35 +31,18 @@ func TestModerncVersionsPinned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f, err := modfile.ParseLax(gomod, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range f.Replace {
+		if pinned, ok := verifiedModules[r.Old.Path]; ok {
+			t.Errorf("%s replaces %s: the write-combining VFS was verified against %s only: re-run the VFS tests and update the pin (verifiedModules in internal/sqlitewc/pin_test.go)", gomod, r.Old.Path, pinned)
+		}
+	}
 	required := map[string]string{}
-	block := "" // the directive of the ( … ) block the line is in
-	for line := range strings.Lines(string(b)) {
-		line, _, _ = strings.Cut(line, "//")
-		f := strings.Fields(line)
-		directive := block
-		switch {
-		case len(f) == 0:
-			continue
-		case f[0] == ")":
-			block = ""
-			continue
-		case len(f) == 2 && f[1] == "(":
-			block = f[0]
-			continue
-		case block == "":
-			directive, f = f[0], f[1:] // a one-line directive
-		}
-		if len(f) == 0 {
-			continue
-		}
-		pinned, ok := verifiedModules[f[0]]
-		switch {
-		case !ok:
-		case directive == "replace":
-			t.Errorf("%s replaces %s: the write-combining VFS was verified against %s only: re-run the VFS tests and update the pin (verifiedModules in internal/sqlitewc/pin_test.go)", gomod, f[0], pinned)
-		case directive == "require" && len(f) >= 2:
-			required[f[0]] = f[1]
-		}
+	for _, r := range f.Require {
+		required[r.Mod.Path] = r.Mod.Version
 	}
 	for path, pinned := range verifiedModules {
 		got, ok := required[path]

@@ -228,24 +228,25 @@ func fillDups(events []store.Event, res []store.Appended, first []int) []store.A
 	return res
 }
 
-// dropStored removes from toWrite the events whose EventStoreDB id occurs in
 // catchUp takes in events read from the stream (recs, in order): it drops
 // from toWrite those already stored and moves h to the last of recs.
 func (s *Store) catchUp(h *head, events []store.Event, toWrite []int, recs []*esdb.RecordedEvent, res []store.Appended, done []bool) ([]int, error) {
-	toWrite, err := s.dropStored(events, toWrite, recs, res, done)
-	if err != nil || len(recs) == 0 {
-		return toWrite, err
+	toWrite = s.dropStored(events, toWrite, recs, res, done)
+	if len(recs) == 0 {
+		return toWrite, nil
 	}
 	last := recs[len(recs)-1]
 	h.rev = int64(last.EventNumber)
+	var err error
 	if h.chain, err = chainOf(last); err != nil {
 		return nil, err
 	}
 	return toWrite, nil
 }
 
+// dropStored removes from toWrite the events whose EventStoreDB id occurs in
 // recs, recording them as duplicates.
-func (s *Store) dropStored(events []store.Event, toWrite []int, recs []*esdb.RecordedEvent, res []store.Appended, done []bool) ([]int, error) {
+func (s *Store) dropStored(events []store.Event, toWrite []int, recs []*esdb.RecordedEvent, res []store.Appended, done []bool) []int {
 	byID := make(map[uuid.UUID]*esdb.RecordedEvent, len(recs))
 	for _, r := range recs {
 		byID[r.EventID] = r
@@ -261,7 +262,7 @@ func (s *Store) dropStored(events []store.Event, toWrite []int, recs []*esdb.Rec
 			Position: s.position(r.Position), Duplicate: true}
 		done[i] = true
 	}
-	return kept, nil
+	return kept
 }
 
 // appendAt appends events[toWrite] after h with expected revision h.rev and

@@ -154,16 +154,12 @@ func TestTwoReplicasCluster(t *testing.T) {
 // move to a live node and deliver what is written there.
 func TestSilentLeader(t *testing.T) {
 	c := esdbtest.StartCluster(t, 3)
-	s, err := esdb.Open(context.Background(), c.SeedsConnString(), esdb.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+	s := openWith(t, c.SeedsConnString(), esdb.Options{Timeout: time.Second})
 	stream := fc.AccountStream("fca_silentleader")
 	if _, err := s.Append(ctx(t), stream, store.AnyRevision, ev("evt_sl0", 0)); err != nil {
 		t.Fatal(err)
 	}
-	got := subscribeAll(t, s)
+	got, _, _ := subscribeAll(t, s)
 	wait(t, got, "evt_sl0")
 	c.SetLeader(1)
 	c.Node(0).GoSilent()

@@ -188,18 +188,7 @@ func TestRestart(t *testing.T) {
 	srv := esdbtest.Start(t)
 	s := open(t, srv.ConnString())
 	stream := fc.AccountStream("fca_r")
-	got := make(chan store.RecordedEvent, 10)
-	sctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- s.Subscribe(sctx, 0, store.Filter{}, func(_ context.Context, b []store.RecordedEvent) error {
-			for _, e := range b {
-				got <- e
-			}
-			return nil
-		})
-	}()
+	got, done, cancel := subscribeAll(t, s)
 	if _, err := s.Append(ctx(t), stream, store.AnyRevision, ev("evt_r0", 0)); err != nil {
 		t.Fatal(err)
 	}

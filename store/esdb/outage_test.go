@@ -23,24 +23,9 @@ import (
 // is back the subscription delivers again.
 func TestOutageWithProbes(t *testing.T) {
 	srv := esdbtest.Start(t)
-	s, err := esdb.Open(context.Background(), srv.ConnString(), esdb.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+	s := openWith(t, srv.ConnString(), esdb.Options{Timeout: time.Second})
 	stream := fc.AccountStream("fca_outage")
-	got := make(chan store.RecordedEvent, 10)
-	sctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- s.Subscribe(sctx, 0, store.Filter{}, func(_ context.Context, b []store.RecordedEvent) error {
-			for _, e := range b {
-				got <- e
-			}
-			return nil
-		})
-	}()
+	got, done, cancel := subscribeAll(t, s)
 	if _, err := s.Append(ctx(t), stream, store.AnyRevision, ev("evt_o0", 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -108,18 +93,7 @@ func TestForeignEvents(t *testing.T) {
 	if err != nil || len(all) != 2 {
 		t.Fatalf("ReadAll = %d events, %v; want the 2 fcaudit events", len(all), err)
 	}
-	got := make(chan store.RecordedEvent, 10)
-	sctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- s.Subscribe(sctx, 0, store.Filter{}, func(_ context.Context, b []store.RecordedEvent) error {
-			for _, e := range b {
-				got <- e
-			}
-			return nil
-		})
-	}()
+	got, done, cancel := subscribeAll(t, s)
 	wait(t, got, "evt_f0")
 	wait(t, got, "evt_f1")
 	if _, err := s.Append(ctx(t), fc.AccountStream("fca_f"), store.AnyRevision, ev("evt_f2", 2)); err != nil {
@@ -159,23 +133,25 @@ func TestForeignPosition(t *testing.T) {
 }
 
 // subscribeAll runs s.Subscribe from 0 in the background, sending every
-// delivered event to the returned channel; the subscription ends with the
-// test.
-func subscribeAll(t *testing.T, s *esdb.Store) <-chan store.RecordedEvent {
-	got := make(chan store.RecordedEvent, 1000)
+// delivered event to got; cancel ends the subscription and errs then
+// receives what Subscribe returned. The subscription ends with the test at
+// the latest.
+func subscribeAll(t *testing.T, s *esdb.Store) (got <-chan store.RecordedEvent, errs <-chan error, cancel func()) {
+	ch := make(chan store.RecordedEvent, 1000)
+	errc := make(chan error, 1)
 	sctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
 	go func() {
 		defer close(done)
-		_ = s.Subscribe(sctx, 0, store.Filter{}, func(_ context.Context, b []store.RecordedEvent) error {
+		errc <- s.Subscribe(sctx, 0, store.Filter{}, func(_ context.Context, b []store.RecordedEvent) error {
 			for _, e := range b {
-				got <- e
+				ch <- e
 			}
 			return nil
 		})
 	}()
-	return got
+	return ch, errc, cancel
 }
 
 // TestSlowConsumerDropped: a node (≤ 23.10) drops a live subscriber that
@@ -188,7 +164,7 @@ func TestSlowConsumerDropped(t *testing.T) {
 	if _, err := s.Append(ctx(t), stream, store.AnyRevision, ev("evt_slow_first", 0)); err != nil {
 		t.Fatal(err)
 	}
-	got := subscribeAll(t, s)
+	got, _, _ := subscribeAll(t, s)
 	wait(t, got, "evt_slow_first")
 	srv.DropSlowSubscribers(5)
 	evs := make([]store.Event, 20)
@@ -216,16 +192,12 @@ func TestSlowConsumerDropped(t *testing.T) {
 // once a node serves again the subscription delivers again.
 func TestSilentShutdown(t *testing.T) {
 	srv := esdbtest.Start(t)
-	s, err := esdb.Open(context.Background(), srv.ConnString(), esdb.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+	s := openWith(t, srv.ConnString(), esdb.Options{Timeout: time.Second})
 	stream := fc.AccountStream("fca_silent")
 	if _, err := s.Append(ctx(t), stream, store.AnyRevision, ev("evt_silent0", 0)); err != nil {
 		t.Fatal(err)
 	}
-	got := subscribeAll(t, s)
+	got, _, _ := subscribeAll(t, s)
 	wait(t, got, "evt_silent0")
 	srv.GoSilent()
 	for range 3 {

@@ -220,11 +220,7 @@ func (s *Store) buildStepLocked(ctx context.Context, limit int) (more bool, err 
 	}
 	tr := translog.NewTree()
 	if t.size > 0 {
-		edge := map[translog.TileID][]byte{}
-		for _, id := range translog.EdgeTiles(t.size) {
-			edge[id] = t.tiles[id]
-		}
-		if tr, err = translog.LoadTree(t.size, t.frontier, edge); err != nil {
+		if tr, err = translog.LoadTree(t.size, t.frontier, t.readTile); err != nil {
 			return false, err
 		}
 	}

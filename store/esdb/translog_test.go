@@ -109,9 +109,13 @@ func TestLogTwoBuilders(t *testing.T) {
 	}
 }
 
+// openWith opens conn with o (Timeout 5 s unless o sets one), closed when
+// the test ends.
 func openWith(t testing.TB, conn string, o esdb.Options) *esdb.Store {
 	t.Helper()
-	o.Timeout = 5 * time.Second
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
 	s, err := esdb.Open(context.Background(), conn, o)
 	if err != nil {
 		t.Fatal(err)

@@ -107,15 +107,7 @@ func (w *writer) loadTree(ctx context.Context) (*translog.Tree, error) {
 	if size == 0 {
 		return translog.NewTree(), nil
 	}
-	tiles := map[translog.TileID][]byte{}
-	for _, id := range translog.EdgeTiles(size) {
-		b, err := readTile(ctx, w.conn, id)
-		if err != nil && !errors.Is(err, translog.ErrCorrupt) {
-			return nil, err
-		}
-		tiles[id] = b
-	}
-	return translog.LoadTree(size, frontier, tiles)
+	return translog.LoadTree(size, frontier, func(id translog.TileID) ([]byte, error) { return readTile(ctx, w.conn, id) })
 }
 
 type queryer interface {

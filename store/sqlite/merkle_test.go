@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -257,29 +256,7 @@ func TestCrashBetweenAppendsAndCheckpoints(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), FileName)
 	for round := range 3 {
-		cmd := childCmd(t, "append-checkpoint", path)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(out)
-		n := 0
-		killed := false
-		for sc.Scan() {
-			if n++; n == 400 && !killed {
-				if err := cmd.Process.Kill(); err != nil {
-					t.Fatal(err)
-				}
-				killed = true
-			}
-		}
-		_ = cmd.Wait()
-		if !killed {
-			t.Fatalf("round %d: child exited early\n%s", round, cmd.Stderr)
-		}
+		killAfter(t, "append-checkpoint", path, 400, func(string) {})
 		s := openTest(t, path, Options{})
 		head := checkTree(t, s)
 		cps, err := s.Checkpoints(ctx)

@@ -74,6 +74,39 @@ func childCmd(t *testing.T, role, path string) *exec.Cmd {
 	return cmd
 }
 
+// killAfter runs the child role on path, hands each line it prints to
+// onLine and SIGKILLs it after n lines (lines already in the pipe are still
+// read). It returns the number of lines read, and fails the test if the
+// child exited before the kill.
+func killAfter(t *testing.T, role, path string, n int, onLine func(string)) int {
+	t.Helper()
+	cmd := childCmd(t, role, path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	lines := 0
+	killed := false
+	for sc.Scan() {
+		onLine(sc.Text())
+		if lines++; lines == n && !killed {
+			if err := cmd.Process.Kill(); err != nil { // SIGKILL
+				t.Fatal(err)
+			}
+			killed = true
+		}
+	}
+	err = cmd.Wait()
+	if !killed {
+		t.Fatalf("child %s exited after %d lines: %v\n%s", role, lines, err, cmd.Stderr)
+	}
+	return lines
+}
+
 // TestCrashKeepsAcknowledgedAppends SIGKILLs a child that appends
 // concurrently and checks every append it acknowledged survived, with intact
 // hash chains.
@@ -84,31 +117,7 @@ func TestCrashKeepsAcknowledgedAppends(t *testing.T) {
 	path := filepath.Join(t.TempDir(), FileName)
 	acked := map[string]bool{}
 	for round := range 3 {
-		cmd := childCmd(t, "append", path)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(out)
-		n := 0
-		killed := false
-		for sc.Scan() {
-			acked[sc.Text()] = true
-			n++
-			if n == 300 && !killed {
-				if err := cmd.Process.Kill(); err != nil { // SIGKILL
-					t.Fatal(err)
-				}
-				killed = true
-			}
-		}
-		err = cmd.Wait()
-		if !killed {
-			t.Fatalf("round %d: child exited after %d acks: %v\n%s", round, n, err, cmd.Stderr)
-		}
+		n := killAfter(t, "append", path, 300, func(id string) { acked[id] = true })
 		t.Logf("round %d: %d acknowledged before the kill took effect", round, n)
 
 		s, err := Open(path, Options{ReadOnly: true})
