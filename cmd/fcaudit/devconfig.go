@@ -128,6 +128,11 @@ func writeDevConfig(dataDir string, c devConfig) error {
 // DATA_DIR/dev.json (trigger and loadgen share these defaults).
 func webhookTarget(dataDir string, url, secret *string) error {
 	if *secret == "" {
+		// The same precedence as serve's secretSource: a value and a
+		// file in the environment at once is a mistake, not a choice.
+		if os.Getenv("STRIPE_WEBHOOK_SECRET") != "" && os.Getenv("STRIPE_WEBHOOK_SECRET_FILE") != "" {
+			return &usageError{errors.New("STRIPE_WEBHOOK_SECRET and STRIPE_WEBHOOK_SECRET_FILE are both set: pick one")}
+		}
 		if s := envList("STRIPE_WEBHOOK_SECRET"); len(s) > 0 {
 			*secret = s[0]
 		} else if file := os.Getenv("STRIPE_WEBHOOK_SECRET_FILE"); file != "" {

@@ -187,6 +187,23 @@ func TestHelpNamesSecretFileEnv(t *testing.T) {
 	}
 }
 
+// trigger and loadgen take the webhook secret from the environment with
+// serve's rule: the value and the _FILE form at once is a usage error.
+func TestTriggerSecretEnvBothSet(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s")
+	if err := os.WriteFile(p, []byte("whsec_from_file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("STRIPE_WEBHOOK_SECRET", "whsec_from_env")
+	t.Setenv("STRIPE_WEBHOOK_SECRET_FILE", p)
+	for _, cmd := range [][]string{{"trigger", "created"}, {"loadgen", "-n", "1"}} {
+		code, _, errOut := runCmd(t, context.Background(), append(cmd, "--url", "http://127.0.0.1:1/webhooks/stripe")...)
+		if code != 2 || !strings.Contains(errOut, "both set") || strings.Contains(errOut, "whsec_from") {
+			t.Errorf("%s: exit %d, stderr %q; want 2 naming both variables, no secret", cmd[0], code, errOut)
+		}
+	}
+}
+
 // A reload that fails keeps the secrets in use; one that succeeds replaces
 // them (the dev secret stays).
 func TestSecretReload(t *testing.T) {
