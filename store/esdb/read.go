@@ -304,10 +304,13 @@ func (s *Store) subscribeOnce(ctx context.Context, pos *store.Position, filter s
 	}
 	var sub *esdb.Subscription
 	errc := make(chan error, 1)
+	// Read *pos here, not in the goroutine: an abandoned start outlives
+	// this call, and the caller moves *pos on afterwards.
+	from := allFrom(*pos)
 	go func() {
 		errc <- guard(func() error {
 			var err error
-			sub, err = r.c.SubscribeToAll(sctx, esdb.SubscribeToAllOptions{From: allFrom(*pos), Filter: sf})
+			sub, err = r.c.SubscribeToAll(sctx, esdb.SubscribeToAllOptions{From: from, Filter: sf})
 			return err
 		})
 	}()
